@@ -1,0 +1,527 @@
+#!/usr/bin/env python3
+"""Measure the simulator: physics rate, camera frame rates, lockstep real-time factor, image latency.
+
+Prints a readable table and then, as its last line, one JSON object whose keys carry their units
+(ARCHITECTURE.md, "Figures that tools can read"). Run it with the venv's python and with
+PYTHONPATH/LD_LIBRARY_PATH pointing into ``install/`` (``make bench`` does both):
+
+    .venv/bin/python benchmarks/sim_bench.py [--quick]
+
+``--quick`` shortens every measurement for a smoke test (about 30 s). The script starts a copy of
+itself with ``--child-publisher`` to measure the cross-process image hop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_CHILD_FLAG = "--child-publisher"
+
+# Before rclpy loads: a private DDS domain and localhost-only discovery, so runs never cross-talk.
+# The cross-process child inherits its parent's domain through the environment.
+if _CHILD_FLAG not in sys.argv:
+    os.environ["ROS_DOMAIN_ID"] = str(150 + os.getpid() % 80)
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+
+import numpy as np  # noqa: E402
+import rclpy  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+
+from modular_robot.core.scenario import Scenario, load_scenario  # noqa: E402
+from modular_robot.ros import qos  # noqa: E402
+from modular_robot.ros.conversions import ns_to_stamp, numpy_to_image, stamp_to_ns  # noqa: E402
+from modular_robot.sim import camera as camera_module  # noqa: E402
+from modular_robot.sim.bridge_node import SimBridgeNode  # noqa: E402
+from modular_robot.sim.robots import ARM_HOME  # noqa: E402
+from modular_robot.sim.world import SimWorld  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SCENARIO = REPO / "sim" / "scenarios" / "spine_tabletop.yaml"
+RENDERERS = ("egl", "tiny")
+RESOLUTIONS = ((640, 480), (320, 240))
+HOP_TOPIC = "bench/image"
+HOP_WARMUP = 5
+
+TARGET_PHYSICS_RTF = 30.0
+TARGET_LOCKSTEP_RTF = 1.5
+TARGET_HOP_P50_MS = 2.0
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long each measurement runs; `--quick` shrinks all of them."""
+
+    physics_s: float
+    camera_s: float
+    camera_min_frames: int
+    lockstep_warmup_sim_s: float
+    lockstep_s: float
+    hop_samples: int
+    hop_rate_hz: float
+
+
+FULL = Budget(physics_s=8.0, camera_s=3.0, camera_min_frames=10, lockstep_warmup_sim_s=0.5, lockstep_s=10.0,
+              hop_samples=200, hop_rate_hz=20.0)
+QUICK = Budget(physics_s=1.0, camera_s=0.4, camera_min_frames=3, lockstep_warmup_sim_s=0.1, lockstep_s=1.5,
+               hop_samples=20, hop_rate_hz=20.0)
+
+
+@dataclass
+class Report:
+    """Figures for the JSON line and rows for the table, in measurement order."""
+
+    figures: dict[str, object] = field(default_factory=dict)
+    rows: list[tuple[str, str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, key: str, value, label: str, unit: str = "", target: tuple[str, Callable] | None = None,
+            digits: int = 1) -> None:
+        """Record one figure; with a target, the table shows PASS/FAIL next to it."""
+        self.figures[key] = value
+        shown = "n/a" if value is None else (f"{value:,.{digits}f}" if isinstance(value, float) else str(value))
+        verdict = ""
+        if target is not None:
+            text, holds = target
+            verdict = f"{text:>8}  " + ("n/a" if value is None else ("PASS" if holds(value) else "FAIL"))
+        self.rows.append((label, f"{shown} {unit}".rstrip(), verdict))
+
+    def section(self, title: str) -> None:
+        self.rows.append((f"-- {title}", "", ""))
+
+
+# --- physics ---------------------------------------------------------------------------------------
+
+def bench_physics(report: Report, scenario: Scenario, budget: Budget) -> None:
+    """Step the tabletop world, the Panda holding its home pose under its controllers."""
+    world = SimWorld(scenario, renderer="tiny")
+    try:
+        for _ in range(240):
+            world.step()
+        chunk = 600
+        rates = []
+        steps_before = world.steps
+        start = time.perf_counter()
+        while time.perf_counter() - start < budget.physics_s or len(rates) < 3:
+            t0 = time.perf_counter()
+            for _ in range(chunk):
+                world.step()
+            rates.append(chunk / (time.perf_counter() - t0))
+        sim_s = (world.steps - steps_before) * world.time_step
+        drift = float(np.max(np.abs(world.robots[0].arm_positions() - np.array(ARM_HOME))))
+        median = float(np.median(rates))
+        report.section(f"physics ({SCENARIO.name}, dt {world.time_step * 1e3:.3f} ms, {len(world.bodies)} objects)")
+        report.add("physics_steps_per_s", median, "physics steps/s (median of 0.6k-step chunks)", "steps/s", digits=0)
+        report.add("physics_steps_per_s_best", float(np.max(rates)), "physics steps/s (best chunk)", "steps/s",
+                   digits=0)
+        report.add("physics_rtf", median * world.time_step, "physics-only real-time factor", "x",
+                   (f">= {TARGET_PHYSICS_RTF:g}x", lambda v: v >= TARGET_PHYSICS_RTF))
+        report.add("physics_sim_s", sim_s, "sim time measured", "s")
+        report.add("physics_arm_drift_rad", drift, "arm max |q - home| after the run", "rad", digits=4)
+    finally:
+        world.close()
+
+
+# --- camera ----------------------------------------------------------------------------------------
+
+class _TimedPybullet:
+    """Stands in for the pybullet module inside camera.py and times getCameraImage."""
+
+    def __init__(self, module) -> None:
+        self._module = module
+        self.seconds = 0.0
+
+    def __getattr__(self, name: str):
+        return getattr(self._module, name)
+
+    def getCameraImage(self, *args, **kwargs):  # noqa: N802 - pybullet's name
+        t0 = time.perf_counter()
+        try:
+            return self._module.getCameraImage(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+
+def bench_camera(report: Report, scenario: Scenario, budget: Budget) -> bool:
+    """Render through world.render(0) (pose lookup, GL call, RGB and metric-depth conversion).
+
+    Returns:
+        Whether the EGL renderer loaded.
+    """
+    egl_ok = True
+    report.section("camera, world.render(0): fps and ms/frame split into getCameraImage + the rest")
+    for renderer in RENDERERS:
+        for width, height in RESOLUTIONS:
+            tag = f"{width}x{height}_{renderer}"
+            fps = gl_ms = rest_ms = None
+            if renderer == "egl" and not egl_ok:
+                pass
+            else:
+                try:
+                    world = SimWorld(scenario, width=width, height=height, renderer=renderer)
+                except RuntimeError as error:
+                    egl_ok = False
+                    report.notes.append(f"{renderer} renderer unavailable: {error}")
+                    world = None
+                if world is not None:
+                    timed = _TimedPybullet(camera_module.pybullet)
+                    camera_module.pybullet = timed
+                    try:
+                        for _ in range(3):  # the first EGL frames compile shaders and upload meshes
+                            world.render(0)
+                        timed.seconds = 0.0
+                        frames = 0
+                        t0 = time.perf_counter()
+                        while time.perf_counter() - t0 < budget.camera_s or frames < budget.camera_min_frames:
+                            world.render(0)
+                            frames += 1
+                        elapsed = time.perf_counter() - t0
+                    finally:
+                        camera_module.pybullet = timed._module
+                        world.close()
+                    fps = frames / elapsed
+                    gl_ms = timed.seconds / frames * 1e3
+                    rest_ms = elapsed / frames * 1e3 - gl_ms
+            report.add(f"camera_fps_{tag}", fps, f"camera {width}x{height} {renderer}", "fps")
+            report.add(f"camera_ms_{tag}_getcameraimage", gl_ms, "  of which getCameraImage", "ms/frame", digits=2)
+            report.add(f"camera_ms_{tag}_rest", rest_ms, "  of which pose + rgb/depth conversion", "ms/frame",
+                       digits=2)
+    report.figures["egl_available"] = egl_ok
+    return egl_ok
+
+
+# --- lockstep through the bridge node ----------------------------------------------------------------
+
+class _SectionTimer:
+    """Wraps a bound method on an instance and accumulates the wall time spent in it."""
+
+    def __init__(self, obj, name: str) -> None:
+        self.seconds = 0.0
+        self.calls = 0
+        inner = getattr(obj, name)
+
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - t0
+                self.calls += 1
+
+        setattr(obj, name, timed)
+
+    def reset(self) -> None:
+        self.seconds, self.calls = 0.0, 0
+
+
+def bench_lockstep(report: Report, renderer: str, budget: Budget, physics_rtf: float | None) -> float | None:
+    """Run the real SimBridgeNode in lockstep on an executor with an image subscriber; return its RTF."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    sim = sink = executor = None
+    try:
+        overrides = [
+            Parameter("scenario", value=str(SCENARIO)), Parameter("renderer", value=renderer),
+            Parameter("mode", value="lockstep"), Parameter("camera_width", value=640),
+            Parameter("camera_height", value=480), Parameter("camera_rate_hz", value=15.0),
+            Parameter("joint_states_rate_hz", value=100.0), Parameter("tf_rate_hz", value=50.0),
+            Parameter("clock_rate_hz", value=100.0), Parameter("autostart", value=True),
+        ]
+        try:
+            sim = SimBridgeNode(context=context, parameter_overrides=overrides)
+        except RuntimeError as error:
+            report.notes.append(f"lockstep with renderer {renderer} unavailable: {error}")
+            report.add(f"lockstep_rtf_camera15hz_640x480_{renderer}", None, f"lockstep RTF, renderer {renderer}", "x",
+                       (f">= {TARGET_LOCKSTEP_RTF:g}x", lambda v: v >= TARGET_LOCKSTEP_RTF))
+            return None
+        world = sim.world
+        step_timer = _SectionTimer(world, "step")
+        render_timer = _SectionTimer(world, "render")
+        sink = rclpy.create_node("bench_sink", context=context)
+        received = [0]
+
+        def on_image(msg: Image) -> None:
+            received[0] += 1
+
+        sink.create_subscription(Image, "camera/color/image_raw", on_image, qos.SENSOR_DATA)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(sim)
+        executor.add_node(sink)
+        deadline = time.perf_counter() + 30.0
+        while world.sim_time < budget.lockstep_warmup_sim_s and time.perf_counter() < deadline:
+            executor.spin_once(timeout_sec=0.1)
+        step_timer.reset()
+        render_timer.reset()
+        received[0] = 0
+        sim0, t0 = world.sim_time, time.perf_counter()
+        while time.perf_counter() - t0 < budget.lockstep_s:
+            executor.spin_once(timeout_sec=0.1)
+        wall = time.perf_counter() - t0
+        sim_s = world.sim_time - sim0
+        rtf = sim_s / wall
+        key = f"lockstep_rtf_camera15hz_640x480_{renderer}"
+        label = f"lockstep RTF, renderer {renderer}" + (f" (picked {world.renderer})" if renderer == "auto" else "")
+        report.add(key, rtf, label, "x", (f">= {TARGET_LOCKSTEP_RTF:g}x", lambda v: v >= TARGET_LOCKSTEP_RTF),
+                   digits=2)
+        if renderer == "auto":
+            report.add("lockstep_renderer_auto", world.renderer, "  renderer picked by 'auto'")
+        if physics_rtf:
+            report.add(f"lockstep_to_physics_rtf_ratio_{renderer}", rtf / physics_rtf,
+                       "  lockstep RTF / physics-only RTF", "", digits=3)
+        shares = {"physics": step_timer.seconds, "render": render_timer.seconds}
+        shares["other"] = wall - sum(shares.values())
+        for part, seconds in shares.items():
+            report.add(f"lockstep_wall_pct_{part}_{renderer}", 100.0 * seconds / wall,
+                       f"  wall time in {part}" + (" (publish, convert, executor)" if part == "other" else ""), "%")
+        frames = render_timer.calls
+        report.add(f"lockstep_images_received_{renderer}", received[0],
+                   f"  color images received / rendered ({frames})", "msgs")
+        return rtf
+    finally:
+        if executor is not None:
+            executor.shutdown()
+        if sink is not None:
+            sink.destroy_node()
+        if sim is not None:
+            sim.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+# --- image hop latency -----------------------------------------------------------------------------
+
+def _test_image() -> Image:
+    rng = np.random.default_rng(0)
+    return numpy_to_image(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8), "rgb8", frame_id="camera")
+
+
+def _percentiles(latencies_ms: list[float]) -> tuple[float | None, float | None]:
+    if not latencies_ms:
+        return None, None
+    p50, p95 = np.percentile(latencies_ms, [50, 95])
+    return float(p50), float(p95)
+
+
+def _make_executor(kind: str, context):
+    if kind == "events":
+        from rclpy.experimental import EventsExecutor
+        return EventsExecutor(context=context)
+    return SingleThreadedExecutor(context=context)
+
+
+def _hop_inprocess(kind: str, budget: Budget) -> list[float]:
+    """Publish a 640x480 rgb8 image from a timer in one node to a subscriber node on the same executor."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    nodes = []
+    executor = None
+    try:
+        talker = rclpy.create_node("bench_talker", context=context)
+        nodes.append(talker)
+        listener = rclpy.create_node("bench_listener", context=context)
+        nodes.append(listener)
+        latencies: list[float] = []
+        listener.create_subscription(
+            Image, HOP_TOPIC, lambda msg: latencies.append((time.time_ns() - stamp_to_ns(msg.header.stamp)) / 1e6),
+            qos.SENSOR_DATA)
+        publisher = talker.create_publisher(Image, HOP_TOPIC, qos.SENSOR_DATA)
+        image = _test_image()
+        sent = [0]
+
+        def tick() -> None:
+            image.header.stamp = ns_to_stamp(time.time_ns())
+            publisher.publish(image)
+            sent[0] += 1
+
+        talker.create_timer(1.0 / budget.hop_rate_hz, tick)
+        executor = _make_executor(kind, context)
+        executor.add_node(talker)
+        executor.add_node(listener)
+        wanted = budget.hop_samples + HOP_WARMUP
+        deadline = time.perf_counter() + 2.0 * wanted / budget.hop_rate_hz + 5.0
+        while len(latencies) < wanted and time.perf_counter() < deadline:
+            executor.spin_once(timeout_sec=0.1)
+        return latencies[HOP_WARMUP:]
+    finally:
+        if executor is not None:
+            executor.shutdown()
+        for node in nodes:
+            node.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+def _hop_crossprocess(budget: Budget) -> list[float]:
+    """Receive images from a child process (this script with --child-publisher) over Fast DDS."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    listener = executor = child = None
+    try:
+        listener = rclpy.create_node("bench_listener", context=context)
+        latencies: list[float] = []
+        listener.create_subscription(
+            Image, HOP_TOPIC, lambda msg: latencies.append((time.time_ns() - stamp_to_ns(msg.header.stamp)) / 1e6),
+            qos.SENSOR_DATA)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(listener)
+        wanted = budget.hop_samples + HOP_WARMUP
+        child = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), _CHILD_FLAG, "--samples", str(wanted),
+             "--rate", str(budget.hop_rate_hz)], stdin=subprocess.DEVNULL)
+        deadline = time.perf_counter() + wanted / budget.hop_rate_hz + 40.0
+        while child.poll() is None and time.perf_counter() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+        drain = time.perf_counter() + 0.3
+        while time.perf_counter() < drain:
+            executor.spin_once(timeout_sec=0.05)
+        return latencies[HOP_WARMUP:]
+    finally:
+        if child is not None and child.poll() is None:
+            child.kill()
+            child.wait()
+        if executor is not None:
+            executor.shutdown()
+        if listener is not None:
+            listener.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+def child_publisher(samples: int, rate_hz: float) -> int:
+    """Publish `samples` images at `rate_hz` once a subscriber has matched (the cross-process side)."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("bench_remote_talker", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    try:
+        publisher = node.create_publisher(Image, HOP_TOPIC, qos.SENSOR_DATA)
+        deadline = time.perf_counter() + 30.0
+        while publisher.get_subscription_count() == 0 and time.perf_counter() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+        if publisher.get_subscription_count() == 0:
+            node.get_logger().error("no subscriber matched within 30 s")
+            return 1
+        # Matching is seen by each side on its own; give the subscriber side a moment too.
+        settle = time.perf_counter() + 0.3
+        while time.perf_counter() < settle:
+            executor.spin_once(timeout_sec=0.05)
+        image = _test_image()
+        sent = [0]
+
+        def tick() -> None:
+            image.header.stamp = ns_to_stamp(time.time_ns())
+            publisher.publish(image)
+            sent[0] += 1
+
+        node.create_timer(1.0 / rate_hz, tick)
+        while sent[0] < samples:
+            executor.spin_once(timeout_sec=0.1)
+        linger = time.perf_counter() + 0.2
+        while time.perf_counter() < linger:
+            executor.spin_once(timeout_sec=0.05)
+        return 0
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+def bench_hops(report: Report, budget: Budget) -> None:
+    """Measure the publish-to-callback latency of a 640x480 rgb8 image, stamped with the system clock."""
+    report.section(f"image hop, 640x480 rgb8, sensor-data QoS, {budget.hop_rate_hz:g} Hz, stamp -> callback")
+    target = (f"<= {TARGET_HOP_P50_MS:g} ms", lambda v: v <= TARGET_HOP_P50_MS)
+    cases = (("inprocess", "in-process, SingleThreadedExecutor", lambda: _hop_inprocess("single", budget)),
+             ("inprocess_events", "in-process, EventsExecutor", lambda: _hop_inprocess("events", budget)),
+             ("crossprocess", "cross-process (child process)", lambda: _hop_crossprocess(budget)))
+    for suffix, label, measure in cases:
+        try:
+            latencies = measure()
+        except Exception as error:  # noqa: BLE001 - an unavailable executor is a figure (null), not a crash
+            report.notes.append(f"image hop {suffix} failed: {type(error).__name__}: {error}")
+            latencies = []
+        p50, p95 = _percentiles(latencies)
+        report.add(f"image_hop_ms_p50_{suffix}", p50, f"{label} p50", "ms",
+                   target if suffix.startswith("inprocess") else None, digits=2)
+        report.add(f"image_hop_ms_p95_{suffix}", p95, f"{label} p95", "ms", digits=2)
+        report.add(f"image_hop_samples_{suffix}", len(latencies), "  samples", "msgs")
+
+
+# --- output ----------------------------------------------------------------------------------------
+
+def _stdout_for_results():
+    """Return a stream on the real stdout and point fd 1 at stderr.
+
+    PyBullet's EGL plugin and the ROS loggers print from C; sending those to stderr keeps stdout to
+    the table and the JSON line, so the JSON stays the last line.
+    """
+    sys.stdout.flush()
+    results = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    return results
+
+
+def print_report(report: Report, out) -> None:
+    width = max(len(r[0]) for r in report.rows)
+    value_width = max(len(r[1]) for r in report.rows)
+    for label, value, verdict in report.rows:
+        if label.startswith("-- "):
+            print(f"\n{label[3:]}", file=out)
+            continue
+        print(f"  {label:<{width}}  {value:>{value_width}}  {verdict}".rstrip(), file=out)
+    for note in report.notes:
+        print(f"note: {note}", file=out)
+    print(json.dumps(report.figures, separators=(", ", ": ")), file=out)
+    out.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="shorten every measurement (smoke test, ~30 s)")
+    parser.add_argument(_CHILD_FLAG, action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--samples", type=int, default=FULL.hop_samples, help=argparse.SUPPRESS)
+    parser.add_argument("--rate", type=float, default=FULL.hop_rate_hz, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child_publisher:
+        return child_publisher(args.samples, args.rate)
+
+    out = _stdout_for_results()
+    budget = QUICK if args.quick else FULL
+    started = time.perf_counter()
+    report = Report()
+    scenario = load_scenario(SCENARIO)
+
+    bench_physics(report, scenario, budget)
+    physics_rtf = report.figures["physics_rtf"]
+    bench_camera(report, scenario, budget)
+    report.section("lockstep: SimBridgeNode, 640x480 camera at 15 Hz sim, joint_states 100 Hz, tf 50 Hz, "
+                   "clock 100 Hz, image subscriber, SingleThreadedExecutor")
+    for renderer in ("auto", *RENDERERS):
+        bench_lockstep(report, renderer, budget, physics_rtf)
+    bench_hops(report, budget)
+
+    report.section("run")
+    report.add("pass_physics_rtf_ge_30x", bool(physics_rtf >= TARGET_PHYSICS_RTF), "target physics >= 30x met")
+    lockstep = report.figures.get("lockstep_rtf_camera15hz_640x480_auto")
+    report.add("pass_lockstep_rtf_ge_1_5x", lockstep is not None and lockstep >= TARGET_LOCKSTEP_RTF,
+               "target lockstep (auto) >= 1.5x met")
+    hop = report.figures.get("image_hop_ms_p50_inprocess")
+    report.add("pass_image_hop_p50_le_2ms", hop is not None and hop <= TARGET_HOP_P50_MS,
+               "target in-process hop p50 <= 2 ms met")
+    report.add("quick", args.quick, "quick mode")
+    report.add("load_avg_1min", round(os.getloadavg()[0], 2), "load average (1 min) at the end", digits=2)
+    report.add("cpu_count", os.cpu_count(), "CPUs")
+    report.add("wall_s_total", round(time.perf_counter() - started, 1), "benchmark wall time", "s")
+    report.figures["notes"] = report.notes
+    print_report(report, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

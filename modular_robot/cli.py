@@ -1,0 +1,100 @@
+"""The `modular-robot` command: `up` a stack, `run` scenarios."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+from modular_robot.stack_runner import interface_environment
+
+DEFAULT_STACK = "config/stacks/sim_tabletop.yaml"
+
+
+def _ensure_interfaces() -> None:
+    """Re-execute with ./install on the library path: the dynamic linker reads it only at start."""
+    env = interface_environment()
+    if env.get("LD_LIBRARY_PATH") != os.environ.get("LD_LIBRARY_PATH") or \
+            env.get("PYTHONPATH") != os.environ.get("PYTHONPATH"):
+        os.execve(sys.executable, [sys.executable, "-m", "modular_robot.cli", *sys.argv[1:]], env)
+
+
+def _overrides(pairs: list[str]) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        node, dot, param = key.partition(".")
+        if not sep or not dot:
+            raise SystemExit(f"-p expects NODE.PARAM=VALUE, got {pair!r}")
+        out.setdefault(node, {})[param] = yaml.safe_load(value)
+    return out
+
+
+def cmd_up(args) -> int:
+    from modular_robot.core.stack import StackError, load_stack
+    from modular_robot.stack_runner import run_in_process, run_processes
+
+    try:
+        stack = load_stack(args.stack, _overrides(args.param), args.namespace)
+    except StackError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    names = ", ".join(f"{n.namespace.rstrip('/')}/{n.name}" for n in stack.nodes)
+    print(f"[up] stack '{stack.name}': {names}", flush=True)
+    return run_in_process(stack) if args.in_process else run_processes(stack)
+
+
+def cmd_run(args) -> int:
+    from modular_robot.core.scenario import ScenarioError, load_scenario
+    from modular_robot.core.stack import StackError, load_stack
+    from modular_robot.runner import run_scenario, write_results
+
+    try:
+        scenarios = [load_scenario(path) for path in args.scenarios]
+        stack = load_stack(args.stack) if args.stack else None
+    except (ScenarioError, StackError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    results = []
+    for scenario in scenarios:
+        folder = out / scenario.name if len(scenarios) > 1 else out
+        results.append(run_scenario(scenario, folder, stack, renderer=args.renderer))
+    write_results(results, out / "results.json")
+    passed = sum(r.passed for r in results)
+    print(f"{passed}/{len(results)} scenarios passed; report in {out}/")
+    return 0 if passed == len(results) else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the `modular-robot` command."""
+    parser = argparse.ArgumentParser(prog="modular-robot", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="run a stack's nodes (a process each, or --in-process) until Ctrl-C")
+    up.add_argument("stack", nargs="?", default=DEFAULT_STACK, help="stack YAML (default: %(default)s)")
+    up.add_argument("--in-process", action="store_true", help="run all nodes on one executor")
+    up.add_argument("--namespace", default=None, help="push every node into this namespace")
+    up.add_argument("-p", "--param", action="append", default=[], metavar="NODE.PARAM=VALUE",
+                    help="override a node parameter (YAML value)")
+    up.set_defaults(func=cmd_up)
+    run = sub.add_parser("run", help="run scenarios in lockstep and judge them on ground truth")
+    run.add_argument("scenarios", nargs="+", help="scenario YAML files")
+    run.add_argument("--out", default="reports/run", help="report folder (default: %(default)s)")
+    run.add_argument("--stack", default=None, help="stack YAML whose non-sim nodes join the episode")
+    run.add_argument("--renderer", default="auto", choices=("auto", "egl", "tiny"))
+    run.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `modular-robot`."""
+    args = build_parser().parse_args(argv)
+    _ensure_interfaces()
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Pure logic of the stack: no rclpy, unit-tested without ROS."""

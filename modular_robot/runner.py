@@ -1,0 +1,212 @@
+"""Run one scenario: build the world, bring up the stack, send commands, judge on ground truth."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import rclpy
+from action_msgs.msg import GoalStatus
+from rclpy.action import ActionClient
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.parameter import Parameter
+
+from modular_robot.core.predicates import PredicateResult, evaluate_all
+from modular_robot.core.scenario import Disturbance, Scenario
+from modular_robot.core.stack import Stack
+from modular_robot.sim.bridge_node import SimBridgeNode
+from modular_robot.sim.world import SimWorld
+from modular_robot.stack_runner import create_nodes
+from modular_robot_interfaces.action import ExecuteTask
+from modular_robot_interfaces.msg import PlanStep, TaskPlan
+
+_CHUNK_S = 0.01
+_SETTLE_S = 1.0
+_SERVER_WAIT_S = 3.0
+
+
+@dataclass
+class ScenarioResult:
+    """What `modular-robot run` reports for one scenario (one entry of results.json)."""
+
+    name: str
+    category: str
+    passed: bool
+    false_success: bool
+    predicates: list[dict]
+    wall_s: float
+    sim_s: float
+    transcript: list[dict] = field(default_factory=list)
+
+
+class _Episode:
+    """The evaluator's side of an episode: sends commands, applies disturbances, records a transcript."""
+
+    def __init__(self, scenario: Scenario, world: SimWorld, sim: SimBridgeNode, client_node) -> None:
+        self.scenario = scenario
+        self.world = world
+        self.sim = sim
+        self.node = client_node
+        self.transcript: list[dict] = []
+        self.replies: list[list[str]] = []
+        self.reported_success = False
+        self.pending_steps = [d for d in scenario.disturbances if d.at == "after_step"]
+        self.pending_times = sorted((d for d in scenario.disturbances if d.at == "time"), key=lambda d: d.time_s)
+        self.lock = threading.Lock()
+        self.finished_steps = 0
+        self.client = ActionClient(client_node, ExecuteTask, "execute_task")
+        client_node.create_subscription(TaskPlan, "task_plan", self._on_plan, 10)
+
+    def _on_plan(self, plan: TaskPlan) -> None:
+        done = 0
+        for step in plan.steps:
+            if step.status != PlanStep.STATUS_SUCCEEDED:
+                break
+            done += 1
+        with self.lock:
+            self.finished_steps = max(self.finished_steps, done)
+
+    def log(self, role: str, text: str) -> None:
+        self.transcript.append({"sim_s": round(self.world.sim_time, 3), "role": role, "text": text})
+        print(f"  [{self.world.sim_time:7.2f} s] {role:>9}: {text}")
+
+    def step(self) -> None:
+        """Advance the sim one chunk and apply disturbances that have come due."""
+        self.sim.advance(_CHUNK_S)
+        now = self.world.sim_time
+        while self.pending_times and self.pending_times[0].time_s <= now:
+            self._disturb(self.pending_times.pop(0))
+        with self.lock:
+            finished = self.finished_steps
+        for disturbance in [d for d in self.pending_steps if d.step <= finished]:
+            self.pending_steps.remove(disturbance)
+            self._disturb(disturbance)
+
+    def _disturb(self, disturbance: Disturbance) -> None:
+        self.world.apply_disturbance(disturbance)
+        self.log("sim", f"disturbance: {disturbance.action} {disturbance.object}"
+                        + (f" to {list(disturbance.pose)}" if disturbance.pose else ""))
+
+    def wait(self, future, deadline_sim: float) -> bool:
+        while not future.done():
+            if self.world.sim_time >= deadline_sim:
+                return False
+            self.step()
+        return True
+
+    def send(self, command: str, deadline_sim: float) -> None:
+        self.log("user", command)
+        wall_deadline = time.monotonic() + _SERVER_WAIT_S
+        while not self.client.server_is_ready() and time.monotonic() < wall_deadline:
+            self.step()
+        if not self.client.server_is_ready():
+            reply = "no task planner is serving 'execute_task' in this stack"
+            self.log("robot", reply)
+            self.replies.append([reply])
+            return
+        goal_future = self.client.send_goal_async(
+            ExecuteTask.Goal(instruction=command),
+            feedback_callback=lambda fb: self.transcript.append(
+                {"sim_s": round(self.world.sim_time, 3), "role": "feedback",
+                 "text": f"step {fb.feedback.step}: {fb.feedback.status}", "plan": fb.feedback.plan}))
+        if not self.wait(goal_future, deadline_sim) or not goal_future.result().accepted:
+            reply = "the planner did not accept the task"
+            self.log("robot", reply)
+            self.replies.append([reply])
+            return
+        handle = goal_future.result()
+        result_future = handle.get_result_async()
+        if not self.wait(result_future, deadline_sim):
+            handle.cancel_goal_async()
+            reply = f"timed out after {self.scenario.timeout_s} s of sim time; task cancelled"
+            self.log("robot", reply)
+            self.replies.append([reply])
+            return
+        response = result_future.result()
+        result = response.result
+        ok = response.status == GoalStatus.STATUS_SUCCEEDED and result.success
+        self.reported_success = self.reported_success or ok
+        self.log("robot", result.summary)
+        self.replies.append([result.summary])
+
+
+def run_scenario(scenario: Scenario, out_dir: Path, stack: Stack | None = None, renderer: str = "auto",
+                 verbose: bool = True) -> ScenarioResult:
+    """Run one scenario in lockstep and write its report folder.
+
+    The simulator runs in this process (its ground truth stays here, with the evaluator); the
+    other nodes of `stack` run on the same executor. Returns the result; `passed` is True only
+    when every predicate holds.
+    """
+    wall_start = time.monotonic()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    world = SimWorld(scenario, renderer=renderer)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    executor = MultiThreadedExecutor(context=context)
+    nodes = []
+    try:
+        sim = SimBridgeNode(world, context=context, parameter_overrides=[
+            Parameter("mode", value="lockstep"), Parameter("autostart", value=False)])
+        nodes.append(sim)
+        if stack is not None:
+            others = Stack(stack.name, tuple(n for n in stack.nodes if n.executable != "sim_bridge"), stack.source)
+            nodes += create_nodes(others, context=context)
+        client_node = rclpy.create_node("scenario_runner", context=context)
+        nodes.append(client_node)
+        for node in nodes:
+            executor.add_node(node)
+        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner.start()
+        _save_view(world, out_dir / "before.png")
+        initial = world.ground_truth()
+        episode = _Episode(scenario, world, sim, client_node)
+        deadline = world.sim_time + scenario.timeout_s
+        for command in scenario.commands:
+            episode.send(command, deadline)
+        settle_until = world.sim_time + _SETTLE_S
+        while world.sim_time < settle_until or (episode.pending_times and world.sim_time < deadline):
+            episode.step()
+        final = world.ground_truth(episode.replies)
+        _save_view(world, out_dir / "after.png")
+        results = evaluate_all(scenario.expect, final, initial)
+    finally:
+        executor.shutdown()
+        for node in nodes:
+            node.destroy_node()
+        rclpy.shutdown(context=context)
+    passed = all(r.passed for r in results)
+    outcome = ScenarioResult(
+        name=scenario.name, category=scenario.category, passed=passed,
+        false_success=episode.reported_success and not passed,
+        predicates=[asdict(r) for r in results], wall_s=round(time.monotonic() - wall_start, 3),
+        sim_s=round(world.sim_time, 3), transcript=episode.transcript)
+    if verbose:
+        print(format_table(scenario.name, results))
+    return outcome
+
+
+def _save_view(world: SimWorld, path: Path) -> None:
+    rgb, _ = world.render(0)
+    cv2.imwrite(str(path), rgb[:, :, ::-1])
+
+
+def format_table(name: str, results: list[PredicateResult]) -> str:
+    """Return a readable PASS/FAIL table of predicate results."""
+    width = max([len(r.predicate) for r in results] + [9])
+    lines = [f"scenario {name}", f"  {'predicate':<{width}}  result  detail"]
+    lines += [f"  {r.predicate:<{width}}  {'PASS' if r.passed else 'FAIL':<6}  {r.detail}" for r in results]
+    passed = sum(r.passed for r in results)
+    lines.append(f"  {passed}/{len(results)} predicates hold: {'PASS' if passed == len(results) else 'FAIL'}")
+    return "\n".join(lines)
+
+
+def write_results(results: list[ScenarioResult], path: Path) -> None:
+    """Write results.json in the format of ARCHITECTURE.md."""
+    summary = {"total": len(results), "passed": sum(r.passed for r in results),
+               "false_success": sum(r.false_success for r in results)}
+    path.write_text(json.dumps({"summary": summary, "scenarios": [asdict(r) for r in results]}, indent=2))

@@ -1,0 +1,1 @@
+"""PyBullet simulation: a robot driver that speaks the hardware interfaces, and nothing else."""

@@ -1,0 +1,64 @@
+"""`modular-robot run`: builds the world, judges predicates on ground truth, writes the report."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from modular_robot.core.scenario import load_scenario, parse_scenario
+from modular_robot.runner import run_scenario, write_results
+
+ROOT = Path(__file__).resolve().parents[1]
+
+DISTURBED = """
+name: disturbed
+category: disturbance
+robot: panda_tabletop
+objects:
+  - {id: red_cube, type: cube, color: red, pose: [0.55, 0.10, 0.0, 0.0]}
+  - {id: tray, type: tray, color: gray, pose: [0.45, -0.25, 0.0, 0.0]}
+commands: ["put the red cube in the tray"]
+disturbances:
+  - {at: time, time_s: 0.5, action: move, object: red_cube, pose: [0.45, -0.25, 0.03, 0.0]}
+expect:
+  - {in: [red_cube, tray]}
+  - {reply: {contains_any: [planner]}}
+  - {not: {unmoved: [red_cube]}}
+timeout_s: 5
+"""
+
+
+def test_spine_scenario_passes_and_writes_report(tmp_path):
+    result = run_scenario(load_scenario(ROOT / "sim/scenarios/spine_tabletop.yaml"), tmp_path, renderer="tiny")
+    assert result.passed and not result.false_success
+    assert all(p["passed"] for p in result.predicates)
+    write_results([result], tmp_path / "results.json")
+    report = json.loads((tmp_path / "results.json").read_text())
+    assert report["summary"] == {"total": 1, "passed": 1, "false_success": 0}
+    assert report["scenarios"][0]["name"] == "spine_tabletop"
+    for picture in ("before.png", "after.png"):
+        assert (tmp_path / picture).stat().st_size > 1000
+
+
+def test_disturbance_applies_and_missing_planner_is_reported(tmp_path):
+    result = run_scenario(parse_scenario(DISTURBED), tmp_path, renderer="tiny")
+    assert result.passed, result.predicates
+    texts = [entry["text"] for entry in result.transcript]
+    assert any("disturbance: move red_cube" in t for t in texts)
+    assert any("no task planner" in t for t in texts)
+    assert not result.false_success
+
+
+def test_cli_exit_codes(tmp_path):
+    failing = tmp_path / "failing.yaml"
+    failing.write_text(DISTURBED.replace("{in: [red_cube, tray]}", "{unmoved: [tray, red_cube]}"))
+    run = [sys.executable, "-m", "modular_robot.cli", "run", "--renderer", "tiny", "--out", str(tmp_path / "out")]
+    result = subprocess.run([*run, str(failing)], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAIL" in result.stdout
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: broken\nrobot: panda_tabletop\nobjects:\n  - {id: a, type: teapot}\nexpect:\n"
+                      "  - {unmoved: [a]}\n")
+    result = subprocess.run([*run, str(broken)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "broken.yaml:4" in result.stderr and "teapot" in result.stderr
