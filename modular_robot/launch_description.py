@@ -1,11 +1,12 @@
 """Turn a stack YAML into the arguments of launch_ros Node actions, for `ros2 launch`.
 
-Kept free of launch imports so it is tested where launch is not installed; the launch files only
-wrap each entry in `launch_ros.actions.Node(**entry)`.
+launch is imported only inside `generate`, so nodes_for_launch is tested where launch is not
+installed; the launch files are two lines that call `generate`.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -45,3 +46,32 @@ def nodes_for_launch(stack_path: str | Path, namespace: str | None = None, use_s
             "output": "screen",
         })
     return entries
+
+
+def generate(use_sim_time: bool, skip_executables: tuple[str, ...] = ()):
+    """Return the LaunchDescription of sim.launch.py and bringup.launch.py.
+
+    It declares `stack` (default: the installed config/stacks/sim_tabletop.yaml) and `namespace`,
+    and starts one launch_ros Node per entry of nodes_for_launch. launch is imported here only,
+    so the rest of this module works where launch is not installed.
+    """
+    from ament_index_python.packages import get_package_share_directory
+    from launch import LaunchDescription
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+    from launch.substitutions import LaunchConfiguration
+    from launch_ros.actions import Node
+
+    def nodes(context):
+        stack = LaunchConfiguration("stack").perform(context)
+        namespace = LaunchConfiguration("namespace").perform(context) or None
+        entries = nodes_for_launch(stack, namespace=namespace, use_sim_time=use_sim_time,
+                                   skip_executables=skip_executables)
+        return [Node(**entry) for entry in entries]
+
+    default_stack = os.path.join(get_package_share_directory(PACKAGE), "config", "stacks", "sim_tabletop.yaml")
+    return LaunchDescription([
+        DeclareLaunchArgument("stack", default_value=default_stack,
+                              description="Stack YAML: which nodes run with which parameters."),
+        DeclareLaunchArgument("namespace", default_value="", description="Robot namespace for every node."),
+        OpaqueFunction(function=nodes),
+    ])

@@ -164,8 +164,9 @@ def test_cmd_vel_beyond_limits_is_rejected(husky):
     assert math.dist(start[:2], end[:2]) < 0.005
 
 
-def test_camera_back_projects_known_cube_through_tf():
-    harness = SimHarness(TABLETOP, width=640, height=480)
+@pytest.mark.parametrize("renderer", ["tiny", "egl"])
+def test_camera_back_projects_known_cube_through_tf(renderer):
+    harness = SimHarness(TABLETOP, renderer=renderer, width=640, height=480)
     try:
         harness.track(Image, "camera/color/image_raw", qos.SENSOR_DATA)
         harness.track(Image, "camera/depth/image_raw", qos.SENSOR_DATA)

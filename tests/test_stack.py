@@ -7,6 +7,7 @@ import yaml
 
 from modular_robot.core.stack import StackError, load_stack, parse_stack
 from modular_robot.launch_description import nodes_for_launch
+from modular_robot.paths import resolve_data_path
 from modular_robot.stack_runner import node_command
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +80,15 @@ def test_shipped_stacks_load():
         assert load_stack(path).nodes
 
 
-def test_launch_files_build_from_nodes_for_launch():
-    for name in ("sim.launch.py", "bringup.launch.py"):
+def test_launch_files_build_from_the_shared_generator():
+    for name, skip in (("sim.launch.py", ""), ("bringup.launch.py", 'skip_executables=("sim_bridge",)')):
         text = (ROOT / "launch" / name).read_text()
-        assert "nodes_for_launch(" in text and "Node(**entry)" in text
+        assert "return generate(" in text and skip in text
+
+
+def test_data_paths_resolve_from_any_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    found = resolve_data_path("sim/scenarios/spine_tabletop.yaml")
+    assert found.is_file() and found.is_absolute()
+    with pytest.raises(FileNotFoundError, match="no_such.yaml"):
+        resolve_data_path("sim/scenarios/no_such.yaml")

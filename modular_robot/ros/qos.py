@@ -27,6 +27,10 @@ TF = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST, reliability=Reliabil
 TF_STATIC = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                        durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
+# /tf_static as tf2_ros's listener takes it: deep enough for every latched publisher's message.
+TF_STATIC_LISTENER = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                                durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
 # /clock from the simulator.
 CLOCK = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                    durability=DurabilityPolicy.VOLATILE)

@@ -17,26 +17,12 @@ from rclpy.callback_groups import CallbackGroup
 from rclpy.clock import ClockChange, JumpThreshold, TimeJump
 from rclpy.duration import Duration
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 
 from modular_robot.core.tf_tree import TfTree
 from modular_robot.core.transforms import Transform
+from modular_robot.ros import qos
 from modular_robot.ros.conversions import stamp_to_ns, transform_stamped_to_edge
-
-# The profiles tf2_ros's TransformListener subscribes with, so we match every publisher it matches.
-TF_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST,
-    depth=100,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.VOLATILE,
-)
-TF_STATIC_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST,
-    depth=100,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
 
 
 def _default_tf_message_type() -> type:
@@ -88,10 +74,10 @@ class TfListener:
         self._lock = threading.Lock()
         message_type = msg_type if msg_type is not None else _default_tf_message_type()
         self._subscription = node.create_subscription(
-            message_type, topic, self._on_tf, TF_QOS, callback_group=callback_group
+            message_type, topic, self._on_tf, qos.TF, callback_group=callback_group
         )
         self._static_subscription = node.create_subscription(
-            message_type, static_topic, self._on_tf_static, TF_STATIC_QOS,
+            message_type, static_topic, self._on_tf_static, qos.TF_STATIC_LISTENER,
             callback_group=callback_group,
         )
         self._jump_handle = node.get_clock().create_jump_callback(

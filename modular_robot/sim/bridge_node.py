@@ -26,8 +26,9 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Float64MultiArray, Header
 from trajectory_msgs.msg import JointTrajectory
 
-from modular_robot.core.scenario import load_scenario
+from modular_robot.core.scenario import ScenarioError, load_scenario
 from modular_robot.core.trajectory import TrajectoryError, check_start_velocity, validate_trajectory
+from modular_robot.paths import resolve_data_path
 from modular_robot.ros import qos
 from modular_robot.ros.conversions import camera_info_from_intrinsics, ns_to_stamp, numpy_to_image
 from modular_robot.sim.robots import ARM_JOINTS, MAX_OPENING, OPTICAL_FROM_LINK, SimRobot
@@ -197,7 +198,8 @@ class _RobotInterfaces:
 
     def publish_static_tf(self, stamp) -> None:
         poses = self.robot.link_poses()
-        transforms = [_relative(stamp, parent, child, poses[parent], poses[child]) for child, parent in self.static_edges]
+        transforms = [_relative(stamp, parent, child, poses[parent], poses[child])
+                      for child, parent in self.static_edges]
         mount = self.robot.camera
         transforms.append(_transform(stamp, mount.parent, CAMERA_FRAME, mount.xyz,
                                      pybullet.getQuaternionFromEuler(mount.rpy)))
@@ -264,7 +266,7 @@ class SimBridgeNode(Node):
             scenario_path = get("scenario")
             if not scenario_path:
                 raise ValueError("parameter 'scenario' (path to a scenario YAML) is required")
-            world = SimWorld(load_scenario(scenario_path), width=get("camera_width"), height=get("camera_height"),
+            world = SimWorld(load_scenario(resolve_data_path(scenario_path)), width=get("camera_width"), height=get("camera_height"),
                              renderer=get("renderer"))
         self.world = world
         self.get_logger().info(
@@ -387,10 +389,14 @@ class SimBridgeNode(Node):
 
 
 def main(args=None) -> None:
-    """Run the sim bridge node until shutdown."""
+    """Run the sim bridge node until shutdown; a bad scenario ends it with a clear error."""
     try:
         with rclpy.init(args=args):
-            node = SimBridgeNode()
+            try:
+                node = SimBridgeNode()
+            except (ScenarioError, OSError, ValueError, RuntimeError) as error:
+                rclpy.logging.get_logger("sim").fatal(f"cannot start the simulator: {error}")
+                raise SystemExit(1) from error
             try:
                 rclpy.spin(node)
             finally:

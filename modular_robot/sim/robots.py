@@ -74,6 +74,7 @@ class SimRobot:
         self._arm_target: np.ndarray | None = None
         self._finger_target = MAX_OPENING / 2
         self.frozen = False
+        self._names: dict[int, list[str]] = {}
         x, y, yaw = pose
         orientation = pybullet.getQuaternionFromEuler([0, 0, yaw])
         data = pybullet_data.getDataPath()
@@ -191,6 +192,14 @@ class SimRobot:
         states = pybullet.getJointStates(self.arm_body, self._arm_index, physicsClientId=self.client)
         return np.array([s[0] for s in states])
 
+    def _link_names(self, body: int) -> list[str]:
+        """Return the link names of a body by link index (cached: the structure never changes)."""
+        if body not in self._names:
+            n = pybullet.getNumJoints(body, physicsClientId=self.client)
+            self._names[body] = [pybullet.getJointInfo(body, i, physicsClientId=self.client)[12].decode()
+                                 for i in range(n)]
+        return self._names[body]
+
     def link_poses(self) -> dict[str, tuple]:
         """Return world poses (position, quaternion xyzw) of the base and every link, by frame name."""
         poses: dict[str, tuple] = {"base_link": self.base_pose()}
@@ -200,11 +209,10 @@ class SimRobot:
             if not skip_root:
                 root = pybullet.getBodyInfo(body, physicsClientId=self.client)[0].decode()
                 poses[root] = self._root_pose(body)
-            n = pybullet.getNumJoints(body, physicsClientId=self.client)
-            states = pybullet.getLinkStates(body, list(range(n)), computeForwardKinematics=True,
+            names = self._link_names(body)
+            states = pybullet.getLinkStates(body, list(range(len(names))), computeForwardKinematics=True,
                                             physicsClientId=self.client)
-            for i, state in enumerate(states):
-                name = pybullet.getJointInfo(body, i, physicsClientId=self.client)[12].decode()
+            for name, state in zip(names, states):
                 poses[name] = (state[4], state[5])
         return poses
 

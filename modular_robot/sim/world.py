@@ -27,6 +27,12 @@ class SimWorld:
         self.client = pybullet.connect(pybullet.DIRECT)
         self.time_step = time_step
         self.steps = 0
+        # The EGL plugin only draws bodies created after it is loaded: load it before building.
+        if renderer == "auto":
+            renderer = "egl" if load_egl(self.client) else "tiny"
+        elif renderer == "egl" and not load_egl(self.client):
+            raise RuntimeError("the EGL renderer plugin could not be loaded")
+        self.renderer = renderer
         pybullet.setGravity(0, 0, -9.81, physicsClientId=self.client)
         pybullet.setPhysicsEngineParameter(
             fixedTimeStep=time_step, numSolverIterations=solver_iterations, physicsClientId=self.client)
@@ -36,11 +42,6 @@ class SimWorld:
         for spec in scenario.objects:
             self.bodies[spec.id] = create_object(self.client, spec)
         self.specs = {spec.id: spec for spec in scenario.objects}
-        if renderer == "auto":
-            renderer = "egl" if load_egl(self.client) else "tiny"
-        elif renderer == "egl" and not load_egl(self.client):
-            raise RuntimeError("the EGL renderer plugin could not be loaded")
-        self.renderer = renderer
         self.cameras = [RgbdCamera(self.client, width, height, r.camera.fov_deg, renderer) for r in self.robots]
         self.settle()
 
@@ -54,7 +55,9 @@ class SimWorld:
             self.support = pybullet.createMultiBody(0, col, vis, [0.4, 0.0, -half[2]], physicsClientId=self.client)
         else:
             col = pybullet.createCollisionShape(pybullet.GEOM_PLANE, physicsClientId=self.client)
-            vis = pybullet.createVisualShape(pybullet.GEOM_PLANE, rgbaColor=(0.55, 0.55, 0.5, 1),
+            # Renderers draw no planes: the floor is seen as a thin slab just under z = 0.
+            vis = pybullet.createVisualShape(pybullet.GEOM_BOX, halfExtents=[15, 15, 0.005],
+                                             visualFramePosition=[0, 0, -0.005], rgbaColor=(0.55, 0.55, 0.5, 1),
                                              physicsClientId=self.client)
             self.support = pybullet.createMultiBody(0, col, vis, physicsClientId=self.client)
 
