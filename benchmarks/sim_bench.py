@@ -31,19 +31,19 @@ if _CHILD_FLAG not in sys.argv:
     os.environ["ROS_DOMAIN_ID"] = str(150 + os.getpid() % 80)
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 
-import numpy as np  # noqa: E402
-import rclpy  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
+import numpy as np
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
 
-from modular_robot.core.scenario import Scenario, load_scenario  # noqa: E402
-from modular_robot.ros import qos  # noqa: E402
-from modular_robot.ros.conversions import ns_to_stamp, numpy_to_image, stamp_to_ns  # noqa: E402
-from modular_robot.sim import camera as camera_module  # noqa: E402
-from modular_robot.sim.bridge_node import SimBridgeNode  # noqa: E402
-from modular_robot.sim.robots import ARM_HOME  # noqa: E402
-from modular_robot.sim.world import SimWorld  # noqa: E402
+from modular_robot.core.scenario import Scenario, load_scenario
+from modular_robot.ros import qos
+from modular_robot.ros.conversions import ns_to_stamp, numpy_to_image, stamp_to_ns
+from modular_robot.sim import camera as camera_module
+from modular_robot.sim.bridge_node import SimBridgeNode
+from modular_robot.sim.robots import ARM_HOME
+from modular_robot.sim.world import SimWorld
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIO = REPO / "sim" / "scenarios" / "spine_tabletop.yaml"
@@ -143,12 +143,32 @@ class _TimedPybullet:
     def __getattr__(self, name: str):
         return getattr(self._module, name)
 
-    def getCameraImage(self, *args, **kwargs):  # noqa: N802 - pybullet's name
+    def getCameraImage(self, *args, **kwargs):
         t0 = time.perf_counter()
         try:
             return self._module.getCameraImage(*args, **kwargs)
         finally:
             self.seconds += time.perf_counter() - t0
+
+
+def _measure_render(world: SimWorld, budget: Budget) -> tuple[float, float, float, float]:
+    """Return fps, ms in getCameraImage, ms in the rest of world.render(0), and % of pixels with depth."""
+    timed = _TimedPybullet(camera_module.pybullet)
+    camera_module.pybullet = timed
+    try:
+        for _ in range(3):  # the first EGL frames compile shaders and upload meshes
+            world.render(0)
+        timed.seconds = 0.0
+        frames = 0
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < budget.camera_s or frames < budget.camera_min_frames:
+            _, depth = world.render(0)
+            frames += 1
+        elapsed = time.perf_counter() - t0
+    finally:
+        camera_module.pybullet = timed._module
+    gl_ms = timed.seconds / frames * 1e3
+    return frames / elapsed, gl_ms, elapsed / frames * 1e3 - gl_ms, 100.0 * float(np.isfinite(depth).mean())
 
 
 def bench_camera(report: Report, scenario: Scenario, budget: Budget) -> bool:
@@ -158,43 +178,36 @@ def bench_camera(report: Report, scenario: Scenario, budget: Budget) -> bool:
         Whether the EGL renderer loaded.
     """
     egl_ok = True
+    coverage: dict[str, float] = {}
     report.section("camera, world.render(0): fps and ms/frame split into getCameraImage + the rest")
     for renderer in RENDERERS:
         for width, height in RESOLUTIONS:
             tag = f"{width}x{height}_{renderer}"
-            fps = gl_ms = rest_ms = None
-            if renderer == "egl" and not egl_ok:
-                pass
-            else:
+            fps = gl_ms = rest_ms = depth_pct = None
+            world = None
+            if egl_ok or renderer != "egl":
                 try:
                     world = SimWorld(scenario, width=width, height=height, renderer=renderer)
                 except RuntimeError as error:
                     egl_ok = False
-                    report.notes.append(f"{renderer} renderer unavailable: {error}")
-                    world = None
-                if world is not None:
-                    timed = _TimedPybullet(camera_module.pybullet)
-                    camera_module.pybullet = timed
-                    try:
-                        for _ in range(3):  # the first EGL frames compile shaders and upload meshes
-                            world.render(0)
-                        timed.seconds = 0.0
-                        frames = 0
-                        t0 = time.perf_counter()
-                        while time.perf_counter() - t0 < budget.camera_s or frames < budget.camera_min_frames:
-                            world.render(0)
-                            frames += 1
-                        elapsed = time.perf_counter() - t0
-                    finally:
-                        camera_module.pybullet = timed._module
-                        world.close()
-                    fps = frames / elapsed
-                    gl_ms = timed.seconds / frames * 1e3
-                    rest_ms = elapsed / frames * 1e3 - gl_ms
+                    report.notes.append(f"{renderer} renderer unavailable, its figures are null: {error}")
+            if world is not None:
+                try:
+                    fps, gl_ms, rest_ms, depth_pct = _measure_render(world, budget)
+                finally:
+                    world.close()
+                coverage[tag] = depth_pct
             report.add(f"camera_fps_{tag}", fps, f"camera {width}x{height} {renderer}", "fps")
             report.add(f"camera_ms_{tag}_getcameraimage", gl_ms, "  of which getCameraImage", "ms/frame", digits=2)
             report.add(f"camera_ms_{tag}_rest", rest_ms, "  of which pose + rgb/depth conversion", "ms/frame",
                        digits=2)
+            # A renderer that draws nothing is fast: the share of pixels with depth shows it drew the scene.
+            report.add(f"camera_valid_depth_pct_{tag}", depth_pct, "  pixels with valid depth", "%")
+    for width, height in RESOLUTIONS:
+        egl, tiny = coverage.get(f"{width}x{height}_egl"), coverage.get(f"{width}x{height}_tiny")
+        if egl is not None and tiny is not None and abs(egl - tiny) > 5.0:
+            report.notes.append(f"{width}x{height}: EGL and TinyRenderer disagree on which pixels have depth "
+                                f"({egl:.1f}% vs {tiny:.1f}%): one misses bodies or marks background differently")
     report.figures["egl_available"] = egl_ok
     return egl_ok
 
@@ -303,11 +316,50 @@ def _test_image() -> Image:
     return numpy_to_image(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8), "rgb8", frame_id="camera")
 
 
+class _Talker:
+    """Publishes the test image, numbered in frame_id, stamped with the system clock just before publish."""
+
+    def __init__(self, publisher) -> None:
+        self.publisher = publisher
+        self.image = _test_image()
+        self.sent = 0
+
+    def tick(self) -> None:
+        self.image.header.frame_id = str(self.sent)
+        self.image.header.stamp = ns_to_stamp(time.time_ns())
+        self.publisher.publish(self.image)
+        self.sent += 1
+
+
+class _Hops:
+    """Collects stamp-to-callback latencies of numbered images, skipping the first HOP_WARMUP."""
+
+    def __init__(self) -> None:
+        self.latencies_ms: list[float] = []
+        self.last_seq = -1
+
+    def on_image(self, msg: Image) -> None:
+        latency_ms = (time.time_ns() - stamp_to_ns(msg.header.stamp)) / 1e6
+        seq = int(msg.header.frame_id)
+        if seq >= HOP_WARMUP:
+            self.latencies_ms.append(latency_ms)
+            self.last_seq = max(self.last_seq, seq)
+
+    @property
+    def lost(self) -> int:
+        """Images numbered up to the last one received that never arrived (after the warm-up)."""
+        return max(0, self.last_seq + 1 - HOP_WARMUP - len(self.latencies_ms))
+
+
 def _percentiles(latencies_ms: list[float]) -> tuple[float | None, float | None]:
     if not latencies_ms:
         return None, None
     p50, p95 = np.percentile(latencies_ms, [50, 95])
     return float(p50), float(p95)
+
+
+def _hop_qos(reliable: bool):
+    return qos.RELIABLE if reliable else qos.SENSOR_DATA
 
 
 def _make_executor(kind: str, context):
@@ -317,7 +369,7 @@ def _make_executor(kind: str, context):
     return SingleThreadedExecutor(context=context)
 
 
-def _hop_inprocess(kind: str, budget: Budget) -> list[float]:
+def _hop_inprocess(kind: str, budget: Budget) -> _Hops:
     """Publish a 640x480 rgb8 image from a timer in one node to a subscriber node on the same executor."""
     context = rclpy.Context()
     rclpy.init(context=context)
@@ -328,28 +380,17 @@ def _hop_inprocess(kind: str, budget: Budget) -> list[float]:
         nodes.append(talker)
         listener = rclpy.create_node("bench_listener", context=context)
         nodes.append(listener)
-        latencies: list[float] = []
-        listener.create_subscription(
-            Image, HOP_TOPIC, lambda msg: latencies.append((time.time_ns() - stamp_to_ns(msg.header.stamp)) / 1e6),
-            qos.SENSOR_DATA)
+        hops = _Hops()
+        listener.create_subscription(Image, HOP_TOPIC, hops.on_image, qos.SENSOR_DATA)
         publisher = talker.create_publisher(Image, HOP_TOPIC, qos.SENSOR_DATA)
-        image = _test_image()
-        sent = [0]
-
-        def tick() -> None:
-            image.header.stamp = ns_to_stamp(time.time_ns())
-            publisher.publish(image)
-            sent[0] += 1
-
-        talker.create_timer(1.0 / budget.hop_rate_hz, tick)
+        talker.create_timer(1.0 / budget.hop_rate_hz, _Talker(publisher).tick)
         executor = _make_executor(kind, context)
         executor.add_node(talker)
         executor.add_node(listener)
-        wanted = budget.hop_samples + HOP_WARMUP
-        deadline = time.perf_counter() + 2.0 * wanted / budget.hop_rate_hz + 5.0
-        while len(latencies) < wanted and time.perf_counter() < deadline:
+        deadline = time.perf_counter() + 2.0 * (budget.hop_samples + HOP_WARMUP) / budget.hop_rate_hz + 5.0
+        while len(hops.latencies_ms) < budget.hop_samples and time.perf_counter() < deadline:
             executor.spin_once(timeout_sec=0.1)
-        return latencies[HOP_WARMUP:]
+        return hops
     finally:
         if executor is not None:
             executor.shutdown()
@@ -358,30 +399,30 @@ def _hop_inprocess(kind: str, budget: Budget) -> list[float]:
         rclpy.shutdown(context=context)
 
 
-def _hop_crossprocess(budget: Budget) -> list[float]:
+def _hop_crossprocess(budget: Budget, reliable: bool) -> _Hops:
     """Receive images from a child process (this script with --child-publisher) over Fast DDS."""
     context = rclpy.Context()
     rclpy.init(context=context)
     listener = executor = child = None
     try:
         listener = rclpy.create_node("bench_listener", context=context)
-        latencies: list[float] = []
-        listener.create_subscription(
-            Image, HOP_TOPIC, lambda msg: latencies.append((time.time_ns() - stamp_to_ns(msg.header.stamp)) / 1e6),
-            qos.SENSOR_DATA)
+        hops = _Hops()
+        listener.create_subscription(Image, HOP_TOPIC, hops.on_image, _hop_qos(reliable))
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(listener)
         wanted = budget.hop_samples + HOP_WARMUP
         child = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), _CHILD_FLAG, "--samples", str(wanted),
-             "--rate", str(budget.hop_rate_hz)], stdin=subprocess.DEVNULL)
+             "--rate", str(budget.hop_rate_hz), *(["--reliable"] if reliable else [])], stdin=subprocess.DEVNULL)
         deadline = time.perf_counter() + wanted / budget.hop_rate_hz + 40.0
         while child.poll() is None and time.perf_counter() < deadline:
             executor.spin_once(timeout_sec=0.05)
         drain = time.perf_counter() + 0.3
         while time.perf_counter() < drain:
             executor.spin_once(timeout_sec=0.05)
-        return latencies[HOP_WARMUP:]
+        if child.poll() != 0:
+            raise RuntimeError(f"the publisher child process ended with {child.poll()} (its log is on stderr)")
+        return hops
     finally:
         if child is not None and child.poll() is None:
             child.kill()
@@ -393,7 +434,7 @@ def _hop_crossprocess(budget: Budget) -> list[float]:
         rclpy.shutdown(context=context)
 
 
-def child_publisher(samples: int, rate_hz: float) -> int:
+def child_publisher(samples: int, rate_hz: float, reliable: bool) -> int:
     """Publish `samples` images at `rate_hz` once a subscriber has matched (the cross-process side)."""
     context = rclpy.Context()
     rclpy.init(context=context)
@@ -401,7 +442,7 @@ def child_publisher(samples: int, rate_hz: float) -> int:
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     try:
-        publisher = node.create_publisher(Image, HOP_TOPIC, qos.SENSOR_DATA)
+        publisher = node.create_publisher(Image, HOP_TOPIC, _hop_qos(reliable))
         deadline = time.perf_counter() + 30.0
         while publisher.get_subscription_count() == 0 and time.perf_counter() < deadline:
             executor.spin_once(timeout_sec=0.05)
@@ -412,17 +453,11 @@ def child_publisher(samples: int, rate_hz: float) -> int:
         settle = time.perf_counter() + 0.3
         while time.perf_counter() < settle:
             executor.spin_once(timeout_sec=0.05)
-        image = _test_image()
-        sent = [0]
-
-        def tick() -> None:
-            image.header.stamp = ns_to_stamp(time.time_ns())
-            publisher.publish(image)
-            sent[0] += 1
-
-        node.create_timer(1.0 / rate_hz, tick)
-        while sent[0] < samples:
+        talker = _Talker(publisher)
+        timer = node.create_timer(1.0 / rate_hz, talker.tick)
+        while talker.sent < samples:
             executor.spin_once(timeout_sec=0.1)
+        timer.cancel()
         linger = time.perf_counter() + 0.2
         while time.perf_counter() < linger:
             executor.spin_once(timeout_sec=0.05)
@@ -435,22 +470,26 @@ def child_publisher(samples: int, rate_hz: float) -> int:
 
 def bench_hops(report: Report, budget: Budget) -> None:
     """Measure the publish-to-callback latency of a 640x480 rgb8 image, stamped with the system clock."""
-    report.section(f"image hop, 640x480 rgb8, sensor-data QoS, {budget.hop_rate_hz:g} Hz, stamp -> callback")
+    report.section(f"image hop, 640x480 rgb8, sensor-data QoS unless named, {budget.hop_rate_hz:g} Hz, "
+                   "system-clock stamp -> callback")
     target = (f"<= {TARGET_HOP_P50_MS:g} ms", lambda v: v <= TARGET_HOP_P50_MS)
     cases = (("inprocess", "in-process, SingleThreadedExecutor", lambda: _hop_inprocess("single", budget)),
              ("inprocess_events", "in-process, EventsExecutor", lambda: _hop_inprocess("events", budget)),
-             ("crossprocess", "cross-process (child process)", lambda: _hop_crossprocess(budget)))
+             ("crossprocess", "cross-process (child process)", lambda: _hop_crossprocess(budget, False)),
+             ("crossprocess_reliable", "cross-process, reliable QoS", lambda: _hop_crossprocess(budget, True)))
     for suffix, label, measure in cases:
         try:
-            latencies = measure()
-        except Exception as error:  # noqa: BLE001 - an unavailable executor is a figure (null), not a crash
+            hops = measure()
+        except (ImportError, RuntimeError, OSError, ValueError) as error:
+            # An executor or transport that does not work here is a figure (null) with a note, not a crash.
             report.notes.append(f"image hop {suffix} failed: {type(error).__name__}: {error}")
-            latencies = []
-        p50, p95 = _percentiles(latencies)
+            hops = _Hops()
+        p50, p95 = _percentiles(hops.latencies_ms)
         report.add(f"image_hop_ms_p50_{suffix}", p50, f"{label} p50", "ms",
                    target if suffix.startswith("inprocess") else None, digits=2)
         report.add(f"image_hop_ms_p95_{suffix}", p95, f"{label} p95", "ms", digits=2)
-        report.add(f"image_hop_samples_{suffix}", len(latencies), "  samples", "msgs")
+        report.add(f"image_hop_samples_{suffix}", len(hops.latencies_ms), "  samples", "msgs")
+        report.add(f"image_hop_lost_{suffix}", hops.lost, "  lost in between", "msgs")
 
 
 # --- output ----------------------------------------------------------------------------------------
@@ -468,8 +507,10 @@ def _stdout_for_results():
 
 
 def print_report(report: Report, out) -> None:
-    width = max(len(r[0]) for r in report.rows)
-    value_width = max(len(r[1]) for r in report.rows)
+    """Print the table, the notes and, last, the JSON line."""
+    rows = [r for r in report.rows if not r[0].startswith("-- ")]
+    width = max(len(r[0]) for r in rows)
+    value_width = max(len(r[1]) for r in rows)
     for label, value, verdict in report.rows:
         if label.startswith("-- "):
             print(f"\n{label[3:]}", file=out)
@@ -487,9 +528,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(_CHILD_FLAG, action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--samples", type=int, default=FULL.hop_samples, help=argparse.SUPPRESS)
     parser.add_argument("--rate", type=float, default=FULL.hop_rate_hz, help=argparse.SUPPRESS)
+    parser.add_argument("--reliable", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_publisher:
-        return child_publisher(args.samples, args.rate)
+        return child_publisher(args.samples, args.rate, args.reliable)
 
     out = _stdout_for_results()
     budget = QUICK if args.quick else FULL

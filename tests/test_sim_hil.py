@@ -255,3 +255,21 @@ def test_two_namespaced_robots_do_not_cross_talk():
         assert abs(listener.lookup("odom", "base_link").translation[0]) < 0.005
     finally:
         harness.close()
+
+
+def test_wrist_camera_sees_the_table_through_tf():
+    harness = SimHarness(TABLETOP.replace("robot: panda_tabletop", "robot: panda_tabletop\ncamera: wrist"))
+    try:
+        harness.track(Image, "camera/depth/image_raw", qos.SENSOR_DATA)
+        harness.track(CameraInfo, "camera/depth/camera_info", qos.SENSOR_DATA)
+        listener = harness.track_tf()
+        assert harness.advance_until(lambda: len(harness.last) == 2, 1.0)
+        harness.advance(0.1)
+        info = harness.last["camera/depth/camera_info"]
+        depth = depth_image_to_metres(harness.last["camera/depth/image_raw"])
+        points = listener.lookup("map", info.header.frame_id).apply(
+            depth_to_points(depth, intrinsics_from_camera_info(info)))
+        # At the home pose the hand looks down at the table: most of the view is the table top (z = 0).
+        assert np.mean(np.abs(points[:, 2]) < 0.005) > 0.5
+    finally:
+        harness.close()

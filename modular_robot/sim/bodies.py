@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import pybullet
@@ -16,6 +17,7 @@ from modular_robot.core.scenario import ObjectSpec, object_extent
 _DENSITY = 700.0
 _WALL = 0.008
 _DUCK_LENGTH_AT_UNIT_SCALE = 0.0907
+_BOWL_SEGMENTS = 12
 
 
 def _box(client: int, half: list[float], color) -> tuple[int, int]:
@@ -24,67 +26,76 @@ def _box(client: int, half: list[float], color) -> tuple[int, int]:
     return col, vis
 
 
-def _compound(client: int, boxes: list[tuple[list[float], list[float]]], color, mass: float) -> int:
-    """Create one rigid body from boxes given as (half extents, centre offset)."""
-    halves = [b[0] for b in boxes]
-    offsets = [b[1] for b in boxes]
-    n = len(boxes)
+@dataclass(frozen=True)
+class _Part:
+    """One primitive of a compound body: a box (half extents) or a cylinder (radius, length)."""
+
+    offset: tuple[float, float, float]
+    half_extents: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    radius: float = 0.0
+    length: float = 0.0
+    yaw: float = 0.0
+
+    @property
+    def shape(self) -> int:
+        return pybullet.GEOM_CYLINDER if self.radius > 0 else pybullet.GEOM_BOX
+
+
+def _compound(client: int, parts: list[_Part], color, mass: float) -> int:
+    """Create one rigid body from primitive parts, placed relative to the body's centre."""
+    n = len(parts)
+    shapes = [p.shape for p in parts]
+    halves = [list(p.half_extents) for p in parts]
+    radii = [p.radius for p in parts]
+    lengths = [p.length for p in parts]
+    offsets = [list(p.offset) for p in parts]
+    orients = [list(pybullet.getQuaternionFromEuler([0, 0, p.yaw])) for p in parts]
     col = pybullet.createCollisionShapeArray(
-        [pybullet.GEOM_BOX] * n, halfExtents=halves, collisionFramePositions=offsets, physicsClientId=client
-    )
+        shapes, radii=radii, halfExtents=halves, lengths=lengths, collisionFramePositions=offsets,
+        collisionFrameOrientations=orients, physicsClientId=client)
     vis = pybullet.createVisualShapeArray(
-        [pybullet.GEOM_BOX] * n, halfExtents=halves, visualFramePositions=offsets,
-        rgbaColors=[color] * n, physicsClientId=client,
-    )
+        shapes, radii=radii, halfExtents=halves, lengths=lengths, visualFramePositions=offsets,
+        visualFrameOrientations=orients, rgbaColors=[color] * n, physicsClientId=client)
     return pybullet.createMultiBody(mass, col, vis, physicsClientId=client)
 
 
-def _container(client: int, extent, color, mass: float, segments: int) -> int:
-    """Create an open container: a floor and walls around it (a box for 4 segments, a ring otherwise)."""
+def _container(client: int, extent, color, mass: float, round_: bool) -> int:
+    """Create an open container: a floor with walls standing on it (a box, or a ring of segments).
+
+    Walls start on top of the floor rather than beside it, so that a container resting on a
+    table touches it with its floor alone: fewer contacts, a faster and steadier solver.
+    """
     sx, sy, sz = extent
-    floor = ([sx / 2, sy / 2, _WALL / 2], [0.0, 0.0, _WALL / 2 - sz / 2])
-    boxes = [floor]
-    if segments == 4:
-        boxes += [
-            ([_WALL / 2, sy / 2, sz / 2], [sx / 2 - _WALL / 2, 0.0, 0.0]),
-            ([_WALL / 2, sy / 2, sz / 2], [-sx / 2 + _WALL / 2, 0.0, 0.0]),
-            ([sx / 2, _WALL / 2, sz / 2], [0.0, sy / 2 - _WALL / 2, 0.0]),
-            ([sx / 2, _WALL / 2, sz / 2], [0.0, -sy / 2 + _WALL / 2, 0.0]),
-        ]
-        return _compound(client, boxes, color, mass)
-    # A ring of wall segments; orientation per segment needs per-shape frames, so build it directly.
+    floor_z = _WALL / 2 - sz / 2
+    wall_z, wall_half = _WALL / 2, (sz - _WALL) / 2
+    if not round_:
+        return _compound(client, [
+            _Part((0.0, 0.0, floor_z), (sx / 2, sy / 2, _WALL / 2)),
+            _Part((sx / 2 - _WALL / 2, 0.0, wall_z), (_WALL / 2, sy / 2, wall_half)),
+            _Part((-sx / 2 + _WALL / 2, 0.0, wall_z), (_WALL / 2, sy / 2, wall_half)),
+            _Part((0.0, sy / 2 - _WALL / 2, wall_z), (sx / 2 - _WALL, _WALL / 2, wall_half)),
+            _Part((0.0, -sy / 2 + _WALL / 2, wall_z), (sx / 2 - _WALL, _WALL / 2, wall_half)),
+        ], color, mass)
     radius = min(sx, sy) / 2 - _WALL / 2
-    chord = 2 * radius * math.tan(math.pi / segments) + _WALL
-    halves, offsets, orients = [floor[0]], [floor[1]], [[0, 0, 0, 1]]
-    for i in range(segments):
-        a = 2 * math.pi * i / segments
-        halves.append([_WALL / 2, chord / 2, sz / 2])
-        offsets.append([radius * math.cos(a), radius * math.sin(a), 0.0])
-        orients.append(list(pybullet.getQuaternionFromEuler([0, 0, a])))
-    n = len(halves)
-    col = pybullet.createCollisionShapeArray(
-        [pybullet.GEOM_BOX] * n, halfExtents=halves, collisionFramePositions=offsets,
-        collisionFrameOrientations=orients, physicsClientId=client,
-    )
-    vis = pybullet.createVisualShapeArray(
-        [pybullet.GEOM_BOX] * n, halfExtents=halves, visualFramePositions=offsets,
-        visualFrameOrientations=orients, rgbaColors=[color] * n, physicsClientId=client,
-    )
-    return pybullet.createMultiBody(mass, col, vis, physicsClientId=client)
+    chord = 2 * radius * math.tan(math.pi / _BOWL_SEGMENTS) + _WALL
+    parts = [_Part((0.0, 0.0, floor_z), radius=min(sx, sy) / 2, length=_WALL)]
+    for i in range(_BOWL_SEGMENTS):
+        a = 2 * math.pi * i / _BOWL_SEGMENTS
+        parts.append(_Part((radius * math.cos(a), radius * math.sin(a), wall_z), (_WALL / 2, chord / 2, wall_half),
+                           yaw=a))
+    return _compound(client, parts, color, mass)
 
 
 def _table(client: int, extent, color) -> int:
     sx, sy, sz = extent
     top = 0.03
     leg = 0.04
-    boxes = [([sx / 2, sy / 2, top / 2], [0.0, 0.0, sz / 2 - top / 2])]
+    parts = [_Part((0.0, 0.0, sz / 2 - top / 2), (sx / 2, sy / 2, top / 2))]
     for dx in (-1, 1):
         for dy in (-1, 1):
-            boxes.append((
-                [leg / 2, leg / 2, (sz - top) / 2],
-                [dx * (sx / 2 - leg), dy * (sy / 2 - leg), -top / 2],
-            ))
-    return _compound(client, boxes, color, 0.0)
+            parts.append(_Part((dx * (sx / 2 - leg), dy * (sy / 2 - leg), -top / 2),
+                               (leg / 2, leg / 2, (sz - top) / 2)))
+    return _compound(client, parts, color, 0.0)
 
 
 def create_object(client: int, spec: ObjectSpec) -> int:
@@ -127,9 +138,9 @@ def create_object(client: int, spec: ObjectSpec) -> int:
         if mass != 0.1:
             pybullet.changeDynamics(body, -1, mass=mass, physicsClientId=client)
     elif kind == "tray":
-        body = _container(client, extent, color, mass * 0.2, segments=4)
+        body = _container(client, extent, color, mass * 0.2, round_=False)
     elif kind == "bowl":
-        body = _container(client, extent, color, mass * 0.2, segments=12)
+        body = _container(client, extent, color, mass * 0.2, round_=True)
     elif kind == "table":
         body = _table(client, extent, color)
     else:

@@ -32,7 +32,7 @@ from modular_robot.paths import resolve_data_path
 from modular_robot.ros import qos
 from modular_robot.ros.conversions import camera_info_from_intrinsics, ns_to_stamp, numpy_to_image
 from modular_robot.sim.robots import ARM_JOINTS, MAX_OPENING, OPTICAL_FROM_LINK, SimRobot
-from modular_robot.sim.world import SimWorld
+from modular_robot.sim.world import RENDERER_TIMINGS_MS, SimWorld
 
 try:
     from tf2_msgs.msg import TFMessage
@@ -267,11 +267,13 @@ class SimBridgeNode(Node):
             if not scenario_path:
                 raise ValueError("parameter 'scenario' (path to a scenario YAML) is required")
             world = SimWorld(load_scenario(resolve_data_path(scenario_path)), width=get("camera_width"), height=get("camera_height"),
-                             renderer=get("renderer"))
+                             renderer=get("renderer"), mesh_detail=get("robot_mesh_detail"))
         self.world = world
         self.get_logger().info(
             f"world '{world.scenario.name}': {len(world.bodies)} objects, robots "
-            f"{[(r.name or '/', r.kind) for r in world.robots]}, renderer {world.renderer}, mode {self.mode}")
+            f"{[(r.name or '/', r.kind) for r in world.robots]}, renderer {world.renderer} "
+            f"(ms/frame measured: {RENDERER_TIMINGS_MS.get((world.cameras[0].width, world.cameras[0].height), 'no')}),"
+            f" mode {self.mode}")
         self.robots = [_RobotInterfaces(self, robot, i) for i, robot in enumerate(world.robots)]
         self.clock_pub = self.create_publisher(ClockMsg, "/clock", qos.CLOCK)
         self._schedules = {
@@ -297,6 +299,8 @@ class SimBridgeNode(Node):
         declare("mode", "realtime", "realtime: sim time follows the wall clock; lockstep: as fast as possible.")
         declare("real_time_factor", 1.0, "Sim seconds per wall second in realtime mode.")
         declare("renderer", "auto", "auto (EGL when it loads, else TinyRenderer), egl, or tiny.", read_only=True)
+        declare("robot_mesh_detail", "low", "Robot visual meshes: low (collision meshes, fast rendering) or full.",
+                read_only=True)
         declare("camera_width", 640, "Camera image width (px).", read_only=True)
         declare("camera_height", 480, "Camera image height (px).", read_only=True)
         declare("camera_rate_hz", 15.0, "RGB-D frames per second of sim time.", read_only=True)

@@ -66,5 +66,6 @@ class RgbdCamera:
         rgba = np.asarray(rgba, dtype=np.uint8).reshape(self.height, self.width, 4)
         buffer = np.asarray(depth_buffer, dtype=np.float32).reshape(self.height, self.width)
         depth = (FAR * NEAR / (FAR - (FAR - NEAR) * buffer)).astype(np.float32)
-        depth[buffer >= 1.0] = np.nan
+        # Nothing hit: EGL leaves 1.0, TinyRenderer 0.99999994; no real surface is that near the far plane.
+        depth[buffer >= np.float32(1.0 - 1e-6)] = np.nan
         return np.ascontiguousarray(rgba[:, :, :3]), depth

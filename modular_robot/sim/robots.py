@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pybullet
@@ -57,7 +59,7 @@ class SimRobot:
     """
 
     def __init__(self, client: int, kind: str, name: str, pose: tuple[float, float, float],
-                 camera: str = "fixed") -> None:
+                 camera: str = "fixed", mesh_detail: str = "low") -> None:
         self.client = client
         self.kind = kind
         self.name = name
@@ -91,13 +93,18 @@ class SimRobot:
                     *self._link_pose(self.base_body, self._base_link_index), ARM_MOUNT_ON_HUSKY, [0, 0, 0, 1],
                     physicsClientId=client)
             self.arm_body = pybullet.loadURDF(
-                os.path.join(data, "franka_panda/panda.urdf"), mount_pos, mount_orn,
+                panda_urdf(mesh_detail), mount_pos, mount_orn,
                 useFixedBase=self.base_body is None, flags=pybullet.URDF_USE_SELF_COLLISION,
                 physicsClientId=client)
             if self.base_body is not None:
                 pybullet.createConstraint(
                     self.base_body, self._base_link_index, self.arm_body, -1, pybullet.JOINT_FIXED,
                     [0, 0, 0], ARM_MOUNT_ON_HUSKY, [0, 0, 0], physicsClientId=client)
+            # panda_link7's and panda_hand's collision meshes overlap by 2.5 cm in the URDF: a contact
+            # that never resolves keeps the solver at full iterations every step.
+            pybullet.setCollisionFilterPair(
+                self.arm_body, self.arm_body, self._link_index(self.arm_body, "panda_link7"),
+                self._link_index(self.arm_body, "panda_hand"), 0, physicsClientId=client)
             self._arm_index = [self._joint_index(self.arm_body, j) for j in ARM_JOINTS]
             self._finger_index = [self._joint_index(self.arm_body, j) for j in FINGER_JOINTS]
             for i, q in zip(self._arm_index, ARM_HOME):
@@ -390,6 +397,29 @@ class SimRobot:
             if all(body in t for t in touching):
                 return object_id
         return None
+
+
+def panda_urdf(mesh_detail: str) -> str:
+    """Return the Panda URDF to load: `full` visual meshes, or `low` (the collision meshes drawn).
+
+    The full visual meshes have about 100k triangles, which halves the frame rate of software
+    rendering; the collision meshes (about 3k) look alike at camera distance.
+    """
+    source = os.path.join(pybullet_data.getDataPath(), "franka_panda", "panda.urdf")
+    if mesh_detail == "full":
+        return source
+    if mesh_detail != "low":
+        raise ValueError(f"mesh_detail must be 'low' or 'full', got {mesh_detail!r}")
+    folder = os.path.dirname(source)
+    text = Path(source).read_text().replace("package://meshes/visual/", "package://meshes/collision/")
+    text = text.replace("package://", folder + "/")
+    target = Path(tempfile.gettempdir()) / "modular_robot" / f"panda_low_detail_{os.getuid()}.urdf"
+    if not target.exists() or target.read_text() != text:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(text)
+        partial.replace(target)
+    return str(target)
 
 
 # camera_link (x forward, y left, z up) to optical frame (z forward, x right, y down): REP-103.

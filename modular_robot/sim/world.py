@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pybullet
 
 from modular_robot.core.scenario import Disturbance, Scenario
@@ -11,6 +13,10 @@ from modular_robot.sim.camera import RgbdCamera, load_egl
 from modular_robot.sim.robots import SimRobot
 
 TIME_STEP = 1.0 / 240.0
+_RENDERER_WARMUP = 3
+_RENDERER_TRIALS = 3
+# Renderer timings (ms/frame) by image size, measured once per process.
+RENDERER_TIMINGS_MS: dict[tuple[int, int], dict[str, float]] = {}
 _TABLETOP = (1.6, 1.8, 0.05)
 
 
@@ -22,22 +28,28 @@ class SimWorld:
     """
 
     def __init__(self, scenario: Scenario, *, width: int = 640, height: int = 480, renderer: str = "auto",
-                 time_step: float = TIME_STEP, solver_iterations: int = 50) -> None:
+                 time_step: float = TIME_STEP, solver_iterations: int = 50, mesh_detail: str = "low") -> None:
         self.scenario = scenario
-        self.client = pybullet.connect(pybullet.DIRECT)
         self.time_step = time_step
         self.steps = 0
-        # The EGL plugin only draws bodies created after it is loaded: load it before building.
+        if renderer not in ("auto", "egl", "tiny"):
+            raise ValueError(f"renderer must be auto, egl or tiny, got {renderer!r}")
         if renderer == "auto":
-            renderer = "egl" if load_egl(self.client) else "tiny"
-        elif renderer == "egl" and not load_egl(self.client):
-            raise RuntimeError("the EGL renderer plugin could not be loaded")
+            # Measured in throwaway clients before this one loads a plugin: closing an EGL client
+            # while another holds the plugin breaks the other's context.
+            renderer = faster_renderer(scenario, width, height)
         self.renderer = renderer
+        self.client = pybullet.connect(pybullet.DIRECT)
+        # The EGL plugin only draws bodies created after it is loaded: load it before building.
+        if renderer == "egl" and not load_egl(self.client):
+            pybullet.disconnect(self.client)
+            raise RuntimeError("the EGL renderer plugin could not be loaded")
         pybullet.setGravity(0, 0, -9.81, physicsClientId=self.client)
         pybullet.setPhysicsEngineParameter(
             fixedTimeStep=time_step, numSolverIterations=solver_iterations, physicsClientId=self.client)
         self._build_support(scenario.robots[0].type)
-        self.robots = [SimRobot(self.client, r.type, r.name, r.pose, scenario.camera) for r in scenario.robots]
+        self.robots = [SimRobot(self.client, r.type, r.name, r.pose, scenario.camera, mesh_detail)
+                       for r in scenario.robots]
         self.bodies: dict[str, int] = {}
         for spec in scenario.objects:
             self.bodies[spec.id] = create_object(self.client, spec)
@@ -123,3 +135,32 @@ class SimWorld:
         """Disconnect the physics client."""
         if pybullet.isConnected(self.client):
             pybullet.disconnect(self.client)
+
+
+def faster_renderer(scenario: Scenario, width: int, height: int) -> str:
+    """Return the renderer ("egl" or "tiny") that draws this scenario's camera view faster here.
+
+    Which one wins depends on the machine (a GPU, or Mesa's llvmpipe on some number of cores) and
+    the image size, so it is measured, once per process and size, each renderer in its own client:
+    once the EGL plugin is loaded, a client sends every frame through it whatever the flag says.
+    """
+    key = (width, height)
+    if key not in RENDERER_TIMINGS_MS:
+        timings = {}
+        for name in ("egl", "tiny"):
+            try:
+                world = SimWorld(scenario, width=width, height=height, renderer=name)
+            except RuntimeError:  # no EGL here
+                continue
+            try:
+                for _ in range(_RENDERER_WARMUP):
+                    world.render(0)
+                start = time.perf_counter()
+                for _ in range(_RENDERER_TRIALS):
+                    world.render(0)
+                timings[name] = round((time.perf_counter() - start) / _RENDERER_TRIALS * 1e3, 1)
+            finally:
+                world.close()
+        RENDERER_TIMINGS_MS[key] = timings
+    timings = RENDERER_TIMINGS_MS[key]
+    return min(timings, key=timings.get)
