@@ -12,6 +12,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PYTHONPATH := $(CURDIR)/$(INSTALL)/lib/python3.11/site-packages$(if $(PYTHONPATH),:$(PYTHONPATH))
 export LD_LIBRARY_PATH := $(CURDIR)/$(INSTALL)/lib$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PATH))
 export HF_HUB_OFFLINE := 1
+# Camera frames between local processes need a larger shared-memory segment (see the file).
+export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds_localhost.xml
 export PYTHONUNBUFFERED := 1
 
 INTERFACE_FILES := $(shell find interfaces -type f)

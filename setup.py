@@ -14,6 +14,7 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.xml")),
         (f"share/{PACKAGE}/config/stacks", glob("config/stacks/*.yaml")),
         (f"share/{PACKAGE}/sim/scenarios", glob("sim/scenarios/*.yaml")),
     ],
