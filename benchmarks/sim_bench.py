@@ -537,7 +537,8 @@ def main(argv: list[str] | None = None) -> int:
     budget = QUICK if args.quick else FULL
     started = time.perf_counter()
     report = Report()
-    report.notes.append("Fast DDS profile: " + os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE", "none (built-in transports)"))
+    profile = os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE", "none (built-in transports)")
+    report.notes.append(f"Fast DDS profile: {profile}")
     scenario = load_scenario(SCENARIO)
 
     bench_physics(report, scenario, budget)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -167,7 +166,3 @@ def sample(trajectory: Trajectory, start: np.ndarray, t: float) -> tuple[np.ndar
     qd = (d00 * q0 + d10 * v0 + d01 * q1 + d11 * v1) / dt
     return q, qd
 
-
-def finite(values: list[float]) -> bool:
-    """Return True when every value is a finite float."""
-    return all(math.isfinite(v) for v in values)

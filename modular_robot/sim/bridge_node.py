@@ -9,10 +9,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import pybullet
 import rclpy
 from geometry_msgs.msg import TransformStamped, Twist, TwistStamped
@@ -31,7 +29,7 @@ from modular_robot.core.trajectory import TrajectoryError, check_start_velocity,
 from modular_robot.paths import resolve_data_path
 from modular_robot.ros import qos
 from modular_robot.ros.conversions import camera_info_from_intrinsics, ns_to_stamp, numpy_to_image
-from modular_robot.sim.robots import ARM_JOINTS, MAX_OPENING, OPTICAL_FROM_LINK, SimRobot
+from modular_robot.sim.robots import MAX_OPENING, OPTICAL_FROM_LINK, SimRobot
 from modular_robot.sim.world import RENDERER_TIMINGS_MS, SimWorld
 
 try:
@@ -151,9 +149,9 @@ class _RobotInterfaces:
                 self.log_rejected("command", "emergency stop is engaged")
             return
         if pending.trajectory is not None:
-            start = np.array([robot.arm_positions()[ARM_JOINTS.index(n)] for n in pending.trajectory.joint_names])
             try:
-                check_start_velocity(pending.trajectory, start, robot.arm_limits)
+                check_start_velocity(pending.trajectory, robot.arm_positions_of(pending.trajectory.joint_names),
+                                     robot.arm_limits)
                 robot.start_trajectory(pending.trajectory, now)
             except TrajectoryError as error:
                 self.log_rejected("joint trajectory", str(error))
@@ -266,8 +264,9 @@ class SimBridgeNode(Node):
             scenario_path = get("scenario")
             if not scenario_path:
                 raise ValueError("parameter 'scenario' (path to a scenario YAML) is required")
-            world = SimWorld(load_scenario(resolve_data_path(scenario_path)), width=get("camera_width"), height=get("camera_height"),
-                             renderer=get("renderer"), mesh_detail=get("robot_mesh_detail"))
+            world = SimWorld(load_scenario(resolve_data_path(scenario_path)), width=get("camera_width"),
+                             height=get("camera_height"), renderer=get("renderer"),
+                             mesh_detail=get("robot_mesh_detail"))
         self.world = world
         self.get_logger().info(
             f"world '{world.scenario.name}': {len(world.bodies)} objects, robots "
@@ -279,7 +278,6 @@ class SimBridgeNode(Node):
         self._schedules = {
             name: _Schedule(get(f"{name}_rate_hz")) for name in ("clock", "joint_states", "tf", "camera")
         }
-        self._calls: list[Callable[[], None]] = []
         stamp = ns_to_stamp(world.sim_time_ns)
         for robot in self.robots:
             robot.publish_static_tf(stamp)
@@ -338,11 +336,6 @@ class SimBridgeNode(Node):
             self._timer = self.create_timer(0.01 if self.mode == "realtime" else 0.001, self._on_timer,
                                             clock=Clock(clock_type=ClockType.STEADY_TIME))
 
-    def call_in_sim_thread(self, fn: Callable[[], None]) -> None:
-        """Run fn in the stepping loop before the next step (the only safe place to touch PyBullet)."""
-        with self.lock:
-            self._calls.append(fn)
-
     def _on_timer(self) -> None:
         if self.mode == "lockstep":
             self.advance(0.01)
@@ -361,9 +354,6 @@ class SimBridgeNode(Node):
         end_step = world.steps + int(round(seconds / world.time_step))
         while world.steps < end_step:
             with self.lock:
-                calls, self._calls = self._calls, []
-                for call in calls:
-                    call()
                 now = world.sim_time
                 for robot in self.robots:
                     robot.apply_pending(now)

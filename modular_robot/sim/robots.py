@@ -271,16 +271,13 @@ class SimRobot:
     def start_trajectory(self, trajectory: Trajectory, now: float) -> None:
         """Begin executing a validated trajectory from the current positions at sim time `now`."""
         self._trajectory = trajectory
-        self._trajectory_start = self._current_of(trajectory.joint_names)
+        self._trajectory_start = self.arm_positions_of(trajectory.joint_names)
         self._trajectory_t0 = now
 
-    def _current_of(self, names) -> np.ndarray:
+    def arm_positions_of(self, names) -> np.ndarray:
+        """Return the positions of the named arm joints, in that order."""
         q = self.arm_positions()
         return np.array([q[ARM_JOINTS.index(n)] for n in names])
-
-    def trajectory_active(self, now: float) -> bool:
-        """Return True while a trajectory is being executed."""
-        return self._trajectory is not None and now - self._trajectory_t0 <= self._trajectory.duration
 
     def set_gripper(self, opening: float) -> None:
         """Command the distance between the fingers (m)."""
