@@ -25,10 +25,16 @@ from std_msgs.msg import Bool, Float64MultiArray, Header
 from trajectory_msgs.msg import JointTrajectory
 
 from modular_robot.core.scenario import ScenarioError, load_scenario
+from modular_robot.core.transforms import Transform
 from modular_robot.core.trajectory import TrajectoryError, check_start_velocity, validate_trajectory
 from modular_robot.paths import resolve_data_path
 from modular_robot.ros import qos
-from modular_robot.ros.conversions import camera_info_from_intrinsics, ns_to_stamp, numpy_to_image
+from modular_robot.ros.conversions import (
+    camera_info_from_intrinsics,
+    make_transform_stamped,
+    ns_to_stamp,
+    numpy_to_image,
+)
 from modular_robot.sim.robots import MAX_OPENING, OPTICAL_FROM_LINK, SimRobot
 from modular_robot.sim.world import RENDERER_TIMINGS_MS, SimWorld
 
@@ -48,7 +54,6 @@ class _Pending:
     trajectory: object | None = None
     gripper: float | None = None
     twist: tuple[float, float] | None = None
-    twist_time: float = -math.inf
     estop: bool | None = None
 
 
@@ -218,14 +223,7 @@ class _RobotInterfaces:
 
 
 def _transform(stamp, parent: str, child: str, xyz, quat) -> TransformStamped:
-    msg = TransformStamped()
-    msg.header.stamp = stamp
-    msg.header.frame_id = parent
-    msg.child_frame_id = child
-    t, r = msg.transform.translation, msg.transform.rotation
-    t.x, t.y, t.z = (float(v) for v in xyz)
-    r.x, r.y, r.z, r.w = (float(v) for v in quat)
-    return msg
+    return make_transform_stamped(Transform(xyz, quat), parent, child, stamp)
 
 
 def _relative(stamp, parent: str, child: str, parent_pose, child_pose) -> TransformStamped:
