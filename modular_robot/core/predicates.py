@@ -152,27 +152,33 @@ def _xy(world: WorldState, entity_id: str) -> tuple[float, float]:
     return x, y
 
 
+def _centre_over(obj: ObjectState, other: ObjectState, margin: float, words: tuple[str, str]) -> tuple[bool, str]:
+    """Test whether ``obj``'s centre lies over ``other``'s xy box shrunk by ``margin``."""
+    cx, cy, _ = obj.center
+    x_lo, x_hi = other.aabb_min[0] + margin, other.aabb_max[0] - margin
+    y_lo, y_hi = other.aabb_min[1] + margin, other.aabb_max[1] - margin
+    ok = x_lo <= cx <= x_hi and y_lo <= cy <= y_hi
+    return ok, (f"{obj.id} centre ({cx:.3f}, {cy:.3f}) {words[0] if ok else words[1]} "
+                f"{other.id} x [{x_lo:.3f}, {x_hi:.3f}] y [{y_lo:.3f}, {y_hi:.3f}]")
+
+
+def _all_of(*checks: tuple[bool, str]) -> tuple[bool, str]:
+    """Combine checks; when one fails, report only what failed: that is what a reader needs."""
+    if all(ok for ok, _ in checks):
+        return True, "; ".join(text for _, text in checks)
+    return False, "; ".join(text for ok, text in checks if not ok)
+
+
 def _in(obj: ObjectState, container: ObjectState) -> tuple[bool, str]:
     """Test whether ``obj`` lies within ``container``'s shrunk xy box and height band."""
-    cx, cy, _ = obj.center
-    x_lo, x_hi = container.aabb_min[0] + IN_XY_MARGIN_M, container.aabb_max[0] - IN_XY_MARGIN_M
-    y_lo, y_hi = container.aabb_min[1] + IN_XY_MARGIN_M, container.aabb_max[1] - IN_XY_MARGIN_M
     bottom = obj.aabb_min[2]
     z_lo, z_hi = container.aabb_min[2], container.aabb_max[2] + IN_TOP_SLACK_M
-    inside_xy = x_lo <= cx <= x_hi and y_lo <= cy <= y_hi
     inside_z = z_lo <= bottom <= z_hi
-    xy_text = (
-        f"{obj.id} centre ({cx:.3f}, {cy:.3f}) {'inside' if inside_xy else 'not inside'} "
-        f"{container.id} x [{x_lo:.3f}, {x_hi:.3f}] y [{y_lo:.3f}, {y_hi:.3f}]"
-    )
     z_text = (
         f"{obj.id} bottom z={bottom:.3f} {'within' if inside_z else 'not within'} "
         f"{container.id} [{z_lo:.3f}, {z_hi:.3f}]"
     )
-    if inside_xy and inside_z:
-        return True, f"{xy_text}; {z_text}"
-    # Lead with what failed: that is what the reader of a report needs.
-    return False, "; ".join(text for ok, text in ((inside_xy, xy_text), (inside_z, z_text)) if not ok)
+    return _all_of(_centre_over(obj, container, IN_XY_MARGIN_M, ("inside", "not inside")), (inside_z, z_text))
 
 
 def _eval_in(args: list[str], final: WorldState, initial: WorldState) -> tuple[bool, str]:
@@ -183,24 +189,14 @@ def _eval_in(args: list[str], final: WorldState, initial: WorldState) -> tuple[b
 def _eval_on(args: list[str], final: WorldState, initial: WorldState) -> tuple[bool, str]:
     """Evaluate ``on: [obj, support]``: centre over the support, bottom at its top."""
     obj, support = _object(final, args[0]), _object(final, args[1])
-    cx, cy, _ = obj.center
-    x_lo, x_hi = support.aabb_min[0], support.aabb_max[0]
-    y_lo, y_hi = support.aabb_min[1], support.aabb_max[1]
-    over = x_lo <= cx <= x_hi and y_lo <= cy <= y_hi
     bottom, top = obj.aabb_min[2], support.aabb_max[2]
     gap = bottom - top
     touching = abs(gap) <= ON_Z_TOL_M
-    xy_text = (
-        f"{obj.id} centre ({cx:.3f}, {cy:.3f}) {'over' if over else 'not over'} "
-        f"{support.id} x [{x_lo:.3f}, {x_hi:.3f}] y [{y_lo:.3f}, {y_hi:.3f}]"
-    )
     z_text = (
         f"{obj.id} bottom z={bottom:.3f} is {gap:+.3f} m from {support.id} top z={top:.3f} "
         f"(tolerance {ON_Z_TOL_M:.3f})"
     )
-    if over and touching:
-        return True, f"{xy_text}; {z_text}"
-    return False, "; ".join(text for ok, text in ((over, xy_text), (touching, z_text)) if not ok)
+    return _all_of(_centre_over(obj, support, 0.0, ("over", "not over")), (touching, z_text))
 
 
 def _eval_near(args: list[Any], final: WorldState, initial: WorldState) -> tuple[bool, str]:
