@@ -62,7 +62,9 @@ class RgbdCamera:
         view = np.linalg.inv(world_from_optical @ _GL_FROM_OPTICAL)
         _, _, rgba, depth_buffer, _ = pybullet.getCameraImage(
             self.width, self.height, viewMatrix=view.T.reshape(-1).tolist(), projectionMatrix=self._projection,
-            renderer=self._renderer_flag, flags=pybullet.ER_NO_SEGMENTATION_MASK, physicsClientId=self.client)
+            renderer=self._renderer_flag, flags=pybullet.ER_NO_SEGMENTATION_MASK,
+            # EGL casts shadows by default and TinyRenderer does not: keep both images alike.
+            shadow=0, physicsClientId=self.client)
         rgba = np.asarray(rgba, dtype=np.uint8).reshape(self.height, self.width, 4)
         buffer = np.asarray(depth_buffer, dtype=np.float32).reshape(self.height, self.width)
         depth = (FAR * NEAR / (FAR - (FAR - NEAR) * buffer)).astype(np.float32)
