@@ -1,0 +1,1 @@
+"""Perception: detectors that turn one RGB-D frame into 3D object detections."""
