@@ -33,6 +33,7 @@ _IMAGE_ENCODINGS: dict[str, tuple[np.dtype, int]] = {
     "mono16": (np.dtype(np.uint16), 1),
     "16UC1": (np.dtype(np.uint16), 1),
     "32FC1": (np.dtype(np.float32), 1),
+    "32SC1": (np.dtype(np.int32), 1),
 }
 
 _MM_PER_M = 1000.0

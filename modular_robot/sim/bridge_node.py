@@ -6,6 +6,7 @@ owns the PyBullet client, applies queued commands, steps physics and publishes.
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -21,7 +22,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image, JointState
-from std_msgs.msg import Bool, Float64MultiArray, Header
+from std_msgs.msg import Bool, Float64MultiArray, Header, String
 from trajectory_msgs.msg import JointTrajectory
 
 from modular_robot.core.scenario import ScenarioError, load_scenario
@@ -74,6 +75,11 @@ class _RobotInterfaces:
         self.info_pub = node.create_publisher(CameraInfo, p + "camera/color/camera_info", qos.SENSOR_DATA)
         self.depth_pub = node.create_publisher(Image, p + "camera/depth/image_raw", qos.SENSOR_DATA)
         self.depth_info_pub = node.create_publisher(CameraInfo, p + "camera/depth/camera_info", qos.SENSOR_DATA)
+        if node.publish_segmentation:
+            self.segmentation_pub = node.create_publisher(Image, p + "camera/segmentation/image_raw",
+                                                          qos.SENSOR_DATA)
+            self.labels_pub = node.create_publisher(String, p + "camera/segmentation/labels", qos.LATCHED)
+            self.labels_sent = ""
         node.create_subscription(Bool, p + "emergency_stop", self.on_estop, qos.LATCHED)
         if robot.has_arm:
             node.create_subscription(JointTrajectory, p + "arm_controller/joint_trajectory",
@@ -213,8 +219,16 @@ class _RobotInterfaces:
         self.tf_static_pub.publish(TFMessage(transforms=transforms))
 
     def publish_camera(self, stamp, world: SimWorld) -> None:
-        rgb, depth = world.render(self.index)
         header = self.header(stamp, OPTICAL_FRAME)
+        if self.node.publish_segmentation:
+            rgb, depth, segmentation = world.render_with_segmentation(self.index)
+            labels = json.dumps(world.segment_labels(), sort_keys=True)
+            if labels != self.labels_sent:
+                self.labels_pub.publish(String(data=labels))
+                self.labels_sent = labels
+            self.segmentation_pub.publish(numpy_to_image(segmentation, "32SC1", header=header))
+        else:
+            rgb, depth = world.render(self.index)
         info = camera_info_from_intrinsics(world.cameras[self.index].intrinsics, header)
         self.color_pub.publish(numpy_to_image(rgb, "rgb8", header=header))
         self.depth_pub.publish(numpy_to_image(depth, "32FC1", header=header))
@@ -258,6 +272,7 @@ class SimBridgeNode(Node):
         self.cmd_vel_stamped = get("cmd_vel_stamped")
         self.cmd_vel_timeout = get("cmd_vel_timeout_s")
         self.real_time_factor = get("real_time_factor")
+        self.publish_segmentation = get("publish_segmentation")
         if world is None:
             scenario_path = get("scenario")
             if not scenario_path:
@@ -303,6 +318,8 @@ class SimBridgeNode(Node):
         declare("joint_states_rate_hz", 100.0, "joint_states per second of sim time.", read_only=True)
         declare("tf_rate_hz", 50.0, "tf and odom messages per second of sim time.", read_only=True)
         declare("clock_rate_hz", 100.0, "/clock messages per second of sim time.", read_only=True)
+        declare("publish_segmentation", False, "Publish ground-truth segmentation and labels (sim_truth "
+                "ablations only: it hands ground truth to the stack).", read_only=True)
         declare("cmd_vel_stamped", True, "cmd_vel is geometry_msgs/TwistStamped (else Twist).", read_only=True)
         declare("cmd_vel_timeout_s", 0.5, "Stop the base when no cmd_vel came for this long (sim s).")
         declare("autostart", True, "Start stepping on construction (tests drive advance() instead).",

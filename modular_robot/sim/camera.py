@@ -55,14 +55,24 @@ class RgbdCamera:
             rgb (H, W, 3) uint8 and depth (H, W) float32 in metres along the optical axis,
             NaN where nothing was hit (REP-118).
         """
+        rgb, depth, _ = self._render(position, orientation, pybullet.ER_NO_SEGMENTATION_MASK)
+        return rgb, depth
+
+    def render_with_segmentation(self, position, orientation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Render as `render`, plus the (H, W) int32 PyBullet body id of every pixel (-1: none)."""
+        rgb, depth, segmentation = self._render(position, orientation, 0)
+        # Without the object-and-link flag PyBullet's mask holds body ids alone.
+        return rgb, depth, np.asarray(segmentation, dtype=np.int32).reshape(self.height, self.width)
+
+    def _render(self, position, orientation, flags: int):
         rotation = np.array(pybullet.getMatrixFromQuaternion(orientation)).reshape(3, 3)
         world_from_optical = np.eye(4)
         world_from_optical[:3, :3] = rotation
         world_from_optical[:3, 3] = position
         view = np.linalg.inv(world_from_optical @ _GL_FROM_OPTICAL)
-        _, _, rgba, depth_buffer, _ = pybullet.getCameraImage(
+        _, _, rgba, depth_buffer, segmentation = pybullet.getCameraImage(
             self.width, self.height, viewMatrix=view.T.reshape(-1).tolist(), projectionMatrix=self._projection,
-            renderer=self._renderer_flag, flags=pybullet.ER_NO_SEGMENTATION_MASK,
+            renderer=self._renderer_flag, flags=flags,
             # EGL casts shadows by default and TinyRenderer does not: keep both images alike.
             shadow=0, physicsClientId=self.client)
         rgba = np.asarray(rgba, dtype=np.uint8).reshape(self.height, self.width, 4)
@@ -70,4 +80,4 @@ class RgbdCamera:
         depth = (FAR * NEAR / (FAR - (FAR - NEAR) * buffer)).astype(np.float32)
         # Nothing hit: EGL leaves 1.0, TinyRenderer 0.99999994; no real surface is that near the far plane.
         depth[buffer >= np.float32(1.0 - 1e-6)] = np.nan
-        return np.ascontiguousarray(rgba[:, :, :3]), depth
+        return np.ascontiguousarray(rgba[:, :, :3]), depth, segmentation

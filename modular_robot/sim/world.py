@@ -103,6 +103,15 @@ class SimWorld:
         """Render robot `index`'s RGB-D camera: (rgb, depth) arrays."""
         return self.cameras[index].render(*self.robots[index].camera_optical_pose())
 
+    def render_with_segmentation(self, index: int = 0):
+        """Render robot `index`'s camera with the PyBullet body id of every pixel: (rgb, depth, ids)."""
+        return self.cameras[index].render_with_segmentation(*self.robots[index].camera_optical_pose())
+
+    def segment_labels(self) -> dict[int, dict[str, str | None]]:
+        """Return scenario id, type and colour of every object by body id (ground truth: ablations only)."""
+        return {body: {"id": object_id, "type": self.specs[object_id].type, "color": self.specs[object_id].color}
+                for object_id, body in self.bodies.items()}
+
     def apply_disturbance(self, disturbance: Disturbance) -> None:
         """Move or remove an object as a scenario disturbance says."""
         body = self.bodies.get(disturbance.object)

@@ -37,6 +37,8 @@ class CameraFrame:
         stamp_ns: Acquisition time.
         world_frame: Name of the world frame (usually "map").
         robot_capsules: The robot's own links in the world frame; their points are not objects.
+        segmentation: (H, W) int32 segment id per pixel, from the simulator (sim_truth only).
+        segment_labels: Segment id -> {"id", "type", "color"} of simulated objects (sim_truth only).
     """
 
     rgb: np.ndarray
@@ -46,6 +48,8 @@ class CameraFrame:
     stamp_ns: int = 0
     world_frame: str = "map"
     robot_capsules: Sequence[Capsule] = ()
+    segmentation: np.ndarray | None = field(default=None, repr=False)
+    segment_labels: dict[int, dict] = field(default_factory=dict)
 
 
 @dataclass
