@@ -1,0 +1,1 @@
+"""Mapping: fusion of detections into a persistent semantic map, text queries, occupancy grids."""

@@ -1,0 +1,787 @@
+"""Fuse per-frame detections into persistent object instances: the semantic map.
+
+Each frame, detections (world frame) are associated with the map's objects by 3D centre distance
+and box overlap, gated, among compatible objects only (same colour; same category, categories
+whose text embeddings are close, like "mug" and "cup", or two coarse shapes of strongly overlapping
+boxes, since the geometric detector may flip between "cube" and "cylinder"); the assignment is
+optimal per frame (Hungarian). Labels and categories are majority votes over the detections. Matched objects refine their pose and extent by count-weighted running averages; a
+consistent large jump (two frames) snaps the pose, so a moved object updates within a few frames.
+New objects stay tentative until seen ``min_observations`` times, so one spurious detection never
+reaches the published map.
+
+The world changes: an object that should be visible in a frame (its centre projects well inside
+the image, in range, and the depth image there is not much nearer than the object, i.e. nothing
+hides it) but is not detected counts a miss; enough consecutive misses remove it. Objects out of
+view or hidden are kept. When an object's old place is seen empty while a compatible new one
+appears, the object is moved there and keeps its id.
+
+Thread-safety is left to the caller (the node updates and reads under one lock).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.optimize import linear_sum_assignment
+
+from modular_robot.core.camera import project
+from modular_robot.core.perception.types import SHAPES, CameraFrame, Detection
+
+SCHEMA = "modular_robot.semantic_map"
+SCHEMA_VERSION = 1
+
+TextSimilarity = Callable[[str, str], float]
+"""Cosine similarity of two short texts in [-1, 1], e.g. ``TextEmbedder().similarity``."""
+
+# Stands in for "not allowed" in the assignment problem; far above any gated cost (at most 3.1).
+_FORBIDDEN = 1e6
+
+
+@dataclass
+class MapObject:
+    """One persistent object instance.
+
+    Attributes:
+        id: Stable unique id such as "red_cube_1"; tentative objects are named "tentative_<n>".
+        label: Readable label, e.g. "small red cube" (the most often detected one).
+        category: What it is: a coarse shape ("cube") or an open-vocabulary class ("mug").
+        attributes: Qualifying words: colour name, size class.
+        color: One of the twelve colour names, or None.
+        position: Centre of the object's 3D box (m), world frame.
+        size: Extent along the box's own x, y, z axes (m), x the longer horizontal side.
+        yaw: Rotation of the box about world z (rad), in (-pi/2, pi/2].
+        confidence: Belief that the object exists, in [0, 1].
+        observations: Number of frames it was detected in.
+        first_seen_ns: Stamp of the first detection.
+        last_seen_ns: Stamp of the latest detection.
+    """
+
+    id: str
+    label: str
+    category: str
+    attributes: tuple[str, ...] = ()
+    color: str | None = None
+    position: NDArray[np.float64] = field(default_factory=lambda: np.zeros(3))
+    size: NDArray[np.float64] = field(default_factory=lambda: np.zeros(3))
+    yaw: float = 0.0
+    confidence: float = 1.0
+    observations: int = 1
+    first_seen_ns: int = 0
+    last_seen_ns: int = 0
+
+    def __post_init__(self) -> None:
+        self.position = np.array(self.position, dtype=np.float64).reshape(3)
+        self.size = np.array(self.size, dtype=np.float64).reshape(3)
+        self.attributes = tuple(self.attributes)
+
+    def copy(self) -> MapObject:
+        """Return a deep copy (the arrays are not shared)."""
+        return replace(self, position=self.position.copy(), size=self.size.copy())
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict of every field."""
+        return {
+            "id": self.id, "label": self.label, "category": self.category,
+            "attributes": list(self.attributes), "color": self.color,
+            "position": [float(v) for v in self.position], "size": [float(v) for v in self.size],
+            "yaw": float(self.yaw), "confidence": float(self.confidence),
+            "observations": int(self.observations),
+            "first_seen_ns": int(self.first_seen_ns), "last_seen_ns": int(self.last_seen_ns),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MapObject:
+        """Build an object from ``to_dict`` output.
+
+        Raises:
+            ValueError, KeyError, TypeError: if a field is missing or malformed.
+        """
+        position = _finite_vector(data["position"], 3, "position")
+        size = _finite_vector(data["size"], 3, "size")
+        if np.any(size < 0.0):
+            raise ValueError(f"size must not be negative, got {size.tolist()}")
+        color = data["color"]
+        if color is not None and not isinstance(color, str):
+            raise TypeError(f"color must be a string or null, got {color!r}")
+        return cls(
+            id=_string(data["id"], "id"), label=_string(data["label"], "label"),
+            category=_string(data["category"], "category"),
+            attributes=tuple(_string(word, "attribute") for word in data["attributes"]),
+            color=color, position=position, size=size, yaw=_finite(data["yaw"], "yaw"),
+            confidence=_finite(data["confidence"], "confidence"),
+            observations=int(data["observations"]),
+            first_seen_ns=int(data["first_seen_ns"]), last_seen_ns=int(data["last_seen_ns"]),
+        )
+
+
+@dataclass
+class MapChange:
+    """What one update changed among confirmed objects, by id; empty when nothing worth publishing."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.updated or self.removed)
+
+
+class MapLoadWarning(UserWarning):
+    """A saved map could not be used; it was moved aside and a fresh map started.
+
+    Attributes:
+        path: The file that was asked for.
+        moved_to: Where the unusable file now lies, or None if it could not be moved.
+        reason: Why it could not be used.
+    """
+
+    def __init__(self, path: Path, reason: str, moved_to: Path | None) -> None:
+        self.path = path
+        self.reason = reason
+        self.moved_to = moved_to
+        where = f"moved aside to {moved_to}" if moved_to else "could not be moved aside"
+        super().__init__(f"map file {path} unusable ({reason}); {where}; starting a fresh map")
+
+
+@dataclass
+class SemanticMapConfig:
+    """Tuning of association, confirmation, removal and change reporting.
+
+    Attributes:
+        gate_distance_m: Centre distance always accepted for association, plus half the larger
+            horizontal extent of the two boxes (a partly seen tray's centre wanders more).
+        min_iou: Box overlap (axis-aligned IoU) that associates whatever the centre distance.
+        jump_distance_m: A match farther than this (or a quarter of the object's extent) from the
+            estimate is a possible move rather than noise: it does not enter the average.
+        jump_frames: Consecutive such jumps after which the pose snaps to the new detection.
+        min_alpha: Floor of the running-average weight, so that slow drift is still followed.
+        min_observations: Detections before a tentative object is confirmed (published).
+        tentative_ttl_s: A tentative object not detected for this long is dropped.
+        tentative_max_misses: In-view misses that drop a tentative object.
+        max_misses: Consecutive in-view misses that remove a confirmed object (10 at 15 Hz: 0.7 s).
+        move_frames: Detections of a new candidate, and in-view misses of a compatible confirmed
+            object, after which the object is moved to the candidate (keeping its id).
+        hit_gain: Fraction of the remaining doubt a detection (scaled by its score) removes.
+        miss_decay: Factor applied to confidence on each in-view miss.
+        label_merge_similarity: Text similarity above which different categories may associate.
+        shape_flip_iou: Box overlap above which two different coarse shapes (SHAPES) associate.
+        merge_distance_m: Compatible objects whose centres come closer than this become one.
+        merge_iou: Compatible objects whose boxes overlap more than this become one.
+        image_margin_px: An object must project this far inside the image to count as visible.
+        min_range_m: Nearer than this along the optical axis, an object does not count as visible.
+        max_range_m: Farther than this, an object does not count as visible (detectors fade).
+        occlusion_margin_m: The depth image must be nearer than the object's front by more than
+            this for the object to count as hidden.
+        change_position_m: Position change that makes an update worth publishing.
+        change_size_m: Extent change that makes an update worth publishing.
+        change_yaw_rad: Yaw change that makes an update worth publishing.
+    """
+
+    gate_distance_m: float = 0.06
+    min_iou: float = 0.2
+    jump_distance_m: float = 0.03
+    jump_frames: int = 2
+    min_alpha: float = 0.2
+    min_observations: int = 3
+    tentative_ttl_s: float = 2.0
+    tentative_max_misses: int = 2
+    max_misses: int = 10
+    move_frames: int = 2
+    hit_gain: float = 0.3
+    miss_decay: float = 0.85
+    label_merge_similarity: float = 0.6
+    shape_flip_iou: float = 0.5
+    merge_distance_m: float = 0.02
+    merge_iou: float = 0.5
+    image_margin_px: int = 10
+    min_range_m: float = 0.1
+    max_range_m: float = 3.0
+    occlusion_margin_m: float = 0.05
+    change_position_m: float = 0.005
+    change_size_m: float = 0.005
+    change_yaw_rad: float = 0.05
+
+    def __post_init__(self) -> None:
+        for name in ("jump_frames", "min_observations", "tentative_max_misses", "max_misses", "move_frames"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 < self.min_alpha <= 1.0:
+            raise ValueError(f"min_alpha must be in (0, 1], got {self.min_alpha}")
+        if not 0.0 < self.hit_gain <= 1.0 or not 0.0 <= self.miss_decay <= 1.0:
+            raise ValueError("hit_gain must be in (0, 1] and miss_decay in [0, 1]")
+
+
+@dataclass
+class _Track:
+    """A map object plus the bookkeeping that fuses detections into it."""
+
+    obj: MapObject
+    key: int
+    confirmed: bool = False
+    hit_this_frame: bool = True
+    missed_streak: int = 0
+    jump_streak: int = 0
+    averaged: int = 1
+    label_votes: dict[str, float] = field(default_factory=dict)
+    category_votes: dict[str, float] = field(default_factory=dict)
+    attribute_votes: dict[tuple[str, ...], float] = field(default_factory=dict)
+    # What subscribers last heard about this object, to publish only real changes.
+    reported: MapObject | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict of the object and its fusion state."""
+        return {
+            "object": self.obj.to_dict(), "key": self.key, "confirmed": self.confirmed,
+            "missed_streak": self.missed_streak, "jump_streak": self.jump_streak,
+            "averaged": self.averaged, "label_votes": self.label_votes,
+            "category_votes": self.category_votes,
+            "attribute_votes": [[list(words), weight] for words, weight in self.attribute_votes.items()],
+            "reported": None if self.reported is None else self.reported.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> _Track:
+        """Build a track from ``to_dict`` output (raises KeyError, TypeError, ValueError)."""
+        reported = data["reported"]
+        return cls(
+            obj=MapObject.from_dict(data["object"]), key=int(data["key"]),
+            confirmed=bool(data["confirmed"]), hit_this_frame=False,
+            missed_streak=int(data["missed_streak"]), jump_streak=int(data["jump_streak"]),
+            averaged=int(data["averaged"]),
+            label_votes=_votes(data["label_votes"]), category_votes=_votes(data["category_votes"]),
+            attribute_votes={tuple(_string(w, "attribute") for w in words): _finite(weight, "vote")
+                             for words, weight in data["attribute_votes"]},
+            reported=None if reported is None else MapObject.from_dict(reported),
+        )
+
+
+class SemanticMap:
+    """A persistent map of objects fused from per-frame detections.
+
+    Args:
+        config: Tuning; defaults suit a tabletop RGB-D camera at about 15 Hz.
+        text_similarity: Optional similarity of two category names (e.g.
+            ``TextEmbedder().similarity``), letting open-vocabulary labels such as "mug" and "cup"
+            associate. Without it, categories must match exactly.
+    """
+
+    def __init__(self, config: SemanticMapConfig | None = None,
+                 text_similarity: TextSimilarity | None = None) -> None:
+        self.config = config or SemanticMapConfig()
+        self._text_similarity = text_similarity
+        self._similarity_cache: dict[tuple[str, str], float] = {}
+        self._reset()
+
+    def _reset(self) -> None:
+        self._tracks: dict[int, _Track] = {}
+        self._next_key = 1
+        self._next_index: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return sum(track.confirmed for track in self._tracks.values())
+
+    def objects(self, include_tentative: bool = False) -> list[MapObject]:
+        """Return copies of the confirmed objects (and tentative ones if asked), oldest first."""
+        return [track.obj.copy() for track in sorted(self._tracks.values(), key=lambda t: t.key)
+                if track.confirmed or include_tentative]
+
+    def get(self, object_id: str) -> MapObject | None:
+        """Return a copy of the confirmed object with this id, or None."""
+        for track in self._tracks.values():
+            if track.confirmed and track.obj.id == object_id:
+                return track.obj.copy()
+        return None
+
+    def clear(self) -> MapChange:
+        """Forget every object; return the confirmed ones as removed."""
+        removed = [obj.id for obj in self.objects()]
+        self._reset()
+        return MapChange(removed=removed)
+
+    def update(self, detections: Sequence[Detection], frame: CameraFrame) -> MapChange:
+        """Fuse one frame's detections and account for the objects the frame shows missing.
+
+        Args:
+            detections: This frame's detections in the world frame; ones with non-finite
+                position or size are ignored.
+            frame: The frame they come from: its pose, intrinsics and depth decide which objects
+                should have been seen; its stamp dates the observations.
+
+        Returns:
+            The confirmed objects added, updated (beyond the change tolerances) and removed.
+        """
+        stamp = int(frame.stamp_ns)
+        change = MapChange()
+        usable = [d for d in detections
+                  if np.all(np.isfinite(d.position)) and np.all(np.isfinite(d.size))]
+        for track in self._tracks.values():
+            track.hit_this_frame = False
+        tracks = list(self._tracks.values())
+        pairs = self._associate(usable, tracks)
+        for det_index, track_index in pairs:
+            self._absorb(tracks[track_index], usable[det_index], stamp)
+        matched = {det_index for det_index, _ in pairs}
+        for det_index, detection in enumerate(usable):
+            if det_index not in matched:
+                self._start_track(detection, stamp)
+        self._count_misses(frame, stamp, change)
+        self._relocate_moved(stamp)
+        self._merge_duplicates(change)
+        self._confirm(change)
+        self._report_updates(change)
+        return change
+
+    def save(self, path: str | Path) -> None:
+        """Write the whole map (tentative objects and fusion state included) as JSON, atomically.
+
+        The file is written beside the target and renamed over it, so a crash leaves either the
+        old map or the new one, never half of one.
+
+        Raises:
+            OSError: if the file cannot be written.
+        """
+        path = Path(path)
+        document = {
+            "schema": SCHEMA, "version": SCHEMA_VERSION, "saved_at_unix_s": time.time(),
+            "next_key": self._next_key, "next_index": self._next_index,
+            "tracks": [track.to_dict() for track in sorted(self._tracks.values(), key=lambda t: t.key)],
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with partial.open("w", encoding="utf-8") as stream:
+                json.dump(document, stream, indent=1)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+
+    def load(self, path: str | Path) -> MapLoadWarning | None:
+        """Replace this map with the one saved at ``path``; never raises on a bad file.
+
+        A missing file starts an empty map (the first run). A file that cannot be read, does not
+        parse, or has another schema or version is renamed to ``<name>.unusable-<UTC time>`` so
+        nothing is lost, an empty map is started, and the reason is returned for the caller to log.
+
+        Returns:
+            None when the map was loaded or no file exists, else the warning describing the problem.
+        """
+        path = Path(path)
+        if not path.exists():
+            self._reset()
+            return None
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+            self._restore(document)
+            return None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError,
+                AttributeError, RecursionError) as error:
+            self._reset()
+            return MapLoadWarning(path, _describe(error), _move_aside(path))
+
+    def _restore(self, document: Any) -> None:
+        if not isinstance(document, dict):
+            raise TypeError(f"top level is a {type(document).__name__}, expected an object")
+        if document.get("schema") != SCHEMA:
+            raise ValueError(f"schema {document.get('schema')!r}, expected {SCHEMA!r}")
+        if document.get("version") != SCHEMA_VERSION:
+            raise ValueError(f"schema version {document.get('version')!r}, expected {SCHEMA_VERSION}")
+        tracks = [_Track.from_dict(item) for item in document["tracks"]]
+        next_index = {_string(prefix, "prefix"): int(n) for prefix, n in document["next_index"].items()}
+        next_key = int(document["next_key"])
+        keys = [track.key for track in tracks]
+        if len(set(keys)) != len(keys) or any(key >= next_key for key in keys):
+            raise ValueError("track keys are duplicated or not below next_key")
+        self._tracks = {track.key: track for track in tracks}
+        self._next_key = next_key
+        self._next_index = next_index
+
+    # Association.
+
+    def _associate(self, detections: list[Detection], tracks: list[_Track]) -> list[tuple[int, int]]:
+        """Return (detection, track) index pairs of the cheapest gated one-to-one assignment.
+
+        Geometry is computed for all pairs at once; only pairs inside the gate are checked for
+        compatibility in Python.
+        """
+        if not detections or not tracks:
+            return []
+        det_pos, det_size, det_yaw = _box_arrays((d.position, d.size, d.yaw) for d in detections)
+        trk_pos, trk_size, trk_yaw = _box_arrays((t.obj.position, t.obj.size, t.obj.yaw) for t in tracks)
+        overlap = _iou_matrix(det_pos, det_size, det_yaw, trk_pos, trk_size, trk_yaw)
+        distance = np.linalg.norm(det_pos[:, np.newaxis] - trk_pos[np.newaxis], axis=2)
+        # A partly seen tray's centre wanders more than a cube's: the gate grows with the extent.
+        gate = self.config.gate_distance_m + 0.5 * np.maximum(
+            det_size[:, :2].max(axis=1)[:, np.newaxis], trk_size[:, :2].max(axis=1)[np.newaxis])
+        cost = np.full(distance.shape, _FORBIDDEN)
+        for i, j in np.argwhere((distance <= gate) | (overlap >= self.config.min_iou)):
+            detection, track = detections[i], tracks[j]
+            similarity = self._category_similarity(detection.category, detection.color, track, overlap[i, j])
+            if similarity is None:
+                continue
+            # A small bias towards confirmed objects, so a duplicate tentative never steals their match.
+            bias = 0.0 if track.confirmed else 0.1
+            cost[i, j] = min(distance[i, j] / gate[i, j], 1.0) + (1.0 - overlap[i, j]) + (1.0 - similarity) + bias
+        rows, cols = linear_sum_assignment(cost)
+        return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if cost[r, c] < _FORBIDDEN]
+
+    def _category_similarity(self, category: str, color: str | None, track: _Track,
+                             overlap: float) -> float | None:
+        """Return how well a category fits a track, or None if they must not associate.
+
+        Colours must agree. Categories must be equal, or close as texts, or both coarse shapes of
+        boxes that overlap by ``shape_flip_iou``: the geometric detector may call one object a
+        cube in one frame and a cylinder in the next, and two objects cannot share a place.
+        """
+        obj = track.obj
+        if color is not None and obj.color is not None and color != obj.color:
+            return None
+        if category == obj.category or category in track.category_votes:
+            return 1.0
+        if category in SHAPES and obj.category in SHAPES and overlap >= self.config.shape_flip_iou:
+            return 0.5
+        if self._text_similarity is None:
+            return None
+        similarity = self._similarity(category, obj.category)
+        return similarity if similarity >= self.config.label_merge_similarity else None
+
+    def _similarity(self, a: str, b: str) -> float:
+        key = (a, b) if a <= b else (b, a)
+        if key not in self._similarity_cache:
+            self._similarity_cache[key] = float(self._text_similarity(a, b))
+        return self._similarity_cache[key]
+
+    def _compatible(self, a: _Track, b: _Track, overlap: float) -> bool:
+        return (self._category_similarity(a.obj.category, a.obj.color, b, overlap) is not None
+                or self._category_similarity(b.obj.category, b.obj.color, a, overlap) is not None)
+
+    # Fusion.
+
+    def _start_track(self, detection: Detection, stamp: int) -> None:
+        key = self._next_key
+        self._next_key += 1
+        score = _vote_weight(detection.score)
+        obj = MapObject(
+            id=f"tentative_{key}", label=detection.label, category=detection.category,
+            attributes=tuple(detection.attributes), color=detection.color,
+            position=detection.position, size=detection.size, yaw=_wrap_half_turn(detection.yaw),
+            confidence=self.config.hit_gain * score, observations=1,
+            first_seen_ns=stamp, last_seen_ns=stamp,
+        )
+        self._tracks[key] = _Track(
+            obj=obj, key=key, label_votes={detection.label: score},
+            category_votes={detection.category: score},
+            attribute_votes={tuple(detection.attributes): score},
+        )
+
+    def _absorb(self, track: _Track, detection: Detection, stamp: int) -> None:
+        """Fold a matched detection into its track: votes, confidence, pose."""
+        obj, config = track.obj, self.config
+        score = _vote_weight(detection.score)
+        track.hit_this_frame = True
+        track.missed_streak = 0
+        obj.observations += 1
+        obj.last_seen_ns = max(obj.last_seen_ns, stamp)
+        obj.confidence += (1.0 - obj.confidence) * config.hit_gain * score
+        for votes, key in ((track.label_votes, detection.label), (track.category_votes, detection.category),
+                           (track.attribute_votes, tuple(detection.attributes))):
+            votes[key] = votes.get(key, 0.0) + score
+        _elect(track)
+        if obj.color is None:
+            obj.color = detection.color
+
+        position = np.asarray(detection.position, dtype=np.float64)
+        size = np.asarray(detection.size, dtype=np.float64)
+        jump_limit = max(config.jump_distance_m, 0.25 * float(np.max(obj.size[:2])))
+        if np.linalg.norm(position - obj.position) > jump_limit:
+            track.jump_streak += 1
+            if track.jump_streak < config.jump_frames:
+                return
+            # The object really moved: start the estimate afresh from here.
+            obj.position, obj.size, obj.yaw = position.copy(), size.copy(), _wrap_half_turn(detection.yaw)
+            track.averaged, track.jump_streak = 1, 0
+            return
+        track.jump_streak = 0
+        track.averaged += 1
+        alpha = max(1.0 / track.averaged, config.min_alpha)
+        obj.position += alpha * (position - obj.position)
+        obj.size += alpha * (size - obj.size)
+        # Boxes look the same after a half turn, and square ones after a quarter turn.
+        symmetry = math.pi / 2 if abs(obj.size[0] - obj.size[1]) < 0.1 * obj.size[0] else math.pi
+        obj.yaw = _wrap_half_turn(obj.yaw + alpha * math.remainder(detection.yaw - obj.yaw, symmetry))
+
+    # Misses, moves, merges.
+
+    def _count_misses(self, frame: CameraFrame, stamp: int, change: MapChange) -> None:
+        """Count a miss for every undetected object that the frame should show; drop stale ones."""
+        config = self.config
+        unseen = [track for track in self._tracks.values() if not track.hit_this_frame]
+        if not unseen:
+            return
+        visible = expected_visible(
+            np.array([t.obj.position for t in unseen]), np.array([t.obj.size for t in unseen]), frame,
+            margin_px=config.image_margin_px, min_range_m=config.min_range_m,
+            max_range_m=config.max_range_m, occlusion_margin_m=config.occlusion_margin_m)
+        ttl_ns = config.tentative_ttl_s * 1e9
+        for track, in_view in zip(unseen, visible):
+            if in_view:
+                track.missed_streak += 1
+                track.obj.confidence *= config.miss_decay
+            if track.confirmed:
+                if track.missed_streak >= config.max_misses:
+                    self._drop(track, change)
+            elif track.missed_streak >= config.tentative_max_misses or stamp - track.obj.last_seen_ns > ttl_ns:
+                self._drop(track, change)
+
+    def _relocate_moved(self, stamp: int) -> None:
+        """Move confirmed objects whose place is seen empty onto compatible new candidates."""
+        config = self.config
+        candidates = [t for t in self._tracks.values()
+                      if not t.confirmed and t.hit_this_frame and t.obj.observations >= config.move_frames]
+        for candidate in sorted(candidates, key=lambda t: t.key):
+            new = candidate.obj
+            missing = [t for t in self._tracks.values()
+                       if t.confirmed and t.missed_streak >= config.move_frames and self._compatible(
+                           t, candidate, box_iou(t.obj.position, t.obj.size, t.obj.yaw, new.position, new.size, new.yaw))]
+            if not missing:
+                continue
+            moved = min(missing, key=lambda t: float(np.linalg.norm(t.obj.position - new.position)))
+            obj = moved.obj
+            obj.position, obj.size, obj.yaw = new.position.copy(), new.size.copy(), new.yaw
+            obj.observations += new.observations
+            obj.last_seen_ns = stamp
+            obj.confidence = max(obj.confidence, new.confidence)
+            moved.missed_streak = moved.jump_streak = 0
+            moved.averaged = new.observations
+            moved.hit_this_frame = True
+            del self._tracks[candidate.key]
+
+    def _merge_duplicates(self, change: MapChange) -> None:
+        """Fold compatible objects that occupy the same place into the older one."""
+        config = self.config
+        ordered = sorted(self._tracks.values(), key=lambda t: (not t.confirmed, t.key))
+        if len(ordered) < 2:
+            return
+        position, size, yaw = _box_arrays((t.obj.position, t.obj.size, t.obj.yaw) for t in ordered)
+        overlap = _iou_matrix(position, size, yaw, position, size, yaw)
+        distance = np.linalg.norm(position[:, np.newaxis] - position[np.newaxis], axis=2)
+        close = np.triu((distance <= config.merge_distance_m) | (overlap >= config.merge_iou), k=1)
+        for i, j in np.argwhere(close):
+            keep, other = ordered[i], ordered[j]
+            if keep.key in self._tracks and other.key in self._tracks and self._compatible(keep, other, overlap[i, j]):
+                self._fold(keep, other, change)
+
+    def _fold(self, keep: _Track, other: _Track, change: MapChange) -> None:
+        """Merge ``other`` into ``keep``, weighting poses by observations, and drop it."""
+        a, b = keep.obj, other.obj
+        weight = b.observations / (a.observations + b.observations)
+        a.position += weight * (b.position - a.position)
+        a.size += weight * (b.size - a.size)
+        a.observations += b.observations
+        a.first_seen_ns = min(a.first_seen_ns, b.first_seen_ns)
+        a.last_seen_ns = max(a.last_seen_ns, b.last_seen_ns)
+        a.confidence = max(a.confidence, b.confidence)
+        for mine, theirs in ((keep.label_votes, other.label_votes), (keep.category_votes, other.category_votes),
+                             (keep.attribute_votes, other.attribute_votes)):
+            for word, vote in theirs.items():
+                mine[word] = mine.get(word, 0.0) + vote
+        _elect(keep)
+        keep.hit_this_frame = keep.hit_this_frame or other.hit_this_frame
+        if keep.hit_this_frame:
+            keep.missed_streak = 0
+        self._drop(other, change)
+
+    def _drop(self, track: _Track, change: MapChange) -> None:
+        del self._tracks[track.key]
+        if track.confirmed:
+            change.removed.append(track.obj.id)
+
+    def _confirm(self, change: MapChange) -> None:
+        for track in sorted(self._tracks.values(), key=lambda t: t.key):
+            if not track.confirmed and track.obj.observations >= self.config.min_observations:
+                track.confirmed = True
+                track.obj.id = self._new_id(track.obj)
+                track.reported = track.obj.copy()
+                change.added.append(track.obj.id)
+
+    def _new_id(self, obj: MapObject) -> str:
+        words = [obj.color, obj.category] if obj.color and obj.color not in obj.category else [obj.category]
+        prefix = re.sub(r"[^a-z0-9]+", "_", " ".join(words).lower()).strip("_") or "object"
+        index = self._next_index.get(prefix, 0) + 1
+        self._next_index[prefix] = index
+        return f"{prefix}_{index}"
+
+    def _report_updates(self, change: MapChange) -> None:
+        config = self.config
+        for track in self._tracks.values():
+            if not track.confirmed or track.reported is None or track.obj.id in change.added:
+                continue
+            now, before = track.obj, track.reported
+            if (np.linalg.norm(now.position - before.position) > config.change_position_m
+                    or np.max(np.abs(now.size - before.size)) > config.change_size_m
+                    or abs(math.remainder(now.yaw - before.yaw, math.pi)) > config.change_yaw_rad
+                    or (now.label, now.category, now.attributes, now.color)
+                    != (before.label, before.category, before.attributes, before.color)):
+                track.reported = now.copy()
+                change.updated.append(now.id)
+
+
+def expected_visible(positions: NDArray[np.floating], sizes: NDArray[np.floating], frame: CameraFrame,
+                     margin_px: int = 10, min_range_m: float = 0.1, max_range_m: float = 3.0,
+                     occlusion_margin_m: float = 0.05) -> NDArray[np.bool_]:
+    """Return which objects a frame should show, so that not detecting them is evidence.
+
+    An object counts as visible when its centre lies in front of the camera within range,
+    projects at least ``margin_px`` inside the image, and the depth image around that pixel is
+    not nearer than the object's front (its bounding sphere) by more than ``occlusion_margin_m``.
+    Where the depth is mostly invalid, or the depth image does not match the intrinsics, nothing
+    can be verified and the object does not count as visible.
+
+    Args:
+        positions: ``(N, 3)`` box centres in the world frame.
+        sizes: ``(N, 3)`` box extents.
+        frame: The camera frame.
+        margin_px: Required distance from the image border, in pixels.
+        min_range_m: Nearest visible distance along the optical axis.
+        max_range_m: Farthest visible distance along the optical axis.
+        occlusion_margin_m: Tolerance of the occlusion test.
+
+    Returns:
+        ``(N,)`` bool.
+    """
+    positions = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
+    sizes = np.asarray(sizes, dtype=np.float64).reshape(-1, 3)
+    intrinsics = frame.intrinsics
+    visible = np.zeros(len(positions), dtype=bool)
+    depth = np.asarray(frame.depth)
+    if len(positions) == 0 or depth.shape != (intrinsics.height, intrinsics.width):
+        return visible
+    in_camera = frame.world_from_camera.inverse().apply(positions)
+    u, v = project(in_camera, intrinsics)
+    z = in_camera[:, 2]
+    with np.errstate(invalid="ignore"):
+        candidate = ((z >= min_range_m) & (z <= max_range_m)
+                     & (u >= margin_px) & (u <= intrinsics.width - 1 - margin_px)
+                     & (v >= margin_px) & (v <= intrinsics.height - 1 - margin_px))
+    radius = 0.5 * np.linalg.norm(sizes, axis=1)
+    for i in np.flatnonzero(candidate):
+        # A patch about half the object's apparent size: robust to a few bad depth pixels, yet
+        # small enough to stay on the object (or on what hides it).
+        half = int(np.clip(0.5 * intrinsics.fx * radius[i] / z[i], 1, 8))
+        col, row = round(u[i]), round(v[i])
+        patch = depth[max(row - half, 0):row + half + 1, max(col - half, 0):col + half + 1]
+        valid = patch[np.isfinite(patch) & (patch > 0.0)]
+        if valid.size < 0.3 * patch.size:
+            continue
+        visible[i] = float(np.median(valid)) >= z[i] - radius[i] - occlusion_margin_m
+    return visible
+
+
+def box_iou(position_a: NDArray[np.floating], size_a: NDArray[np.floating], yaw_a: float,
+            position_b: NDArray[np.floating], size_b: NDArray[np.floating], yaw_b: float) -> float:
+    """Return the IoU of the world-axis-aligned boxes that enclose two upright yawed boxes."""
+    a = _box_arrays([(position_a, size_a, yaw_a)])
+    b = _box_arrays([(position_b, size_b, yaw_b)])
+    return float(_iou_matrix(*a, *b)[0, 0])
+
+
+def _box_arrays(boxes: Iterable[tuple[Any, Any, float]]
+                ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Stack (position, size, yaw) triples into (N, 3), (N, 3) and (N,) arrays."""
+    positions, sizes, yaws = zip(*boxes, strict=True)
+    return (np.asarray(positions, dtype=np.float64).reshape(-1, 3),
+            np.asarray(sizes, dtype=np.float64).reshape(-1, 3), np.asarray(yaws, dtype=np.float64))
+
+
+def _iou_matrix(position_a: NDArray[np.float64], size_a: NDArray[np.float64], yaw_a: NDArray[np.float64],
+                position_b: NDArray[np.float64], size_b: NDArray[np.float64], yaw_b: NDArray[np.float64]
+                ) -> NDArray[np.float64]:
+    """Return the (Na, Nb) IoU of the axis-aligned boxes enclosing two sets of upright yawed boxes."""
+    lo_a, hi_a = _aabbs(position_a, size_a, yaw_a)
+    lo_b, hi_b = _aabbs(position_b, size_b, yaw_b)
+    overlap = np.clip(np.minimum(hi_a[:, np.newaxis], hi_b[np.newaxis])
+                      - np.maximum(lo_a[:, np.newaxis], lo_b[np.newaxis]), 0.0, None)
+    intersection = overlap.prod(axis=2)
+    union = (hi_a - lo_a).prod(axis=1)[:, np.newaxis] + (hi_b - lo_b).prod(axis=1)[np.newaxis] - intersection
+    return np.divide(intersection, union, out=np.zeros_like(intersection), where=union > 0.0)
+
+
+def _aabbs(position: NDArray[np.float64], size: NDArray[np.float64], yaw: NDArray[np.float64]
+           ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    c, s = np.abs(np.cos(yaw)), np.abs(np.sin(yaw))
+    half = 0.5 * np.stack([c * size[:, 0] + s * size[:, 1], s * size[:, 0] + c * size[:, 1], size[:, 2]], axis=1)
+    return position - half, position + half
+
+
+def _elect(track: _Track) -> None:
+    """Set an object's label, category and attributes to the most voted ones."""
+    obj = track.obj
+    obj.label = max(track.label_votes, key=track.label_votes.__getitem__)
+    obj.category = max(track.category_votes, key=track.category_votes.__getitem__)
+    obj.attributes = max(track.attribute_votes, key=track.attribute_votes.__getitem__)
+
+
+def _wrap_half_turn(yaw: float) -> float:
+    """Return ``yaw`` brought into (-pi/2, pi/2], the range of an upright box's yaw."""
+    wrapped = math.remainder(float(yaw), math.pi)
+    return math.pi / 2 if wrapped == -math.pi / 2 else wrapped
+
+
+def _vote_weight(score: float) -> float:
+    # A zero or broken score must still count a little, or an object could never be confirmed.
+    return float(np.clip(score, 0.05, 1.0)) if math.isfinite(score) else 0.05
+
+
+def _move_aside(path: Path) -> Path | None:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = path.with_name(f"{path.name}.unusable-{stamp}")
+    suffix = 1
+    while target.exists():
+        suffix += 1
+        target = path.with_name(f"{path.name}.unusable-{stamp}-{suffix}")
+    try:
+        path.rename(target)
+    except OSError:
+        return None
+    return target
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, KeyError):
+        return f"missing field {error}"
+    return f"{type(error).__name__}: {error}"
+
+
+def _string(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, got {value!r}")
+    return value
+
+
+def _finite(value: Any, name: str) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return number
+
+
+def _finite_vector(values: Iterable[Any], length: int, name: str) -> NDArray[np.float64]:
+    vector = np.array([_finite(v, name) for v in values], dtype=np.float64)
+    if vector.shape != (length,):
+        raise ValueError(f"{name} must hold {length} numbers, got {vector.size}")
+    return vector
+
+
+def _votes(data: dict[str, Any]) -> dict[str, float]:
+    return {_string(word, "vote key"): _finite(weight, "vote") for word, weight in data.items()}
