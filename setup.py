@@ -28,6 +28,8 @@ setup(
         "console_scripts": [
             "modular-robot = modular_robot.cli:main",
             "sim_bridge = modular_robot.sim.bridge_node:main",
+            "perception = modular_robot.nodes.perception_node:main",
+            "semantic_map = modular_robot.nodes.semantic_map_node:main",
         ],
     },
 )

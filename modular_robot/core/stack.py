@@ -29,6 +29,8 @@ import yaml
 # Executables the stack can start: name -> (module with main() and the node class, class name).
 EXECUTABLES: dict[str, tuple[str, str]] = {
     "sim_bridge": ("modular_robot.sim.bridge_node", "SimBridgeNode"),
+    "perception": ("modular_robot.nodes.perception_node", "PerceptionNode"),
+    "semantic_map": ("modular_robot.nodes.semantic_map_node", "SemanticMapNode"),
 }
 
 _STACK_KEYS = {"name", "namespace", "use_sim_time", "nodes"}

@@ -22,6 +22,7 @@ class StampSync:
         if slop_ns < 0 or queue_size < 1:
             raise ValueError("slop must be >= 0 and queue_size >= 1")
         self.slop_ns = slop_ns
+        self.streams = tuple(streams)
         self._queues: dict[Hashable, deque[tuple[int, Any]]] = {s: deque(maxlen=queue_size) for s in streams}
 
     def add(self, stream: Hashable, stamp_ns: int, message: Any) -> dict[Hashable, Any] | None:

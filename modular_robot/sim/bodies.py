@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
 import numpy as np
 import pybullet
-import pybullet_data
 
 from modular_robot.core.colors import rgba
 from modular_robot.core.scenario import ObjectSpec, object_extent
+from modular_robot.sim.assets import data_path, untextured_duck_urdf
 
 # Density of solid objects (kg/m^3): a 4 cm cube weighs about 45 g, light enough for the gripper.
 _DENSITY = 700.0
@@ -130,11 +129,11 @@ def create_object(client: int, spec: ObjectSpec) -> int:
         pybullet.changeDynamics(body, -1, rollingFriction=0.001, spinningFriction=0.001, physicsClientId=client)
     elif kind == "duck":
         body = pybullet.loadURDF(
-            os.path.join(pybullet_data.getDataPath(), "duck_vhacd.urdf"),
+            untextured_duck_urdf(),
             baseOrientation=pybullet.getQuaternionFromEuler([math.pi / 2, 0, 0]),
             globalScaling=max(extent) / _DUCK_LENGTH_AT_UNIT_SCALE, physicsClientId=client,
         )
-        pybullet.changeVisualShape(body, -1, rgbaColor=color, textureUniqueId=-1, physicsClientId=client)
+        pybullet.changeVisualShape(body, -1, rgbaColor=color, physicsClientId=client)
         if mass != 0.1:
             pybullet.changeDynamics(body, -1, mass=mass, physicsClientId=client)
     elif kind == "tray":
@@ -145,7 +144,7 @@ def create_object(client: int, spec: ObjectSpec) -> int:
         body = _table(client, extent, color)
     else:
         body = pybullet.loadURDF(
-            os.path.join(pybullet_data.getDataPath(), kind), useFixedBase=spec.static, physicsClientId=client
+            data_path(kind), useFixedBase=spec.static, physicsClientId=client
         )
         if spec.color:
             for link in range(-1, pybullet.getNumJoints(body, physicsClientId=client)):

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pybullet
-import pybullet_data
 
 from modular_robot.core.trajectory import JointLimits, Trajectory, sample
+from modular_robot.sim.assets import data_path, derived_asset
 
 ARM_JOINTS = tuple(f"panda_joint{i}" for i in range(1, 8))
 FINGER_JOINTS = ("panda_finger_joint1", "panda_finger_joint2")
@@ -79,10 +78,9 @@ class SimRobot:
         self._names: dict[int, list[str]] = {}
         x, y, yaw = pose
         orientation = pybullet.getQuaternionFromEuler([0, 0, yaw])
-        data = pybullet_data.getDataPath()
         if kind in ("husky_base", "mobile_manipulator"):
             self.base_body = pybullet.loadURDF(
-                os.path.join(data, "husky/husky.urdf"), [x, y, 0.0], orientation, physicsClientId=client)
+                data_path("husky", "husky.urdf"), [x, y, 0.0], orientation, physicsClientId=client)
             self._wheel_index = [self._joint_index(self.base_body, j) for j in WHEEL_JOINTS]
             self._base_link_index = self._link_index(self.base_body, "base_link")
         if kind in ("panda_tabletop", "mobile_manipulator"):
@@ -402,21 +400,13 @@ def panda_urdf(mesh_detail: str) -> str:
     The full visual meshes have about 100k triangles, which halves the frame rate of software
     rendering; the collision meshes (about 3k) look alike at camera distance.
     """
-    source = os.path.join(pybullet_data.getDataPath(), "franka_panda", "panda.urdf")
+    source = data_path("franka_panda", "panda.urdf")
     if mesh_detail == "full":
         return source
     if mesh_detail != "low":
         raise ValueError(f"mesh_detail must be 'low' or 'full', got {mesh_detail!r}")
-    folder = os.path.dirname(source)
     text = Path(source).read_text().replace("package://meshes/visual/", "package://meshes/collision/")
-    text = text.replace("package://", folder + "/")
-    target = Path(tempfile.gettempdir()) / "modular_robot" / f"panda_low_detail_{os.getuid()}.urdf"
-    if not target.exists() or target.read_text() != text:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text(text)
-        partial.replace(target)
-    return str(target)
+    return derived_asset("panda_low_detail.urdf", text.replace("package://", os.path.dirname(source) + "/"))
 
 
 # camera_link (x forward, y left, z up) to optical frame (z forward, x right, y down): REP-103.

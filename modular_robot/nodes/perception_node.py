@@ -1,0 +1,224 @@
+"""Perception node: synchronised RGB-D + TF in, 3D object observations out.
+
+Callbacks only pair messages (StampSync) and keep the newest frame; a timer runs the detector on
+it, so a slow detector drops frames instead of queueing them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header, String
+from visualization_msgs.msg import MarkerArray
+
+from modular_robot.core.perception.registry import create_detector
+from modular_robot.core.perception.self_filter import PANDA_LINK_CAPSULES, panda_capsules
+from modular_robot.core.perception.types import CameraFrame, Detector
+from modular_robot.core.sync import StampSync
+from modular_robot.core.tf_tree import TfError
+from modular_robot.ros import qos
+from modular_robot.ros.conversions import (
+    depth_image_to_metres,
+    image_to_numpy,
+    intrinsics_from_camera_info,
+    stamp_to_ns,
+)
+from modular_robot.ros.object_msgs import box_markers, detections_to_array
+from modular_robot.ros.tf_listener import TfListener
+from modular_robot_interfaces.msg import ObjectObservationArray
+
+_LATENCY_WINDOW = 100
+
+
+class PerceptionNode(Node):
+    """Runs a detector plugin on the robot's camera and publishes what it finds in the world frame."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("perception", **kwargs)
+        self._declare_parameters()
+        get = lambda name: self.get_parameter(name).value  # noqa: E731
+        self.world_frame = get("world_frame")
+        self.prompts = tuple(p for p in get("prompts") if p)
+        self.robot_model = get("self_filter")
+        self._lock = threading.Lock()
+        self._frame: dict | None = None
+        self._slop_ns = int(get("sync_slop_s") * 1e9)
+        self._segment_labels: dict[int, dict] = {}
+        self._latencies: deque[float] = deque(maxlen=_LATENCY_WINDOW)
+        self._errors: dict[str, int] = {}
+        self._last_error = ""
+        self.detector: Detector | None = None
+        self._detector_error = ""
+        self._set_detector(get("detector"), get("model_dir"))
+        self.tf = TfListener(self)
+        self.create_subscription(Image, "camera/color/image_raw", lambda m: self._on("color", m), qos.SENSOR_DATA)
+        self.create_subscription(Image, "camera/depth/image_raw", lambda m: self._on("depth", m), qos.SENSOR_DATA)
+        self.create_subscription(CameraInfo, "camera/color/camera_info", lambda m: self._on("info", m),
+                                 qos.SENSOR_DATA)
+        # Ground-truth segmentation from the simulator, used by the sim_truth ablation detector only.
+        self.create_subscription(Image, "camera/segmentation/image_raw", lambda m: self._on("segmentation", m),
+                                 qos.SENSOR_DATA)
+        self.create_subscription(String, "camera/segmentation/labels", self._on_labels, qos.LATCHED)
+        self.observations_pub = self.create_publisher(ObjectObservationArray, "objects/observations", qos.RELIABLE)
+        self.markers_pub = self.create_publisher(MarkerArray, "objects/markers", qos.RELIABLE)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "diagnostics", qos.RELIABLE)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.create_timer(1.0 / get("max_rate_hz"), self._process)
+        self.create_timer(1.0, self._publish_diagnostics)
+
+    def _declare_parameters(self) -> None:
+        def declare(name, default, description, read_only=False):
+            self.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=read_only))
+
+        declare("detector", "geometric", "Detector plugin: geometric, owlv2, grounding_dino, or sim_truth "
+                "(ground-truth segmentation, for ablations).")
+        declare("model_dir", "", "Local model directory for owlv2 / grounding_dino (from_pretrained).")
+        declare("prompts", [""], "Object names open-vocabulary detectors look for.")
+        declare("world_frame", "map", "Frame the observations are expressed in.", read_only=True)
+        declare("max_rate_hz", 15.0, "Most frames processed per second (newest frame wins).", read_only=True)
+        declare("sync_slop_s", 0.02, "Largest stamp difference of colour, depth and camera_info.", read_only=True)
+        declare("self_filter", "panda", "Robot whose links are cut out of the view: panda or none.",
+                read_only=True)
+
+    def _set_detector(self, name: str, model_dir: str) -> str:
+        """Build the named detector; on failure keep none and remember why (reported on diagnostics)."""
+        params = {"model_dir": model_dir} if name in ("owlv2", "grounding_dino") else {}
+        try:
+            detector = create_detector(name, **params)
+        except (ValueError, OSError, ImportError) as error:
+            self._detector_error = f"cannot use detector {name!r}: {error}"
+            self.get_logger().error(self._detector_error)
+            return self._detector_error
+        streams = ("color", "depth", "info") + (("segmentation",) if name == "sim_truth" else ())
+        with self._lock:
+            self.detector = detector
+            self._detector_error = ""
+            self._sync = StampSync(streams, self._slop_ns)
+        if name == "sim_truth":
+            self.get_logger().warning("detector sim_truth: objects come from ground-truth segmentation "
+                                      "(ablations only; results are not those of real perception)")
+        else:
+            self.get_logger().info(f"detector: {name}")
+        return ""
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        updates = {p.name: p.value for p in params}
+        if "prompts" in updates:
+            self.prompts = tuple(p for p in updates["prompts"] if p)
+        if "detector" in updates or "model_dir" in updates:
+            name = updates.get("detector", self.get_parameter("detector").value)
+            model_dir = updates.get("model_dir", self.get_parameter("model_dir").value)
+            error = self._set_detector(name, model_dir)
+            if error:
+                return SetParametersResult(successful=False, reason=error)
+        return SetParametersResult(successful=True)
+
+    def _on(self, stream: str, msg) -> None:
+        with self._lock:
+            if self.detector is None or stream not in self._sync.streams:
+                return
+            match = self._sync.add(stream, stamp_to_ns(msg.header.stamp), msg)
+            if match is not None:
+                self._frame = match
+
+    def _on_labels(self, msg: String) -> None:
+        try:
+            labels = {int(segment): dict(value) for segment, value in json.loads(msg.data).items()}
+        except (ValueError, TypeError, AttributeError) as error:
+            self.get_logger().error(f"ignoring malformed segmentation labels: {error}")
+            return
+        with self._lock:
+            self._segment_labels = labels
+
+    def _count_error(self, kind: str, message: str) -> None:
+        self._errors[kind] = self._errors.get(kind, 0) + 1
+        self._last_error = message
+        self.get_logger().warning(message, throttle_duration_sec=5.0)
+
+    def _process(self) -> None:
+        with self._lock:
+            frame_msgs, self._frame = self._frame, None
+            detector = self.detector
+        if frame_msgs is None or detector is None:
+            return
+        started = time.perf_counter()
+        color, depth_msg, info = frame_msgs["color"], frame_msgs["depth"], frame_msgs["info"]
+        try:
+            frame = CameraFrame(
+                rgb=image_to_numpy(color)[:, :, :3], depth=depth_image_to_metres(depth_msg),
+                intrinsics=intrinsics_from_camera_info(info),
+                world_from_camera=self.tf.lookup(self.world_frame, color.header.frame_id, color.header.stamp),
+                stamp_ns=stamp_to_ns(color.header.stamp), world_frame=self.world_frame,
+                robot_capsules=self._robot_capsules(color.header.stamp),
+                segmentation=image_to_numpy(frame_msgs["segmentation"]) if "segmentation" in frame_msgs else None,
+                segment_labels=self._segment_labels)
+            detections = detector.detect(frame, self.prompts)
+        except TfError as error:
+            self._count_error("tf", f"no transform for the frame: {error}")
+            return
+        except ValueError as error:
+            self._count_error("input", f"frame skipped: {error}")
+            return
+        header = Header(stamp=color.header.stamp, frame_id=self.world_frame)
+        self.observations_pub.publish(detections_to_array(detections, header))
+        self.markers_pub.publish(box_markers(
+            header, "observations", [(d.label, d.color, d.position, d.size, d.yaw) for d in detections]))
+        self._latencies.append((time.perf_counter() - started) * 1e3)
+
+    def _robot_capsules(self, stamp):
+        """Return the robot's links in the world frame at `stamp`, for the self filter."""
+        if self.robot_model != "panda":
+            return ()
+        poses = {}
+        for link in PANDA_LINK_CAPSULES:
+            if self.tf.can_transform(self.world_frame, link, stamp):
+                poses[link] = self.tf.lookup(self.world_frame, link, stamp)
+        return panda_capsules(poses) if poses else ()
+
+    def _publish_diagnostics(self) -> None:
+        latencies = np.array(self._latencies) if self._latencies else np.array([np.nan])
+        if self._detector_error:
+            level, message = DiagnosticStatus.ERROR, self._detector_error
+        elif not self._latencies:
+            level, message = DiagnosticStatus.WARN, "no frame processed yet"
+        else:
+            level, message = DiagnosticStatus.OK, f"processing with {self.detector.name}"
+            if self.detector.name == "sim_truth":
+                message += " (ground-truth segmentation: an ablation, not real perception)"
+        values = [KeyValue(key="latency_ms_p50", value=f"{np.nanpercentile(latencies, 50):.2f}"),
+                  KeyValue(key="latency_ms_p95", value=f"{np.nanpercentile(latencies, 95):.2f}"),
+                  KeyValue(key="frames", value=str(len(self._latencies))),
+                  KeyValue(key="last_error", value=self._last_error)]
+        values += [KeyValue(key=f"errors_{kind}", value=str(n)) for kind, n in self._errors.items()]
+        status = DiagnosticStatus(level=level, name=f"{self.get_fully_qualified_name()}: perception",
+                                  message=message, hardware_id="camera", values=values)
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.diagnostics_pub.publish(msg)
+
+
+def main(args=None) -> None:
+    """Run the perception node until shutdown."""
+    try:
+        with rclpy.init(args=args):
+            node = PerceptionNode()
+            try:
+                rclpy.spin(node)
+            finally:
+                node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,197 @@
+"""Semantic map node: fuses observations into persistent objects, answers text queries.
+
+Observations are paired with the depth frame they came from (same stamp), so the map can tell
+which known objects the camera should have seen and did not: the world changes, and the map
+follows. The map is published latched on change, saved to disk, and reloaded on restart.
+"""
+
+from __future__ import annotations
+
+import array
+import threading
+import time
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import Vector3
+from nav_msgs.msg import OccupancyGrid
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+from visualization_msgs.msg import MarkerArray
+
+from modular_robot.core.mapping.occupancy import OccupancyGridBuilder
+from modular_robot.core.mapping.query import query
+from modular_robot.core.mapping.semantic_map import MapObject, SemanticMap
+from modular_robot.core.mapping.text_embedding import TextEmbedder
+from modular_robot.core.perception.types import CameraFrame
+from modular_robot.core.sync import StampSync
+from modular_robot.core.tf_tree import TfError
+from modular_robot.ros import qos
+from modular_robot.ros.conversions import (
+    depth_image_to_metres,
+    intrinsics_from_camera_info,
+    ns_to_stamp,
+    stamp_to_ns,
+)
+from modular_robot.ros.object_msgs import box_markers, msg_to_detection, yaw_pose
+from modular_robot.ros.tf_listener import TfListener
+from modular_robot_interfaces.msg import ObjectObservationArray, SemanticMap as SemanticMapMsg, SemanticObject
+from modular_robot_interfaces.srv import QueryObjects
+
+
+def object_to_msg(obj: MapObject) -> SemanticObject:
+    """Return the SemanticObject message of a map object."""
+    return SemanticObject(
+        id=obj.id, label=obj.label, attributes=[obj.category, *obj.attributes],
+        pose=yaw_pose(obj.position, obj.yaw),
+        size=Vector3(x=float(obj.size[0]), y=float(obj.size[1]), z=float(obj.size[2])),
+        confidence=float(obj.confidence), observations=int(obj.observations), last_seen=ns_to_stamp(obj.last_seen_ns))
+
+
+class SemanticMapNode(Node):
+    """Owns the SemanticMap; all map access happens under one lock."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("semantic_map", **kwargs)
+        self._declare_parameters()
+        get = lambda name: self.get_parameter(name).value  # noqa: E731
+        self.world_frame = get("world_frame")
+        self.map_file = get("map_file")
+        self.save_period_s = get("save_period_s")
+        self._lock = threading.Lock()
+        self._embedder = TextEmbedder()
+        self.map = SemanticMap(text_similarity=self._embedder.similarity)
+        if self.map_file:
+            warning = self.map.load(self.map_file)
+            if warning is not None:
+                self.get_logger().error(str(warning))
+            else:
+                self.get_logger().info(f"map: {len(self.map)} objects from {self.map_file}")
+        self._dirty = False
+        self._last_save = time.monotonic()
+        self._sync = StampSync(("observations", "depth", "info"), int(get("sync_slop_s") * 1e9), queue_size=15)
+        self.tf = TfListener(self)
+        self.create_subscription(ObjectObservationArray, "objects/observations",
+                                 lambda m: self._on("observations", m), qos.RELIABLE)
+        self.create_subscription(Image, "camera/depth/image_raw", lambda m: self._on("depth", m), qos.SENSOR_DATA)
+        self.create_subscription(CameraInfo, "camera/color/camera_info", lambda m: self._on("info", m),
+                                 qos.SENSOR_DATA)
+        self.map_pub = self.create_publisher(SemanticMapMsg, "semantic_map", qos.LATCHED)
+        self.markers_pub = self.create_publisher(MarkerArray, "semantic_map/markers", qos.LATCHED)
+        self.grid_builder = None
+        if get("occupancy_grid"):
+            self.grid_builder = OccupancyGridBuilder(
+                get("grid_resolution_m"), get("grid_size_m"), get("grid_size_m"),
+                origin=(-get("grid_size_m") / 2, -get("grid_size_m") / 2))
+            self.grid_pub = self.create_publisher(OccupancyGrid, "occupancy_grid", qos.LATCHED)
+            self.grid_period_s = get("grid_publish_period_s")
+            self._last_grid = -float("inf")
+        self.create_service(QueryObjects, "query_objects", self._on_query)
+        self._publish_map()
+        if self.map_file:
+            self.create_timer(self.save_period_s, self._save_if_dirty)
+
+    def _declare_parameters(self) -> None:
+        def declare(name, default, description):
+            self.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=True))
+
+        declare("world_frame", "map", "Frame of observations and map.")
+        declare("map_file", "", "JSON file the map is saved to and reloaded from ('' keeps it in memory).")
+        declare("save_period_s", 2.0, "Save a changed map at most this often.")
+        declare("sync_slop_s", 0.02, "Largest stamp difference of observations, depth and camera_info.")
+        declare("occupancy_grid", False, "Also build and publish a 2D occupancy grid from depth (mobile base).")
+        declare("grid_resolution_m", 0.05, "Occupancy grid cell size.")
+        declare("grid_size_m", 20.0, "Occupancy grid edge, centred on the world origin.")
+        declare("grid_publish_period_s", 1.0, "Publish the occupancy grid at most this often (wall time).")
+
+    def _on(self, stream: str, msg) -> None:
+        match = self._sync.add(stream, stamp_to_ns(msg.header.stamp), msg)
+        if match is not None:
+            self._update(match)
+
+    def _update(self, match: dict) -> None:
+        observations, depth_msg, info = match["observations"], match["depth"], match["info"]
+        try:
+            frame = CameraFrame(
+                rgb=np.zeros((0, 0, 3), np.uint8), depth=depth_image_to_metres(depth_msg),
+                intrinsics=intrinsics_from_camera_info(info),
+                world_from_camera=self.tf.lookup(self.world_frame, depth_msg.header.frame_id, depth_msg.header.stamp),
+                stamp_ns=stamp_to_ns(depth_msg.header.stamp), world_frame=self.world_frame)
+            detections = [msg_to_detection(o) for o in observations.observations]
+        except (TfError, ValueError) as error:
+            self.get_logger().warning(f"frame skipped: {error}", throttle_duration_sec=5.0)
+            return
+        with self._lock:
+            change = self.map.update(detections, frame)
+            if change:
+                self._dirty = True
+        if change:
+            self._publish_map()
+        if self.grid_builder is not None:
+            self.grid_builder.integrate(frame)
+            if time.monotonic() - self._last_grid >= self.grid_period_s:
+                self._last_grid = time.monotonic()
+                self._publish_grid(depth_msg.header.stamp)
+
+    def _publish_map(self) -> None:
+        with self._lock:
+            objects = self.map.objects()
+        header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self.world_frame)
+        self.map_pub.publish(SemanticMapMsg(header=header, objects=[object_to_msg(o) for o in objects]))
+        self.markers_pub.publish(box_markers(
+            header, "semantic_map", [(o.id, o.color, o.position, o.size, o.yaw) for o in objects]))
+
+    def _publish_grid(self, stamp) -> None:
+        grid = self.grid_builder.grid()
+        msg = OccupancyGrid(header=Header(stamp=stamp, frame_id=self.world_frame))
+        msg.info.resolution = self.grid_builder.resolution
+        msg.info.height, msg.info.width = grid.shape
+        msg.info.origin.position.x, msg.info.origin.position.y = self.grid_builder.origin
+        msg.info.origin.orientation.w = 1.0
+        msg.data = array.array("b", grid.reshape(-1).tobytes())
+        self.grid_pub.publish(msg)
+
+    def _on_query(self, request: QueryObjects.Request, response: QueryObjects.Response) -> QueryObjects.Response:
+        with self._lock:
+            objects = self.map.objects()
+        matches = query(objects, request.text, int(request.max_results) or 5, similarity=self._embedder.similarity)
+        response.objects = [object_to_msg(obj) for obj, _ in matches]
+        response.scores = [float(score) for _, score in matches]
+        return response
+
+    def _save_if_dirty(self) -> None:
+        with self._lock:
+            if not self._dirty:
+                return
+            try:
+                self.map.save(self.map_file)
+                self._dirty = False
+            except OSError as error:
+                self.get_logger().error(f"cannot save the map to {self.map_file}: {error}",
+                                        throttle_duration_sec=30.0)
+
+    def destroy_node(self) -> None:
+        """Save the map one last time, then destroy the node."""
+        if self.map_file:
+            self._save_if_dirty()
+        super().destroy_node()
+
+
+def main(args=None) -> None:
+    """Run the semantic map node until shutdown."""
+    try:
+        with rclpy.init(args=args):
+            node = SemanticMapNode()
+            try:
+                rclpy.spin(node)
+            finally:
+                node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+
+
+if __name__ == "__main__":
+    main()

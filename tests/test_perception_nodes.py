@@ -1,0 +1,158 @@
+"""Perception and semantic map nodes on the simulated robot: the map follows a changing world."""
+
+import math
+
+import numpy as np
+import pytest
+import rclpy
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+
+from modular_robot.core.scenario import Disturbance, ObjectPose
+from modular_robot.nodes.perception_node import PerceptionNode
+from modular_robot.nodes.semantic_map_node import SemanticMapNode
+from modular_robot.ros import qos
+from modular_robot.ros.conversions import camera_info_from_intrinsics, numpy_to_image
+from modular_robot_interfaces.msg import ObjectObservationArray, SemanticMap
+from modular_robot_interfaces.srv import QueryObjects
+
+from ros_helpers import SimHarness
+
+SCENE = """
+name: dynamic
+robot: panda_tabletop
+objects:
+  - {id: red_cube, type: cube, color: red, size: 0.04, pose: [0.50, 0.15, 0.0, 0.0]}
+  - {id: blue_cylinder, type: cylinder, color: blue, size: 0.05, pose: [0.55, -0.12, 0.0, 0.0]}
+  - {id: tray, type: tray, color: gray, pose: [0.42, -0.30, 0.0, 0.0]}
+expect:
+  - {unmoved: [tray]}
+"""
+
+
+@pytest.fixture(params=["geometric", "sim_truth"])
+def stack(request, tmp_path):
+    detector = request.param
+    harness = SimHarness(SCENE, width=640, height=480, publish_segmentation=detector == "sim_truth")
+    sim_time = Parameter("use_sim_time", value=True)
+    perception = PerceptionNode(context=harness.context, parameter_overrides=[
+        sim_time, Parameter("detector", value=detector)])
+    mapper = SemanticMapNode(context=harness.context, parameter_overrides=[
+        sim_time, Parameter("map_file", value=str(tmp_path / "map.json"))])
+    for node in (perception, mapper):
+        harness.executor.add_node(node)
+    harness.track(SemanticMap, "semantic_map", qos.LATCHED)
+    harness.track(ObjectObservationArray, "objects/observations")
+    harness.mapper = mapper
+    yield harness
+    for node in (perception, mapper):
+        harness.executor.remove_node(node)
+        node.destroy_node()
+    harness.close()
+
+
+def _objects(harness):
+    msg = harness.last.get("semantic_map")
+    return {} if msg is None else {o.id: o for o in msg.objects}
+
+
+def _find(harness, color, category):
+    for obj in _objects(harness).values():
+        if color in obj.attributes and category in obj.attributes:
+            return obj
+    return None
+
+
+def test_map_finds_objects_then_follows_removal_and_motion(stack):
+    assert stack.advance_until(lambda: _find(stack, "red", "cube") and _find(stack, "blue", "cylinder"), 3.0), \
+        f"map after 3 s: {[o.label for o in _objects(stack).values()]}"
+    truth = stack.world.ground_truth().objects
+    cube = _find(stack, "red", "cube")
+    assert math.dist((cube.pose.position.x, cube.pose.position.y), truth["red_cube"].center[:2]) < 0.02
+
+    stack.world.apply_disturbance(Disturbance("time", None, "remove", "red_cube", None, 0.0))
+    removed_at = stack.world.sim_time
+    assert stack.advance_until(lambda: _find(stack, "red", "cube") is None, 3.0), "removed cube still mapped"
+    assert stack.world.sim_time - removed_at <= 3.0
+
+    target = ObjectPose(0.62, 0.05, 0.0, 0.0)
+    stack.world.apply_disturbance(Disturbance("time", None, "move", "blue_cylinder", target, 0.0))
+    moved_at = stack.world.sim_time
+
+    def at_target():
+        obj = _find(stack, "blue", "cylinder")
+        return obj is not None and math.dist((obj.pose.position.x, obj.pose.position.y), target[:2]) < 0.02
+
+    assert stack.advance_until(at_target, 1.0), "moved cylinder not updated within 1 s"
+    assert stack.world.sim_time - moved_at <= 1.0
+
+
+def test_query_service_grounds_text_in_the_map(stack):
+    assert stack.advance_until(lambda: _find(stack, "red", "cube") is not None, 3.0)
+    client = stack.probe.create_client(QueryObjects, "query_objects")
+    future = client.call_async(QueryObjects.Request(text="the crimson block", max_results=3))
+    stack.advance_until(future.done, 1.0)
+    response = future.result()
+    assert response.objects and "red" in response.objects[0].attributes
+    assert list(response.scores) == sorted(response.scores, reverse=True)
+    future = client.call_async(QueryObjects.Request(text="the purple elephant", max_results=3))
+    stack.advance_until(future.done, 1.0)
+    assert list(future.result().objects) == []
+
+
+def test_map_is_saved_and_reloaded(stack, tmp_path):
+    assert stack.advance_until(lambda: len(_objects(stack)) >= 2, 3.0)
+    stack.advance(2.5)
+    stack.mapper._save_if_dirty()
+    reloaded = SemanticMapNode(context=stack.context, parameter_overrides=[
+        Parameter("map_file", value=str(tmp_path / "map.json"))])
+    try:
+        assert {o.id for o in reloaded.map.objects()} == {o.id for o in stack.mapper.map.objects()}
+    finally:
+        reloaded.destroy_node()
+
+
+def test_corrupt_map_file_is_moved_aside_and_a_fresh_map_started(tmp_path):
+    path = tmp_path / "map.json"
+    path.write_text("{ not json")
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = SemanticMapNode(context=context, parameter_overrides=[Parameter("map_file", value=str(path))])
+        assert len(node.map) == 0
+        assert any(p.name.startswith("map.json.unusable") for p in tmp_path.iterdir())
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+
+
+def test_unknown_detector_is_reported_not_fatal():
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = PerceptionNode(context=context, parameter_overrides=[Parameter("detector", value="x-ray")])
+        assert node.detector is None and "x-ray" in node._detector_error
+        result = node.set_parameters([Parameter("detector", value="also-unknown")])[0]
+        assert not result.successful and "unknown detector" in result.reason
+        assert node.set_parameters([Parameter("detector", value="geometric")])[0].successful
+        assert node.detector is not None
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+
+
+def test_perception_survives_bad_frames(stack):
+    """Mismatched image sizes and all-NaN depth are skipped, never a crash; good frames go on."""
+    images = stack.probe.create_publisher(Image, "camera/color/image_raw", qos.SENSOR_DATA)
+    depths = stack.probe.create_publisher(Image, "camera/depth/image_raw", qos.SENSOR_DATA)
+    infos = stack.probe.create_publisher(CameraInfo, "camera/color/camera_info", qos.SENSOR_DATA)
+    stack.advance(0.2)
+    info = stack.world.cameras[0].intrinsics
+    header = Header(frame_id="camera_color_optical_frame")
+    header.stamp.sec = 12345
+    images.publish(numpy_to_image(np.zeros((10, 10, 3), np.uint8), "rgb8", header=header))
+    depths.publish(numpy_to_image(np.full((480, 640), np.nan, np.float32), "32FC1", header=header))
+    infos.publish(camera_info_from_intrinsics(info, header))
+    stack.advance(0.5)
+    assert stack.advance_until(lambda: _find(stack, "red", "cube") is not None, 3.0)
