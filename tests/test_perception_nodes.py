@@ -13,7 +13,7 @@ from modular_robot.core.scenario import Disturbance, ObjectPose
 from modular_robot.nodes.perception_node import PerceptionNode
 from modular_robot.nodes.semantic_map_node import SemanticMapNode
 from modular_robot.ros import qos
-from modular_robot.ros.conversions import camera_info_from_intrinsics, numpy_to_image
+from modular_robot.ros.conversions import camera_info_from_intrinsics, ns_to_stamp, numpy_to_image
 from modular_robot_interfaces.msg import ObjectObservationArray, SemanticMap
 from modular_robot_interfaces.srv import QueryObjects
 
@@ -142,17 +142,34 @@ def test_unknown_detector_is_reported_not_fatal():
         rclpy.shutdown(context=context)
 
 
-def test_perception_survives_bad_frames(stack):
-    """Mismatched image sizes and all-NaN depth are skipped, never a crash; good frames go on."""
-    images = stack.probe.create_publisher(Image, "camera/color/image_raw", qos.SENSOR_DATA)
-    depths = stack.probe.create_publisher(Image, "camera/depth/image_raw", qos.SENSOR_DATA)
-    infos = stack.probe.create_publisher(CameraInfo, "camera/color/camera_info", qos.SENSOR_DATA)
-    stack.advance(0.2)
-    info = stack.world.cameras[0].intrinsics
-    header = Header(frame_id="camera_color_optical_frame")
-    header.stamp.sec = 12345
-    images.publish(numpy_to_image(np.zeros((10, 10, 3), np.uint8), "rgb8", header=header))
-    depths.publish(numpy_to_image(np.full((480, 640), np.nan, np.float32), "32FC1", header=header))
-    infos.publish(camera_info_from_intrinsics(info, header))
-    stack.advance(0.5)
-    assert stack.advance_until(lambda: _find(stack, "red", "cube") is not None, 3.0)
+def test_perception_survives_bad_frames_and_missing_tf():
+    """Mismatched image sizes and frames without TF are skipped and counted, never fatal."""
+    harness = SimHarness(SCENE, width=640, height=480)
+    perception = PerceptionNode(context=harness.context)
+    harness.executor.add_node(perception)
+    try:
+        harness.advance(0.3)
+        intrinsics = harness.world.cameras[0].intrinsics
+
+        def process(rgb, depth, frame_id):
+            header = Header(frame_id=frame_id, stamp=ns_to_stamp(harness.world.sim_time_ns))
+            perception._on("color", numpy_to_image(rgb, "rgb8", header=header))
+            perception._on("depth", numpy_to_image(depth, "32FC1", header=header))
+            perception._on("info", camera_info_from_intrinsics(intrinsics, header))
+            perception._process()
+
+        good_rgb, good_depth = harness.world.render(0)
+        perception._errors.clear()
+        processed = len(perception._latencies)
+        process(np.zeros((10, 10, 3), np.uint8), good_depth, "camera_color_optical_frame")
+        assert perception._errors == {"input": 1}
+        process(good_rgb, good_depth, "no_such_frame")
+        assert perception._errors == {"input": 1, "tf": 1}
+        process(good_rgb, np.full((480, 640), np.nan, np.float32), "camera_color_optical_frame")
+        assert perception._errors == {"input": 1, "tf": 1}, "all-NaN depth is a frame with nothing in it"
+        process(good_rgb, good_depth, "camera_color_optical_frame")
+        assert len(perception._latencies) == processed + 2
+    finally:
+        harness.executor.remove_node(perception)
+        perception.destroy_node()
+        harness.close()
