@@ -23,7 +23,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from modular_robot.core.camera import depth_to_points
-from modular_robot.core.perception.types import CameraFrame, Capsule
+from modular_robot.core.perception.self_filter import inside_capsules
+from modular_robot.core.perception.types import CameraFrame
 
 FREE = 0
 OCCUPIED = 100
@@ -125,9 +126,9 @@ class OccupancyGridBuilder:
         points = depth_to_points(frame.depth, frame.intrinsics, stride=self.stride)
         points = points[points[:, 2] <= self.max_range_m]
         world = frame.world_from_camera.apply(points)
-        for capsule in frame.robot_capsules:
+        if frame.robot_capsules:
             # The robot's own links are not obstacles.
-            world = world[~_inside_capsule(world, capsule)]
+            world = world[~inside_capsules(world, frame.robot_capsules)]
         if len(world) == 0:
             return 0
         height = world[:, 2] - self.floor_z
@@ -210,14 +211,3 @@ def occupancy_grid_from_depth(frame: CameraFrame, resolution: float, width_m: fl
                                    max_obstacle_height, **options)
     builder.integrate(frame)
     return builder.grid()
-
-
-def _inside_capsule(points: NDArray[np.floating], capsule: Capsule) -> NDArray[np.bool_]:
-    start = np.asarray(capsule.start, dtype=np.float64)
-    axis = np.asarray(capsule.end, dtype=np.float64) - start
-    length_sq = float(axis @ axis)
-    offset = points - start
-    t = np.clip(offset @ axis / length_sq, 0.0, 1.0) if length_sq > 0.0 else np.zeros(len(points))
-    nearest = start + t[:, np.newaxis] * axis
-    return np.sum((points - nearest) ** 2, axis=1) <= capsule.radius ** 2
-

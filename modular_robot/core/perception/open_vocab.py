@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from modular_robot.core.perception.geometry import box_from_points, size_class
-from modular_robot.core.perception.types import CameraFrame, Capsule, Detection
+from modular_robot.core.perception.self_filter import inside_capsules
+from modular_robot.core.perception.types import CameraFrame, Detection
 
 if TYPE_CHECKING:
     import torch
@@ -120,7 +121,7 @@ def lift_box(
     camera_points = np.column_stack(((cols + (x0 - k.cx)) * (z / k.fx), (rows + (y0 - k.cy)) * (z / k.fy), z))
     world = frame.world_from_camera.apply(camera_points.astype(np.float32))
     if frame.robot_capsules:
-        outside = _outside_capsules(world, frame.robot_capsules)
+        outside = ~inside_capsules(world, frame.robot_capsules)
         rows, cols, z, world = rows[outside], cols[outside], z[outside], world[outside]
         if rows.size < min_points:
             return None
@@ -156,19 +157,6 @@ def _dominant_depth_range(z: np.ndarray, bin_m: float, min_bin_fraction: float) 
     # argmax takes the first of equal runs: the nearer one, which occludes the other.
     best = int(np.argmax(cumulative[stops] - cumulative[starts]))
     return float(edges[starts[best]]), float(edges[stops[best]])
-
-
-def _outside_capsules(points: np.ndarray, capsules: Sequence[Capsule]) -> np.ndarray:
-    """Return a mask of the points that lie outside every capsule."""
-    outside = np.ones(len(points), dtype=bool)
-    for capsule in capsules:
-        start = np.asarray(capsule.start, dtype=np.float64)
-        axis = np.asarray(capsule.end, dtype=np.float64) - start
-        length_sq = float(axis @ axis)
-        t = np.zeros(len(points)) if length_sq == 0.0 else np.clip((points - start) @ axis / length_sq, 0.0, 1.0)
-        distance = np.linalg.norm(points - (start + t[:, None] * axis), axis=1)
-        outside &= distance > capsule.radius
-    return outside
 
 
 def _clean_prompts(prompts: Sequence[str]) -> list[str]:
