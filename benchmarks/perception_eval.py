@@ -198,7 +198,7 @@ def build_report(tally: Tally, latencies: list[float], renderer: str, seeds: ran
     return report
 
 
-def _stdout_for_results():
+def stdout_for_results():
     """Return a stream on the real stdout and point fd 1 at stderr.
 
     PyBullet and its EGL plugin print from C; sending those to stderr keeps stdout to the table and
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     count = args.scenes if args.scenes is not None else (QUICK_SCENES if args.quick else FULL_SCENES)
     if count < 1:
         parser.error("--scenes must be at least 1")
-    out = _stdout_for_results()
+    out = stdout_for_results()
     started = time.perf_counter()
     seeds = range(args.first_seed, args.first_seed + count)
     tally, latencies, renderer = evaluate(seeds, args.renderer, TIMING_REPEATS)

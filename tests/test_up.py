@@ -95,3 +95,12 @@ def test_up_rejects_a_bad_stack_with_a_clear_error(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "unknown executable 'warp_drive'" in result.stderr
+
+
+def test_node_with_a_missing_scenario_exits_with_one_clear_line():
+    result = subprocess.run([sys.executable, "-m", "modular_robot.sim.bridge_node", "--ros-args",
+                             "-p", "scenario:=no/such/scenario.yaml"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 1
+    assert "cannot start: no/such/scenario.yaml not found" in result.stderr
+    assert "Traceback" not in result.stderr

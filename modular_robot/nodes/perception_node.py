@@ -12,10 +12,8 @@ import time
 from collections import deque
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header, String
@@ -27,6 +25,7 @@ from modular_robot.core.perception.types import CameraFrame, Detector
 from modular_robot.core.sync import StampSync
 from modular_robot.core.tf_tree import TfError
 from modular_robot.ros import qos
+from modular_robot.ros.spin import spin_node
 from modular_robot.ros.conversions import (
     depth_image_to_metres,
     image_to_numpy,
@@ -209,15 +208,7 @@ class PerceptionNode(Node):
 
 def main(args=None) -> None:
     """Run the perception node until shutdown."""
-    try:
-        with rclpy.init(args=args):
-            node = PerceptionNode()
-            try:
-                rclpy.spin(node)
-            finally:
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    spin_node(PerceptionNode, "perception", args)
 
 
 if __name__ == "__main__":

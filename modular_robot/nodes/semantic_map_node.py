@@ -12,11 +12,9 @@ import threading
 import time
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import Vector3
 from nav_msgs.msg import OccupancyGrid
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
@@ -30,6 +28,7 @@ from modular_robot.core.perception.types import CameraFrame
 from modular_robot.core.sync import StampSync
 from modular_robot.core.tf_tree import TfError
 from modular_robot.ros import qos
+from modular_robot.ros.spin import spin_node
 from modular_robot.ros.conversions import (
     depth_image_to_metres,
     intrinsics_from_camera_info,
@@ -56,12 +55,13 @@ class SemanticMapNode(Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__("semantic_map", **kwargs)
+        self._lock = threading.Lock()
+        self._dirty = False
         self._declare_parameters()
         get = lambda name: self.get_parameter(name).value  # noqa: E731
         self.world_frame = get("world_frame")
         self.map_file = get("map_file")
         self.save_period_s = get("save_period_s")
-        self._lock = threading.Lock()
         self._embedder = TextEmbedder()
         self.map = SemanticMap(text_similarity=self._embedder.similarity)
         if self.map_file:
@@ -70,7 +70,6 @@ class SemanticMapNode(Node):
                 self.get_logger().error(str(warning))
             else:
                 self.get_logger().info(f"map: {len(self.map)} objects from {self.map_file}")
-        self._dirty = False
         self._last_save = time.monotonic()
         self._sync = StampSync(("observations", "depth", "info"), int(get("sync_slop_s") * 1e9), queue_size=15)
         self.tf = TfListener(self)
@@ -182,15 +181,7 @@ class SemanticMapNode(Node):
 
 def main(args=None) -> None:
     """Run the semantic map node until shutdown."""
-    try:
-        with rclpy.init(args=args):
-            node = SemanticMapNode()
-            try:
-                rclpy.spin(node)
-            finally:
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    spin_node(SemanticMapNode, "semantic_map", args)
 
 
 if __name__ == "__main__":

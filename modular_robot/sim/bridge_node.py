@@ -13,23 +13,22 @@ import time
 from dataclasses import dataclass
 
 import pybullet
-import rclpy
 from geometry_msgs.msg import TransformStamped, Twist, TwistStamped
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Float64MultiArray, Header, String
 from trajectory_msgs.msg import JointTrajectory
 
-from modular_robot.core.scenario import ScenarioError, load_scenario
+from modular_robot.core.scenario import load_scenario
 from modular_robot.core.transforms import Transform
 from modular_robot.core.trajectory import TrajectoryError, check_start_velocity, validate_trajectory
 from modular_robot.paths import resolve_data_path
 from modular_robot.ros import qos
+from modular_robot.ros.spin import spin_node
 from modular_robot.ros.conversions import (
     camera_info_from_intrinsics,
     make_transform_stamped,
@@ -265,6 +264,7 @@ class SimBridgeNode(Node):
 
     def __init__(self, world: SimWorld | None = None, **kwargs) -> None:
         super().__init__("sim", **kwargs)
+        self.world: SimWorld | None = None
         self.lock = threading.Lock()
         self._declare_parameters()
         get = lambda name: self.get_parameter(name).value  # noqa: E731
@@ -392,26 +392,15 @@ class SimBridgeNode(Node):
                 robot.publish_camera(stamp, self.world)
 
     def destroy_node(self) -> None:
-        """Destroy the node and disconnect the physics client."""
+        """Destroy the node and disconnect the physics client (if the world was built)."""
         super().destroy_node()
-        self.world.close()
+        if self.world is not None:
+            self.world.close()
 
 
 def main(args=None) -> None:
     """Run the sim bridge node until shutdown; a bad scenario ends it with a clear error."""
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = SimBridgeNode()
-            except (ScenarioError, OSError, ValueError, RuntimeError) as error:
-                rclpy.logging.get_logger("sim").fatal(f"cannot start the simulator: {error}")
-                raise SystemExit(1) from error
-            try:
-                rclpy.spin(node)
-            finally:
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    spin_node(SimBridgeNode, "sim", args)
 
 
 if __name__ == "__main__":

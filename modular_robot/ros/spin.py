@@ -1,0 +1,30 @@
+"""The one way our nodes run as processes: init, build, spin, clean shutdown on Ctrl-C."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+
+
+def spin_node(build: Callable[[], Node], logger_name: str, args: list[str] | None = None) -> None:
+    """Build a node and spin it until shutdown.
+
+    A node that cannot be built from its parameters (a missing scenario file, a bad value) ends
+    the process with one clear fatal log line and exit status 1, not a traceback.
+    """
+    try:
+        with rclpy.init(args=args):
+            try:
+                node = build()
+            except (ValueError, OSError, RuntimeError) as error:
+                rclpy.logging.get_logger(logger_name).fatal(f"cannot start: {error}")
+                raise SystemExit(1) from error
+            try:
+                rclpy.spin(node)
+            finally:
+                node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
