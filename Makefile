@@ -50,7 +50,8 @@ $(INSTALL)/.stamp: $(VENV)/.stamp $(INTERFACE_FILES)
 	@touch $@
 
 demo: setup
-	$(VENV)/bin/modular-robot run sim/scenarios/spine_tabletop.yaml --out reports/demo
+	$(VENV)/bin/modular-robot run sim/scenarios/spine_tabletop.yaml --stack config/stacks/sim_tabletop.yaml \
+	  --out reports/demo
 
 test: setup
 	$(PY) -m pytest tests -q -p no:cacheprovider

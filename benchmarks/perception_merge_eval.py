@@ -84,7 +84,7 @@ class Viewpoint:
     """A base pose to look from.
 
     Attributes:
-        name: "start", "left" or "right".
+        name: "start", "right" or "left".
         x: Base position (m), world frame.
         y: Base position (m), world frame.
         yaw: Base heading (rad).
@@ -262,7 +262,8 @@ def choose_viewpoints(world: SimWorld, truths: list[TruthObject], obstacles: lis
     # The camera's horizontal offset from the base centre, in the base frame.
     lever = base_from_camera.translation[:2]
     views = [start]
-    for name, sign in (("left", 1.0), ("right", -1.0)):
+    # Turning counter-clockwise about the centroid, which lies ahead, moves the camera to the right.
+    for name, sign in (("right", 1.0), ("left", -1.0)):
         best: Viewpoint | None = None
         for arc in VIEW_ARCS_DEG:
             for scale in VIEW_DISTANCE_SCALES:
@@ -363,7 +364,7 @@ def build_report(tally: MergeTally, renderer: str, seeds: range, frames_per_view
                    f"{len(seeds)} scenes (seeds {seeds.start}-{seeds.stop - 1}), "
                    f"{frames_per_view} frames per viewpoint")
     report.add("scenes", len(seeds), "scenes")
-    report.add("viewpoints", tally.views, "viewpoints (start, left, right)")
+    report.add("viewpoints", tally.views, "viewpoints (start, right, left)")
     separations = tally.view_separations_m
     report.add("view_separation_m_min", round(min(separations), 2) if separations else None,
                "side viewpoint's base from the start, min", "m", digits=2)

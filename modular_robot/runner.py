@@ -22,7 +22,8 @@ from modular_robot.sim.bridge_node import SimBridgeNode
 from modular_robot.sim.world import SimWorld
 from modular_robot.stack_runner import create_nodes
 from modular_robot_interfaces.action import ExecuteTask
-from modular_robot_interfaces.msg import PlanStep, TaskPlan
+from modular_robot.ros import qos
+from modular_robot_interfaces.msg import PlanStep, SemanticMap, TaskPlan
 
 _CHUNK_S = 0.01
 _SETTLE_S = 1.0
@@ -60,6 +61,22 @@ class _Episode:
         self.finished_steps = 0
         self.client = ActionClient(client_node, ExecuteTask, "execute_task")
         client_node.create_subscription(TaskPlan, "task_plan", self._on_plan, 10)
+        self.semantic_map: SemanticMap | None = None
+        client_node.create_subscription(SemanticMap, "semantic_map", self._on_map, qos.LATCHED)
+
+    def _on_map(self, msg: SemanticMap) -> None:
+        with self.lock:
+            self.semantic_map = msg
+
+    def log_map(self) -> None:
+        """Record what the stack's semantic map holds, when the stack has one."""
+        with self.lock:
+            semantic_map = self.semantic_map
+        if semantic_map is None:
+            return
+        seen = ", ".join(f"{o.label} at ({o.pose.position.x:.2f}, {o.pose.position.y:.2f})"
+                         for o in semantic_map.objects)
+        self.log("map", f"{len(semantic_map.objects)} objects: {seen}" if seen else "no objects")
 
     def _on_plan(self, plan: TaskPlan) -> None:
         done = 0
@@ -171,6 +188,7 @@ def run_scenario(scenario: Scenario, out_dir: Path, stack: Stack | None = None, 
         settle_until = world.sim_time + _SETTLE_S
         while world.sim_time < settle_until or (episode.pending_times and world.sim_time < deadline):
             episode.step()
+        episode.log_map()
         final = world.ground_truth(episode.replies)
         _save_view(world, out_dir / "after.png")
         results = evaluate_all(scenario.expect, final, initial)

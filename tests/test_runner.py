@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from modular_robot.core.scenario import load_scenario, parse_scenario
+from modular_robot.core.stack import load_stack
 from modular_robot.runner import run_scenario, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,3 +63,12 @@ def test_cli_exit_codes(tmp_path):
     result = subprocess.run([*run, str(broken)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "broken.yaml:4" in result.stderr and "teapot" in result.stderr
+
+
+def test_run_with_the_stack_records_what_its_map_holds(tmp_path):
+    stack = load_stack(ROOT / "config/stacks/sim_tabletop.yaml")
+    result = run_scenario(load_scenario(ROOT / "sim/scenarios/spine_tabletop.yaml"), tmp_path, stack,
+                          renderer="tiny", verbose=False)
+    (entry,) = [e for e in result.transcript if e["role"] == "map"]
+    assert entry["text"].startswith("6 objects:")
+    assert "small red cube at (0.55, 0.10)" in entry["text"]
