@@ -26,7 +26,9 @@ from modular_robot.ros import qos
 from modular_robot_interfaces.msg import PlanStep, SemanticMap, TaskPlan
 
 _CHUNK_S = 0.01
-_SETTLE_S = 1.0
+# After the last command: time for objects to come to rest and for in-process perception, which
+# shares the GIL with the stepping loop and so sees fewer frames per sim second, to catch up.
+_SETTLE_S = 2.0
 _SERVER_WAIT_S = 3.0
 
 

@@ -70,5 +70,5 @@ def test_run_with_the_stack_records_what_its_map_holds(tmp_path):
     result = run_scenario(load_scenario(ROOT / "sim/scenarios/spine_tabletop.yaml"), tmp_path, stack,
                           renderer="tiny", verbose=False)
     (entry,) = [e for e in result.transcript if e["role"] == "map"]
-    assert entry["text"].startswith("6 objects:")
+    assert entry["text"].startswith("6 objects:"), entry["text"]
     assert "small red cube at (0.55, 0.10)" in entry["text"]
