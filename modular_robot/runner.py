@@ -23,12 +23,14 @@ from modular_robot.sim.world import SimWorld
 from modular_robot.stack_runner import create_nodes
 from modular_robot_interfaces.action import ExecuteTask
 from modular_robot.ros import qos
-from modular_robot_interfaces.msg import PlanStep, SemanticMap, TaskPlan
+from modular_robot.ros.conversions import stamp_to_ns
+from modular_robot_interfaces.msg import ObjectObservationArray, PlanStep, SemanticMap, TaskPlan
 
 _CHUNK_S = 0.01
-# After the last command: time for objects to come to rest and for in-process perception, which
-# shares the GIL with the stepping loop and so sees fewer frames per sim second, to catch up.
-_SETTLE_S = 2.0
+_SETTLE_S = 1.0
+# Longest wall time stepping waits for perception to finish a camera frame.
+_PERCEPTION_WAIT_S = 0.5
+_MISSED_FRAMES_LIMIT = 3
 _SERVER_WAIT_S = 3.0
 
 
@@ -49,7 +51,8 @@ class ScenarioResult:
 class _Episode:
     """The evaluator's side of an episode: sends commands, applies disturbances, records a transcript."""
 
-    def __init__(self, scenario: Scenario, world: SimWorld, sim: SimBridgeNode, client_node) -> None:
+    def __init__(self, scenario: Scenario, world: SimWorld, sim: SimBridgeNode, client_node,
+                 wait_for_perception: bool) -> None:
         self.scenario = scenario
         self.world = world
         self.sim = sim
@@ -65,6 +68,18 @@ class _Episode:
         client_node.create_subscription(TaskPlan, "task_plan", self._on_plan, 10)
         self.semantic_map: SemanticMap | None = None
         client_node.create_subscription(SemanticMap, "semantic_map", self._on_map, qos.LATCHED)
+        self.wait_for_perception = wait_for_perception
+        self.perceived = threading.Condition(self.lock)
+        self.perceived_ns = -1
+        self.waited_ns = -1
+        self.missed_frames = 0
+        client_node.create_subscription(ObjectObservationArray, "objects/observations", self._on_observations,
+                                        qos.RELIABLE)
+
+    def _on_observations(self, msg: ObjectObservationArray) -> None:
+        with self.perceived:
+            self.perceived_ns = max(self.perceived_ns, stamp_to_ns(msg.header.stamp))
+            self.perceived.notify_all()
 
     def _on_map(self, msg: SemanticMap) -> None:
         with self.lock:
@@ -94,8 +109,23 @@ class _Episode:
         print(f"  [{self.world.sim_time:7.2f} s] {role:>9}: {text}")
 
     def step(self) -> None:
-        """Advance the sim one chunk and apply disturbances that have come due."""
+        """Advance the sim one chunk and apply disturbances that have come due.
+
+        With perception in the stack, stepping waits (up to a wall-time cap) for it to finish the
+        newest camera frame: lockstep then means every frame is seen, as a camera at its rate would
+        be on a robot, however fast the simulator runs.
+        """
         self.sim.advance(_CHUNK_S)
+        frame_ns = self.sim.last_camera_stamp_ns
+        if self.wait_for_perception and frame_ns > self.waited_ns:
+            self.waited_ns = frame_ns
+            with self.perceived:
+                seen = self.perceived.wait_for(lambda: self.perceived_ns >= frame_ns, timeout=_PERCEPTION_WAIT_S)
+            self.missed_frames = 0 if seen else self.missed_frames + 1
+            if self.missed_frames == _MISSED_FRAMES_LIMIT:
+                self.wait_for_perception = False
+                self.log("sim", f"perception answered none of {_MISSED_FRAMES_LIMIT} frames in "
+                                f"{_PERCEPTION_WAIT_S} s each; stepping on without waiting for it")
         now = self.world.sim_time
         while self.pending_times and self.pending_times[0].time_s <= now:
             self._disturb(self.pending_times.pop(0))
@@ -183,7 +213,8 @@ def run_scenario(scenario: Scenario, out_dir: Path, stack: Stack | None = None, 
         spinner.start()
         _save_view(world, out_dir / "before.png")
         initial = world.ground_truth()
-        episode = _Episode(scenario, world, sim, client_node)
+        perceiving = stack is not None and any(n.executable == "perception" for n in stack.nodes)
+        episode = _Episode(scenario, world, sim, client_node, perceiving)
         deadline = world.sim_time + scenario.timeout_s
         for command in scenario.commands:
             episode.send(command, deadline)

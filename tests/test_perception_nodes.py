@@ -151,8 +151,11 @@ def test_perception_survives_bad_frames_and_missing_tf():
         harness.advance(0.3)
         intrinsics = harness.world.cameras[0].intrinsics
 
+        stamps = iter(range(harness.world.sim_time_ns + 10**9, harness.world.sim_time_ns + 10**10, 10**9))
+
         def process(rgb, depth, frame_id):
-            header = Header(frame_id=frame_id, stamp=ns_to_stamp(harness.world.sim_time_ns))
+            # Stamps a second apart: the node processes at most max_rate_hz frames per second of stamps.
+            header = Header(frame_id=frame_id, stamp=ns_to_stamp(next(stamps)))
             perception._on("color", numpy_to_image(rgb, "rgb8", header=header))
             perception._on("depth", numpy_to_image(depth, "32FC1", header=header))
             perception._on("info", camera_info_from_intrinsics(intrinsics, header))

@@ -298,6 +298,7 @@ class SimBridgeNode(Node):
         self._wall_start = time.monotonic()
         self._sim_start = world.sim_time
         self._behind_warned = 0.0
+        self.last_camera_stamp_ns = -1
         self._timer = None
         if get("autostart"):
             self.start()
@@ -390,6 +391,8 @@ class SimBridgeNode(Node):
                 robot.publish_tf(stamp)
             if "camera" in due:
                 robot.publish_camera(stamp, self.world)
+        if "camera" in due:
+            self.last_camera_stamp_ns = self.world.sim_time_ns
 
     def destroy_node(self) -> None:
         """Destroy the node and disconnect the physics client (if the world was built)."""
