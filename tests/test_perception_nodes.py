@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import rclpy
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from modular_robot.core.scenario import Disturbance, ObjectPose

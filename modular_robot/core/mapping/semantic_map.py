@@ -4,8 +4,9 @@ Each frame, detections (world frame) are associated with the map's objects by 3D
 and box overlap, gated, among compatible objects only (same colour; same category, categories
 whose text embeddings are close, like "mug" and "cup", or two coarse shapes of strongly overlapping
 boxes, since the geometric detector may flip between "cube" and "cylinder"); the assignment is
-optimal per frame (Hungarian). Labels and categories are majority votes over the detections. Matched objects refine their pose and extent by count-weighted running averages; a
-consistent large jump (two frames) snaps the pose, so a moved object updates within a few frames.
+optimal per frame (Hungarian). Labels and categories are majority votes over the detections.
+Matched objects refine their pose and extent by count-weighted running averages; a consistent
+large jump (two frames) snaps the pose, so a moved object updates within a few frames.
 New objects stay tentative until seen ``min_observations`` times, so one spurious detection never
 reaches the published map.
 
@@ -556,7 +557,8 @@ class SemanticMap:
             new = candidate.obj
             missing = [t for t in self._tracks.values()
                        if t.confirmed and t.missed_streak >= config.move_frames and self._compatible(
-                           t, candidate, box_iou(t.obj.position, t.obj.size, t.obj.yaw, new.position, new.size, new.yaw))]
+                           t, candidate,
+                           box_iou(t.obj.position, t.obj.size, t.obj.yaw, new.position, new.size, new.yaw))]
             if not missing:
                 continue
             moved = min(missing, key=lambda t: float(np.linalg.norm(t.obj.position - new.position)))
