@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-from perception_eval import Report, print_report, stdout_for_results
+from report import Report, print_report, stdout_for_results
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 

@@ -26,12 +26,9 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 
 import argparse
-import json
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -42,6 +39,7 @@ from modular_robot.core.perception.types import CameraFrame, Detection
 from modular_robot.core.scene_gen import tabletop_scene
 from modular_robot.core.transforms import Transform
 from modular_robot.sim.world import SimWorld
+from report import Report, print_report, stdout_for_results
 
 WIDTH, HEIGHT = 640, 480
 FULL_SCENES = 50
@@ -53,31 +51,6 @@ TARGET_FOUND_PCT = 95.0
 TARGET_COLOR_PCT = 98.0
 TARGET_SHAPE_PCT = 90.0
 TARGET_FALSE_PCT = 2.0
-
-
-@dataclass
-class Report:
-    """Figures for the JSON line and rows for the table, in measurement order."""
-
-    figures: dict[str, object] = field(default_factory=dict)
-    rows: list[tuple[str, str, str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def add(self, key: str | None, value, label: str, unit: str = "", target: tuple[str, Callable] | None = None,
-            digits: int = 1) -> None:
-        """Record one figure (key None: table only); with a target, the table shows PASS/FAIL next to it."""
-        if key is not None:
-            self.figures[key] = value
-        shown = "n/a" if value is None else (f"{value:,.{digits}f}" if isinstance(value, float) else str(value))
-        verdict = ""
-        if target is not None:
-            text, holds = target
-            verdict = f"{text:>8}  " + ("n/a" if value is None else ("PASS" if holds(value) else "FAIL"))
-        self.rows.append((label, f"{shown} {unit}".rstrip(), verdict))
-
-    def section(self, title: str) -> None:
-        """Start a titled group of rows."""
-        self.rows.append((f"-- {title}", "", ""))
 
 
 def capture(world: SimWorld) -> CameraFrame:
@@ -196,34 +169,6 @@ def build_report(tally: Tally, latencies: list[float], renderer: str, seeds: ran
     if len(tally.errors) > SHOWN_ERRORS:
         report.notes.append(f"... and {len(tally.errors) - SHOWN_ERRORS} more")
     return report
-
-
-def stdout_for_results():
-    """Return a stream on the real stdout and point fd 1 at stderr.
-
-    PyBullet and its EGL plugin print from C; sending those to stderr keeps stdout to the table and
-    the JSON line, so the JSON stays the last line.
-    """
-    sys.stdout.flush()
-    results = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)
-    return results
-
-
-def print_report(report: Report, out) -> None:
-    """Print the table, the notes and, last, the JSON line."""
-    rows = [r for r in report.rows if not r[0].startswith("-- ")]
-    width = max(len(r[0]) for r in rows)
-    value_width = max(len(r[1]) for r in rows)
-    for label, value, verdict in report.rows:
-        if label.startswith("-- "):
-            print(f"\n{label[3:]}", file=out)
-            continue
-        print(f"  {label:<{width}}  {value:>{value_width}}  {verdict}".rstrip(), file=out)
-    for note in report.notes:
-        print(f"note: {note}", file=out)
-    print(json.dumps(report.figures, separators=(", ", ": ")), file=out)
-    out.flush()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pybullet
-from perception_eval import Report, print_report, stdout_for_results
+from report import Report, print_report, stdout_for_results
 
 from modular_robot.core.camera import PinholeIntrinsics, project
 from modular_robot.core.mapping.semantic_map import MapObject, SemanticMap, SemanticMapConfig, box_iou

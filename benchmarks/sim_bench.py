@@ -14,13 +14,11 @@ itself with ``--child-publisher`` to measure the cross-process image hop.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 _CHILD_FLAG = "--child-publisher"
@@ -44,6 +42,7 @@ from modular_robot.sim import camera as camera_module
 from modular_robot.sim.bridge_node import SimBridgeNode
 from modular_robot.sim.robots import ARM_HOME
 from modular_robot.sim.world import SimWorld
+from report import Report, print_report, stdout_for_results
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIO = REPO / "sim" / "scenarios" / "spine_tabletop.yaml"
@@ -74,29 +73,6 @@ FULL = Budget(physics_s=8.0, camera_s=3.0, camera_min_frames=10, lockstep_warmup
               hop_samples=200, hop_rate_hz=20.0)
 QUICK = Budget(physics_s=1.0, camera_s=0.4, camera_min_frames=3, lockstep_warmup_sim_s=0.1, lockstep_s=1.5,
                hop_samples=20, hop_rate_hz=20.0)
-
-
-@dataclass
-class Report:
-    """Figures for the JSON line and rows for the table, in measurement order."""
-
-    figures: dict[str, object] = field(default_factory=dict)
-    rows: list[tuple[str, str, str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def add(self, key: str, value, label: str, unit: str = "", target: tuple[str, Callable] | None = None,
-            digits: int = 1) -> None:
-        """Record one figure; with a target, the table shows PASS/FAIL next to it."""
-        self.figures[key] = value
-        shown = "n/a" if value is None else (f"{value:,.{digits}f}" if isinstance(value, float) else str(value))
-        verdict = ""
-        if target is not None:
-            text, holds = target
-            verdict = f"{text:>8}  " + ("n/a" if value is None else ("PASS" if holds(value) else "FAIL"))
-        self.rows.append((label, f"{shown} {unit}".rstrip(), verdict))
-
-    def section(self, title: str) -> None:
-        self.rows.append((f"-- {title}", "", ""))
 
 
 # --- physics ---------------------------------------------------------------------------------------
@@ -494,34 +470,6 @@ def bench_hops(report: Report, budget: Budget) -> None:
 
 # --- output ----------------------------------------------------------------------------------------
 
-def _stdout_for_results():
-    """Return a stream on the real stdout and point fd 1 at stderr.
-
-    PyBullet's EGL plugin and the ROS loggers print from C; sending those to stderr keeps stdout to
-    the table and the JSON line, so the JSON stays the last line.
-    """
-    sys.stdout.flush()
-    results = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)
-    return results
-
-
-def print_report(report: Report, out) -> None:
-    """Print the table, the notes and, last, the JSON line."""
-    rows = [r for r in report.rows if not r[0].startswith("-- ")]
-    width = max(len(r[0]) for r in rows)
-    value_width = max(len(r[1]) for r in rows)
-    for label, value, verdict in report.rows:
-        if label.startswith("-- "):
-            print(f"\n{label[3:]}", file=out)
-            continue
-        print(f"  {label:<{width}}  {value:>{value_width}}  {verdict}".rstrip(), file=out)
-    for note in report.notes:
-        print(f"note: {note}", file=out)
-    print(json.dumps(report.figures, separators=(", ", ": ")), file=out)
-    out.flush()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorten every measurement (smoke test, ~30 s)")
@@ -533,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child_publisher:
         return child_publisher(args.samples, args.rate, args.reliable)
 
-    out = _stdout_for_results()
+    out = stdout_for_results()
     budget = QUICK if args.quick else FULL
     started = time.perf_counter()
     report = Report()

@@ -2,7 +2,7 @@
 
 Each frame, detections (world frame) are associated with the map's objects by 3D centre distance
 and box overlap, gated, among compatible objects only (same colour; same category, categories
-whose text embeddings are close, like "mug" and "cup", or two coarse shapes of strongly overlapping
+whose text embeddings are close, like "mug" and "cup", or two coarse shapes of overlapping
 boxes, since the geometric detector may flip between "cube" and "cylinder"); the assignment is
 optimal per frame (Hungarian). Labels and categories are majority votes over the detections.
 Matched objects refine their pose and extent by count-weighted running averages; a consistent
