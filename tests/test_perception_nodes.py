@@ -1,10 +1,12 @@
 """Perception and semantic map nodes on the simulated robot: the map follows a changing world."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import rclpy
+from nav_msgs.msg import OccupancyGrid
 from rclpy.parameter import Parameter
 from std_msgs.msg import Header
 
@@ -17,6 +19,8 @@ from modular_robot_interfaces.msg import ObjectObservationArray, SemanticMap
 from modular_robot_interfaces.srv import QueryObjects
 
 from ros_helpers import SimHarness
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SCENE = """
 name: dynamic
@@ -174,4 +178,34 @@ def test_perception_survives_bad_frames_and_missing_tf():
     finally:
         harness.executor.remove_node(perception)
         perception.destroy_node()
+        harness.close()
+
+
+def test_map_node_publishes_an_occupancy_grid_for_the_mobile_base():
+    harness = SimHarness((ROOT / "sim/scenarios/spine_husky.yaml").read_text(), width=640, height=480)
+    mapper = SemanticMapNode(context=harness.context, parameter_overrides=[
+        Parameter("use_sim_time", value=True), Parameter("occupancy_grid", value=True),
+        Parameter("grid_publish_period_s", value=0.01)])
+    perception = PerceptionNode(context=harness.context, parameter_overrides=[
+        Parameter("use_sim_time", value=True), Parameter("self_filter", value="none")])
+    for node in (perception, mapper):
+        harness.executor.add_node(node)
+    try:
+        harness.track(OccupancyGrid, "occupancy_grid", qos.LATCHED)
+        assert harness.advance_until(lambda: "occupancy_grid" in harness.last, 2.0)
+        harness.advance(0.5)
+        msg = harness.last["occupancy_grid"]
+        grid = np.array(msg.data, dtype=np.int8).reshape(msg.info.height, msg.info.width)
+
+        def cell(x, y):
+            return grid[int((y - msg.info.origin.position.y) / msg.info.resolution),
+                        int((x - msg.info.origin.position.x) / msg.info.resolution)]
+
+        assert cell(1.6, -0.8) == 100, "the 20 cm blue box ahead is an obstacle"
+        assert cell(1.5, 0.0) == 0, "the floor between the robot and the table is free"
+        assert cell(-3.0, 0.0) == -1, "behind the robot is unknown"
+    finally:
+        for node in (perception, mapper):
+            harness.executor.remove_node(node)
+            node.destroy_node()
         harness.close()
