@@ -1,0 +1,1 @@
+"""Arm motion: kinematics from the URDF, top-down grasp planning and trajectory timing."""

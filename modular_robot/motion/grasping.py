@@ -1,0 +1,204 @@
+"""Top-down grasps and place poses from observed 3D boxes (numpy only).
+
+Boxes follow perception's `Detection`: a centre `position`, an extent `size` along the box's own
+axes (x, y horizontal, z up) and a `yaw` about the world z axis. Gripper poses are those of the
+grasp centre between the fingertips, pointing down, in the same frame as the box. The fingers close
+along the gripper's y axis; a gripper yaw of 0 puts that axis along the frame's y.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from modular_robot.core.transforms import quat_from_yaw, quat_multiply
+
+# The grasp centre sits this far below the object's top, or half the object's height if less.
+MAX_GRASP_DEPTH = 0.02
+# The grasp centre stays this far above the object's bottom (the table), so fingertips (7 mm
+# below the centre on a Panda) do not scrape it.
+TABLE_CLEARANCE = 0.015
+# Lower objects leave under 4 mm of finger pad on them at that clearance.
+MIN_HEIGHT = 0.012
+# Opening beyond the object's width, so the fingers clear it while descending.
+OPENING_MARGIN = 0.02
+# The least clearance a grasp needs; below it the fingers would hit the object on the way down.
+MIN_CLEARANCE = 0.005
+# Footprints whose sides differ by less than this fraction have no preferred closing direction.
+SQUARE_TOLERANCE = 0.1
+APPROACH_HEIGHT = 0.10
+# Height above a support or a container's rim at which the held object's bottom is released.
+RELEASE_CLEARANCE = 0.01
+PLACE_RELATIONS = ("in", "on")
+
+
+class Box(Protocol):
+    """An observed 3D box, as perception's Detection carries it."""
+
+    position: np.ndarray
+    size: np.ndarray
+    yaw: float
+
+
+@dataclass(frozen=True)
+class GripperPose:
+    """A pose of the grasp centre pointing down.
+
+    Attributes:
+        position: Grasp centre (m).
+        quaternion: Orientation (x, y, z, w): z down, fingers closing along y.
+    """
+
+    position: np.ndarray
+    quaternion: np.ndarray
+
+
+@dataclass(frozen=True)
+class GraspPlan:
+    """A top-down grasp: where to approach, close and lift, and how wide to open first.
+
+    Attributes:
+        pre_grasp: Above the grasp, where the straight descent starts.
+        grasp: Where the fingers close.
+        lift: Above the grasp, where the straight lift ends.
+        yaw: Gripper yaw (rad).
+        opening: Finger opening to command before descending (m).
+        width: The object's width across the fingers (m).
+    """
+
+    pre_grasp: GripperPose
+    grasp: GripperPose
+    lift: GripperPose
+    yaw: float
+    opening: float
+    width: float
+
+
+@dataclass(frozen=True)
+class PlacePlan:
+    """Where to carry a held object and open the gripper.
+
+    Attributes:
+        pre_place: Above the release, where the straight descent starts.
+        release: Where the gripper opens.
+        retreat: Above the release, where the arm goes after opening.
+        yaw: Gripper yaw (rad).
+    """
+
+    pre_place: GripperPose
+    release: GripperPose
+    retreat: GripperPose
+    yaw: float
+
+
+def top_down_orientation(yaw: float) -> np.ndarray:
+    """Return the quaternion of a gripper pointing straight down, turned by `yaw` about z."""
+    return quat_multiply(quat_from_yaw(yaw), np.array([1.0, 0.0, 0.0, 0.0]))
+
+
+def grasp_depth(height: float) -> float:
+    """Return how far below an object's top its grasp centre goes (negative: above a low object's top)."""
+    return min(height / 2.0, MAX_GRASP_DEPTH, height - TABLE_CLEARANCE)
+
+
+def grasp_rejection(size: Sequence[float], max_opening: float = 0.08) -> str | None:
+    """Return why a box of this size cannot be grasped from above, or None if it can."""
+    size = np.asarray(size, dtype=float)
+    if size.shape != (3,) or not np.all(np.isfinite(size)) or np.any(size <= 0.0):
+        return f"object size must be three positive extents, got {size.tolist()}"
+    if size[2] < MIN_HEIGHT:
+        return f"object is {size[2] * 1000:.0f} mm high; the fingers need {MIN_HEIGHT * 1000:.0f} mm"
+    width = float(min(size[0], size[1]))
+    if width + MIN_CLEARANCE > max_opening:
+        return (f"object is {width * 100:.1f} cm across its narrow side; the gripper opens "
+                f"{max_opening * 100:.1f} cm")
+    return None
+
+
+def top_down_grasp(position: Sequence[float], size: Sequence[float], yaw: float, max_opening: float = 0.08,
+                   arm_base: Sequence[float] = (0.0, 0.0, 0.0)) -> GraspPlan | None:
+    """Plan a top-down grasp of a box, closing the fingers across its narrower horizontal side.
+
+    The gripper is symmetric under a half turn, so of the two yaws that close across the narrow side
+    the one nearest the direction from the arm's base to the object is taken: that keeps the Panda's
+    wrist (joint 7) near the middle of its range. A near-square footprint (sides within 10%) or a
+    round one closes across whichever axis is nearer that direction, for the same reason.
+
+    Args:
+        position: Centre of the object's box (m).
+        size: Extent along the box's x, y, z (m).
+        yaw: Box rotation about z (rad).
+        max_opening: Widest finger opening (m).
+        arm_base: The arm base's x, y (m) and yaw (rad) in the box's frame.
+
+    Returns:
+        The plan, or None when the object is too wide or its box is malformed (`grasp_rejection` says why).
+    """
+    if grasp_rejection(size, max_opening) is not None:
+        return None
+    centre = np.asarray(position, dtype=float)
+    sx, sy, sz = (float(v) for v in size)
+    toward = math.atan2(centre[1] - arm_base[1], centre[0] - arm_base[0])
+    # Fingers close along the gripper's y: gripper yaw = box yaw puts them across the box's y side.
+    candidates = [yaw, yaw + math.pi / 2]
+    if abs(sx - sy) > SQUARE_TOLERANCE * max(sx, sy):
+        candidates = [yaw] if sy < sx else [yaw + math.pi / 2]
+    gripper_yaw = min((_nearest_half_turn(c, toward) for c in candidates),
+                      key=lambda c: abs(math.remainder(c - toward, 2 * math.pi)))
+    width = min(sx, sy)
+    opening = min(width + OPENING_MARGIN, max_opening)
+    grasp_z = centre[2] + sz / 2.0 - grasp_depth(sz)
+    quaternion = top_down_orientation(gripper_yaw)
+    grasp = np.array([centre[0], centre[1], grasp_z])
+    up = np.array([0.0, 0.0, APPROACH_HEIGHT])
+    return GraspPlan(GripperPose(grasp + up, quaternion), GripperPose(grasp, quaternion),
+                     GripperPose(grasp + up, quaternion), gripper_yaw, opening, width)
+
+
+def place_pose(target_box: Box, relation: str, held_object_size: Sequence[float],
+               held_grasp_depth: float | None = None,
+               arm_base: Sequence[float] = (0.0, 0.0, 0.0)) -> PlacePlan | None:
+    """Plan where to release a held object in or on a target box.
+
+    The object is released above the target's centre with its bottom `RELEASE_CLEARANCE` above the
+    target's top: for `on` the support's surface, for `in` the container's rim, so it clears the
+    walls and drops inside. A top-down grasp holds an object with its long side along the gripper's
+    x, so the gripper yaw follows the target's long side, lining the two up.
+
+    Args:
+        target_box: The container's or support's observed box.
+        relation: "in" or "on".
+        held_object_size: The held object's box extent (m).
+        held_grasp_depth: How far below its top the object is held; `grasp_depth` of its height if None.
+        arm_base: The arm base's x, y (m) and yaw (rad) in the boxes' frame.
+
+    Returns:
+        The plan, or None for an unknown relation or an object wider than the container.
+    """
+    if relation not in PLACE_RELATIONS:
+        return None
+    held = np.asarray(held_object_size, dtype=float)
+    target_size = np.asarray(target_box.size, dtype=float)
+    if relation == "in" and max(held[0], held[1]) >= min(target_size[0], target_size[1]):
+        return None
+    depth = grasp_depth(float(held[2])) if held_grasp_depth is None else held_grasp_depth
+    centre = np.asarray(target_box.position, dtype=float)
+    top = centre[2] + target_size[2] / 2.0
+    release_z = top + RELEASE_CLEARANCE + float(held[2]) - depth
+    long_side = target_box.yaw + (math.pi / 2 if target_size[1] > target_size[0] else 0.0)
+    toward = math.atan2(centre[1] - arm_base[1], centre[0] - arm_base[0])
+    gripper_yaw = _nearest_half_turn(long_side, toward)
+    quaternion = top_down_orientation(gripper_yaw)
+    release = np.array([centre[0], centre[1], release_z])
+    up = np.array([0.0, 0.0, APPROACH_HEIGHT])
+    return PlacePlan(GripperPose(release + up, quaternion), GripperPose(release, quaternion),
+                     GripperPose(release + up, quaternion), gripper_yaw)
+
+
+def _nearest_half_turn(angle: float, reference: float) -> float:
+    """Return angle plus a multiple of pi that lies within pi/2 of reference."""
+    return reference + math.remainder(angle - reference, math.pi)

@@ -1,0 +1,163 @@
+"""Time-parameterisation of joint-space paths within velocity and acceleration limits.
+
+The output is what a trajectory_msgs/JointTrajectory carries (times, positions, velocities), and
+its segments are meant to be interpolated as joint_trajectory_controller and
+`core.trajectory.sample` do: cubic Hermite splines between waypoints. Each segment follows a
+trapezoidal profile that those cubics reproduce exactly, so the executed motion, not only the
+waypoints, respects the limits.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Protocol
+
+import numpy as np
+
+from modular_robot.core.transforms import quat_slerp
+
+# Waypoints every this many seconds inside a segment, for controllers that interpolate linearly.
+SAMPLE_PERIOD = 0.1
+# Successive IK solutions further apart than this mean the arm would swing between configurations.
+MAX_CARTESIAN_JOINT_STEP = 0.3
+
+
+@dataclass(frozen=True)
+class TimedPath:
+    """A joint-space path with times and velocities at every waypoint.
+
+    Attributes:
+        times: Time from start (s), strictly increasing from 0, shape (N,).
+        positions: Waypoints, shape (N, J).
+        velocities: Waypoint velocities, zero at both ends, shape (N, J).
+    """
+
+    times: np.ndarray
+    positions: np.ndarray
+    velocities: np.ndarray
+
+    @property
+    def duration(self) -> float:
+        """Time of the last waypoint (s)."""
+        return float(self.times[-1])
+
+
+class Kinematics(Protocol):
+    """Forward and inverse kinematics, as `ArmKinematics` provides them."""
+
+    def forward(self, q: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+        """Return the end effector's (position, quaternion) at q."""
+        ...
+
+    def inverse(self, position: Sequence[float], quaternion: Sequence[float],
+                seed: Sequence[float] | None = None) -> np.ndarray | None:
+        """Return joint positions reaching the pose near the seed, or None."""
+        ...
+
+
+def time_parameterize(path: Sequence[Sequence[float]], velocity_limits: Sequence[float],
+                      acceleration_limits: Sequence[float], sample_period: float = SAMPLE_PERIOD) -> TimedPath:
+    """Time a joint-space path with a synchronised trapezoidal velocity profile per segment.
+
+    Every segment between waypoints is a straight line in joint space, travelled from rest to rest
+    with the time-optimal trapezoidal (or triangular) profile of its path parameter s in [0, 1]. The
+    profile's speed and acceleration limits are those of the most constrained joint
+    (min over j of limit_j / |delta_j|), so all joints start and stop together and none exceeds
+    its limits. Waypoints are emitted at the profile's phase changes and every `sample_period`
+    between them, with exact velocities: on each piece the motion is a quadratic or linear function
+    of time, which the cubic Hermite interpolation of a joint_trajectory_controller reproduces exactly.
+
+    Args:
+        path: Waypoints, shape (M, J), M >= 1; repeated waypoints are dropped.
+        velocity_limits: Largest speed per joint (> 0).
+        acceleration_limits: Largest acceleration per joint (> 0).
+        sample_period: Largest time between emitted waypoints (s).
+
+    Raises:
+        ValueError: for an empty or non-finite path, or limits that are not positive.
+    """
+    q = np.asarray(path, dtype=float)
+    vmax = np.asarray(velocity_limits, dtype=float)
+    amax = np.asarray(acceleration_limits, dtype=float)
+    if q.ndim != 2 or len(q) == 0 or not np.all(np.isfinite(q)):
+        raise ValueError(f"path must be a non-empty finite (M, J) array, got shape {q.shape}")
+    if vmax.shape != (q.shape[1],) or amax.shape != (q.shape[1],) or np.any(vmax <= 0) or np.any(amax <= 0):
+        raise ValueError("velocity and acceleration limits must be positive, one per joint")
+    if sample_period <= 0:
+        raise ValueError(f"sample_period must be positive, got {sample_period}")
+    times, positions, velocities = [0.0], [q[0]], [np.zeros(q.shape[1])]
+    for first, last in pairwise(q):
+        delta = last - first
+        moving = np.abs(delta) > 1e-12
+        if not np.any(moving):
+            continue
+        s_vmax = float(np.min(vmax[moving] / np.abs(delta[moving])))
+        s_amax = float(np.min(amax[moving] / np.abs(delta[moving])))
+        start = times[-1]
+        for t, s, s_dot in _trapezoid_samples(s_vmax, s_amax, sample_period):
+            times.append(start + t)
+            positions.append(first + delta * s)
+            velocities.append(delta * s_dot)
+    return TimedPath(np.array(times), np.array(positions), np.array(velocities))
+
+
+def _trapezoid_samples(v: float, a: float, period: float) -> list[tuple[float, float, float]]:
+    """Return (t, s, ds/dt) after t = 0 of the fastest rest-to-rest motion of s from 0 to 1.
+
+    The samples include every phase change (end of acceleration, start of deceleration, end).
+    """
+    if v * v / a >= 1.0:
+        # Too short to reach full speed: a triangular profile.
+        ramp, cruise = math.sqrt(1.0 / a), 0.0
+    else:
+        ramp, cruise = v / a, 1.0 - v * v / a
+    peak = a * ramp
+    cruise_time = cruise / peak
+    total = 2 * ramp + cruise_time
+    breaks = [ramp, ramp + cruise_time, total]
+    times = sorted(set(np.round(np.concatenate((np.arange(period, total, period), breaks)), 12)))
+    samples = []
+    for t in times:
+        if t <= ramp:
+            s, s_dot = 0.5 * a * t * t, a * t
+        elif t <= ramp + cruise_time:
+            s, s_dot = 0.5 * peak * ramp + peak * (t - ramp), peak
+        else:
+            left = total - t
+            s, s_dot = 1.0 - 0.5 * a * left * left, a * left
+        samples.append((float(t), s, s_dot))
+    samples[-1] = (float(total), 1.0, 0.0)
+    return samples
+
+
+def interpolate_cartesian(kinematics: Kinematics, start_q: Sequence[float],
+                          target_pose: tuple[Sequence[float], Sequence[float]], steps: int) -> list[np.ndarray] | None:
+    """Return joint waypoints that move the end effector along a straight line to a pose.
+
+    Positions are interpolated linearly and orientations by slerp; each IK solution is seeded with
+    the previous one, so the arm stays in one configuration.
+
+    Args:
+        kinematics: The arm's kinematics.
+        start_q: Joint positions at the start of the line.
+        target_pose: (position, quaternion) at the end of the line, in the kinematics' base frame.
+        steps: Number of pieces the line is cut into (>= 1).
+
+    Returns:
+        steps + 1 joint positions from start_q to the target, or None when a point of the line is
+        unreachable or the arm would jump between configurations.
+    """
+    start_p, start_o = kinematics.forward(start_q)
+    target_p, target_o = np.asarray(target_pose[0], dtype=float), np.asarray(target_pose[1], dtype=float)
+    path = [np.asarray(start_q, dtype=float)]
+    for k in range(1, max(steps, 1) + 1):
+        fraction = k / max(steps, 1)
+        q = kinematics.inverse(start_p + (target_p - start_p) * fraction, quat_slerp(start_o, target_o, fraction),
+                               seed=path[-1])
+        if q is None or np.max(np.abs(q - path[-1])) > MAX_CARTESIAN_JOINT_STEP:
+            return None
+        path.append(q)
+    return path

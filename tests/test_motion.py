@@ -1,0 +1,242 @@
+"""Arm motion: kinematics round trips, top-down grasp plans, trajectory timing, and a pick in the sim."""
+
+import math
+from itertools import pairwise
+
+import numpy as np
+import pytest
+from builtin_interfaces.msg import Duration
+from ros_helpers import SimHarness
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from modular_robot.core.trajectory import JointLimits, sample, validate_trajectory
+from modular_robot.core.transforms import quat_to_rpy
+from modular_robot.motion.grasping import (
+    grasp_rejection,
+    place_pose,
+    top_down_grasp,
+    top_down_orientation,
+)
+from modular_robot.motion.kinematics import panda_kinematics
+from modular_robot.motion.timing import interpolate_cartesian, time_parameterize
+from modular_robot.ros import qos
+from modular_robot.sim.robots import ARM_JOINTS, MAX_OPENING
+
+
+@pytest.fixture(scope="module")
+def kinematics():
+    arm = panda_kinematics()
+    yield arm
+    arm.close()
+
+
+def _angle_between(q1: np.ndarray, q2: np.ndarray) -> float:
+    return 2.0 * math.acos(min(1.0, abs(float(np.dot(q1, q2)))))
+
+
+def test_forward_kinematics_of_home_points_grasp_centre_down(kinematics):
+    position, quaternion = kinematics.forward(kinematics.rest)
+    assert 0.3 < position[0] < 0.5 and abs(position[1]) < 1e-6 and 0.3 < position[2] < 0.6
+    assert _angle_between(quaternion, top_down_orientation(0.0)) < 1e-3
+
+
+def test_inverse_kinematics_reproduces_random_reachable_poses(kinematics):
+    rng = np.random.default_rng(7)
+    margin = 0.1 * (kinematics.upper - kinematics.lower)
+    solved = 0
+    for _ in range(30):
+        target_q = rng.uniform(kinematics.lower + margin, kinematics.upper - margin)
+        position, quaternion = kinematics.forward(target_q)
+        q = kinematics.inverse(position, quaternion, seed=kinematics.rest)
+        if q is None:
+            continue
+        solved += 1
+        assert np.all(q >= kinematics.lower) and np.all(q <= kinematics.upper)
+        reached_p, reached_q = kinematics.forward(q)
+        assert np.linalg.norm(reached_p - position) < 1e-3
+        assert math.degrees(_angle_between(reached_q, quaternion)) < 1.0
+    assert solved >= 28, f"only {solved}/30 reachable poses solved"
+
+
+def test_inverse_kinematics_refuses_unreachable_pose_with_reason(kinematics):
+    solution = kinematics.solve([2.0, 0.0, 0.3], top_down_orientation(0.0))
+    assert solution.q is None and "reach" in solution.reason
+    assert kinematics.inverse([2.0, 0.0, 0.3], top_down_orientation(0.0)) is None
+    # Within the reach bound but pointing the gripper into the robot's own base: no solution.
+    assert kinematics.inverse([0.0, 0.0, -0.3], top_down_orientation(0.0)) is None
+
+
+@pytest.mark.parametrize("size, yaw, expected_yaw, width", [
+    ((0.04, 0.04, 0.04), 0.0, 0.0, 0.04),                       # cube: the wrist stays as at home
+    ((0.05, 0.05, 0.08), 0.0, 0.0, 0.05),                       # cylinder, as tall as wide
+    ((0.12, 0.03, 0.05), 0.4, 0.4, 0.03),                       # long side along x: close across y
+    ((0.03, 0.12, 0.05), 0.4, 0.4 - math.pi / 2, 0.03),         # long side along y: turn a quarter
+    ((0.12, 0.03, 0.05), 2.0, 2.0 - math.pi, 0.03),             # same grasp, a half turn nearer home
+])
+def test_top_down_grasp_closes_across_narrow_side(size, yaw, expected_yaw, width):
+    centre = np.array([0.5, 0.0, size[2] / 2])
+    plan = top_down_grasp(centre, size, yaw)
+    assert plan is not None
+    assert math.remainder(plan.yaw - expected_yaw, 2 * math.pi) == pytest.approx(0.0, abs=1e-9)
+    assert plan.width == pytest.approx(width)
+    assert width < plan.opening <= MAX_OPENING
+    top = size[2]
+    assert plan.grasp.position[2] == pytest.approx(top - min(size[2] / 2, 0.02))
+    assert plan.grasp.position[2] >= 0.015
+    assert np.allclose(plan.pre_grasp.position, plan.grasp.position + [0, 0, 0.1])
+    assert np.allclose(plan.lift.position, plan.grasp.position + [0, 0, 0.1])
+    closing_axis = _rotate(plan.grasp.quaternion, [0.0, 1.0, 0.0])
+    box_narrow_axis = np.array([math.cos(yaw), math.sin(yaw), 0.0]) if size[0] < size[1] else np.array(
+        [-math.sin(yaw), math.cos(yaw), 0.0])
+    assert abs(np.dot(closing_axis, box_narrow_axis)) == pytest.approx(1.0, abs=1e-9)
+    assert _rotate(plan.grasp.quaternion, [0.0, 0.0, 1.0]) == pytest.approx([0.0, 0.0, -1.0])
+
+
+def test_flat_object_is_grasped_above_the_table():
+    plan = top_down_grasp([0.5, 0.1, 0.01], (0.05, 0.05, 0.02), 0.0)
+    assert plan.grasp.position[2] == pytest.approx(0.015)
+
+
+@pytest.mark.parametrize("size, words", [((0.10, 0.09, 0.05), "narrow side"), ((0.05, 0.05, 0.005), "high"),
+                                          ((0.05, -0.01, 0.05), "positive")])
+def test_ungraspable_objects_are_refused_with_reason(size, words):
+    assert top_down_grasp([0.5, 0.0, 0.05], size, 0.0) is None
+    assert words in grasp_rejection(size)
+
+
+class _Box:
+    def __init__(self, position, size, yaw=0.0):
+        self.position, self.size, self.yaw = np.array(position), np.array(size), yaw
+
+
+def test_place_in_container_clears_its_walls_and_on_support_rests_on_top():
+    tray = _Box([0.45, -0.25, 0.02], [0.30, 0.20, 0.04], yaw=0.3)
+    held = (0.04, 0.04, 0.04)
+    inside = place_pose(tray, "in", held)
+    assert np.allclose(inside.release.position[:2], tray.position[:2])
+    # The held cube's bottom (grasped 2 cm below its top) is released 1 cm above the rim.
+    assert inside.release.position[2] - 0.02 == pytest.approx(0.04 + 0.01)
+    assert math.remainder(inside.yaw - 0.3, math.pi) == pytest.approx(0.0, abs=1e-9)
+    assert inside.pre_place.position[2] == pytest.approx(inside.release.position[2] + 0.1)
+    cube = _Box([0.5, 0.1, 0.025], [0.05, 0.05, 0.05])
+    on = place_pose(cube, "on", held)
+    assert on.release.position[2] - 0.02 == pytest.approx(0.05 + 0.01)
+    assert place_pose(_Box([0.5, 0.1, 0.05], [0.06, 0.06, 0.1]), "in", (0.08, 0.05, 0.04)) is None
+    assert place_pose(tray, "under", held) is None
+
+
+def _rotate(quaternion, vector):
+    x, y, z, w = quaternion
+    matrix = np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ])
+    return matrix @ np.asarray(vector)
+
+
+@pytest.mark.parametrize("n_waypoints", [2, 3, 6])
+def test_timed_path_respects_velocity_and_acceleration_limits(n_waypoints):
+    rng = np.random.default_rng(n_waypoints)
+    limits = {name: JointLimits(-2.8, 2.8, v) for name, v in zip(ARM_JOINTS, (2.1, 2.1, 2.1, 2.1, 2.6, 2.6, 2.6))}
+    vmax = np.array([limit.velocity for limit in limits.values()])
+    amax = np.array([2.5, 2.5, 3.0, 3.0, 4.0, 4.0, 4.0])
+    path = rng.uniform(-2.5, 2.5, (n_waypoints, 7))
+    path[1] = path[0] + 0.01  # a segment too short to reach full speed
+    timed = time_parameterize(path, vmax, amax)
+    trajectory = validate_trajectory(list(ARM_JOINTS), timed.times.tolist(), timed.positions.tolist(),
+                                     timed.velocities.tolist(), limits)
+    for waypoint in path:
+        assert np.min(np.max(np.abs(timed.positions - waypoint), axis=1)) < 1e-9, "passes every waypoint"
+    assert np.allclose(timed.velocities[[0, -1]], 0.0)
+    dt = 1e-3
+    samples = np.array([sample(trajectory, path[0], t)[0] for t in np.arange(0.0, timed.duration + dt, dt)])
+    velocity = np.diff(samples, axis=0) / dt
+    acceleration = np.diff(velocity, axis=0) / dt
+    assert np.all(np.abs(velocity) <= vmax * 1.01)
+    assert np.all(np.abs(acceleration) <= amax * 1.01)
+    # Time-optimal for one joint at its limits: the slowest segment's trapezoid is not stretched.
+    assert timed.duration < 1.05 * sum(
+        max(_trapezoid_time(abs(d), v, a) for d, v, a in zip(b - a0, vmax, amax)) for a0, b in pairwise(path))
+
+
+def _trapezoid_time(distance: float, v: float, a: float) -> float:
+    return distance / v + v / a if distance > v * v / a else 2 * math.sqrt(distance / a)
+
+
+def test_cartesian_interpolation_keeps_a_straight_line(kinematics):
+    start = np.array(kinematics.rest)
+    position, quaternion = kinematics.forward(start)
+    target = position + np.array([0.05, 0.1, -0.15])
+    path = interpolate_cartesian(kinematics, start, (target, quaternion), steps=10)
+    assert path is not None and len(path) == 11
+    for k, q in enumerate(path):
+        p, o = kinematics.forward(q)
+        assert np.linalg.norm(p - (position + (target - position) * k / 10)) < 1e-3
+        assert _angle_between(o, quaternion) < math.radians(1.0)
+    assert interpolate_cartesian(kinematics, start, (position + [1.5, 0, 0], quaternion), steps=5) is None
+
+
+PICK_SCENE = """
+name: motion_pick
+robot: panda_tabletop
+objects:
+  - {id: red_cube, type: cube, color: red, size: 0.04, pose: [0.55, 0.10, 0.0, 0.5]}
+expect:
+  - {holding: red_cube}
+"""
+
+
+def _duration(seconds: float) -> Duration:
+    return Duration(sec=int(seconds), nanosec=round((seconds % 1) * 1e9))
+
+
+def test_pick_cube_in_simulator_over_topics(kinematics):
+    harness = SimHarness(PICK_SCENE)
+    try:
+        harness.track(JointState, "joint_states")
+        arm = harness.probe.create_publisher(JointTrajectory, "arm_controller/joint_trajectory", qos.RELIABLE)
+        gripper = harness.probe.create_publisher(Float64MultiArray, "gripper_controller/commands", qos.RELIABLE)
+        assert harness.advance_until(lambda: "joint_states" in harness.last, 1.0)
+        vmax = np.array([kinematics.limits[n].velocity for n in ARM_JOINTS]) * 0.5
+
+        def current() -> np.ndarray:
+            msg = harness.last["joint_states"]
+            return np.array([msg.position[msg.name.index(n)] for n in ARM_JOINTS])
+
+        def move(path) -> None:
+            timed = time_parameterize(path, vmax, kinematics.accelerations)
+            msg = JointTrajectory(joint_names=list(ARM_JOINTS))
+            msg.points = [JointTrajectoryPoint(positions=q.tolist(), velocities=v.tolist(),
+                                               time_from_start=_duration(t))
+                          for t, q, v in zip(timed.times, timed.positions, timed.velocities)]
+            arm.publish(msg)
+            goal = timed.positions[-1]
+            assert harness.advance_until(lambda: np.max(np.abs(current() - goal)) < 2e-3, timed.duration + 2.0)
+
+        truth = harness.world.ground_truth().objects["red_cube"]
+        lo, hi = np.array(truth.aabb_min), np.array(truth.aabb_max)
+        # The observed box: the cube's edge from the scene, its centre and yaw from ground truth.
+        plan = top_down_grasp((lo + hi) / 2, (0.04, 0.04, 0.04), quat_to_rpy(truth.orientation)[2])
+        gripper.publish(Float64MultiArray(data=[plan.opening]))
+        start = current()
+        pre_grasp = kinematics.inverse(plan.pre_grasp.position, plan.pre_grasp.quaternion, seed=start)
+        assert pre_grasp is not None
+        move([start, pre_grasp])
+        descent = interpolate_cartesian(kinematics, current(), (plan.grasp.position, plan.grasp.quaternion), 4)
+        assert descent is not None
+        move(descent)
+        gripper.publish(Float64MultiArray(data=[0.0]))
+        harness.advance(1.0)
+        lift = interpolate_cartesian(kinematics, current(), (plan.lift.position, plan.lift.quaternion), 4)
+        assert lift is not None
+        move(lift)
+        harness.advance(0.5)
+        state = harness.world.ground_truth()
+        raised = state.objects["red_cube"].aabb_min[2] - lo[2]
+        assert raised >= 0.05, f"cube raised {raised:.3f} m"
+        assert state.robot.holding == "red_cube"
+    finally:
+        harness.close()
