@@ -1,0 +1,631 @@
+"""Safety shield between skills and hardware topics: limits from per-robot YAML, verdicts with reasons.
+
+The shield refuses; it never clamps, scales or otherwise modifies a command. A clamped command is a
+different command from the one the planner reasoned about: a trajectory squeezed into the joint
+limits no longer reaches its goal, and a twist cut to the speed limit no longer follows its path.
+Refusing with a reason keeps the caller in charge of what the robot does and lets the critic see
+why a step failed, instead of a silently different motion reaching the hardware.
+
+Arm checks are exact where the motion is polynomial: positions, velocities and accelerations of the
+linear or cubic Hermite segments that `core.trajectory.sample` executes are bounded analytically,
+so nothing between waypoints escapes. End-effector checks go through an arbitrary
+forward-kinematics callable, so they sample the path densely and bisect wherever consecutive
+end-effector samples are further apart than `ee_margin`; the workspace is shrunk and every
+keep-out zone grown by that margin so that the unsampled path between two samples stays within
+limits too.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from modular_robot.core.trajectory import Trajectory, sample
+
+ESTOP_REASON = "emergency stop engaged"
+# Bisecting a segment below this and still finding a large end-effector jump means the
+# forward kinematics is discontinuous there; no sampling rate can certify such a path.
+_MIN_BISECT_DT = 1e-5
+_START_TOLERANCE = 1e-3
+
+
+class SafetyConfigError(ValueError):
+    """A safety limits file that cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The shield's answer to one command.
+
+    Attributes:
+        ok: True if the command may be sent to the hardware.
+        reason: Why it was refused, or "ok".
+    """
+
+    ok: bool
+    reason: str
+
+
+@dataclass(frozen=True, eq=False)
+class BoxZone:
+    """An axis-aligned box in the robot base frame."""
+
+    name: str
+    lower: np.ndarray
+    upper: np.ndarray
+
+    def contains(self, point: np.ndarray, grow: float = 0.0) -> bool:
+        """Return whether the point lies inside the box grown by `grow` on every side."""
+        return bool(np.all(point >= self.lower - grow) and np.all(point <= self.upper + grow))
+
+
+@dataclass(frozen=True, eq=False)
+class CylinderZone:
+    """A vertical cylinder in the robot base frame."""
+
+    name: str
+    center: np.ndarray
+    radius: float
+    z_min: float
+    z_max: float
+
+    def contains(self, point: np.ndarray, grow: float = 0.0) -> bool:
+        """Return whether the point lies inside the cylinder grown by `grow` radially and vertically."""
+        radial = math.hypot(point[0] - self.center[0], point[1] - self.center[1])
+        return radial <= self.radius + grow and self.z_min - grow <= point[2] <= self.z_max + grow
+
+
+@dataclass(frozen=True, eq=False)
+class ArmLimits:
+    """Joint limits, the end-effector workspace and keep-out zones of an arm.
+
+    Attributes:
+        joint_names: Arm joints in the order forward kinematics takes them.
+        lower: Lower position limits (rad), shape (J,).
+        upper: Upper position limits (rad), shape (J,).
+        velocity: Speed limits (rad/s), shape (J,).
+        acceleration: Acceleration limits (rad/s^2), shape (J,).
+        workspace: Box the end effector must stay inside.
+        keep_out: Zones the end effector must stay out of.
+        ee_margin: Distance (m) kept from the workspace faces and keep-out zones; also the largest
+            end-effector step between checked samples.
+    """
+
+    joint_names: tuple[str, ...]
+    lower: np.ndarray
+    upper: np.ndarray
+    velocity: np.ndarray
+    acceleration: np.ndarray
+    workspace: BoxZone
+    keep_out: tuple[BoxZone | CylinderZone, ...]
+    ee_margin: float
+
+
+@dataclass(frozen=True)
+class GripperLimits:
+    """Allowed gripper opening (m between the fingers)."""
+
+    min_opening: float
+    max_opening: float
+
+
+@dataclass(frozen=True)
+class BaseTwistLimits:
+    """Velocity and acceleration limits of a mobile base's twist commands."""
+
+    linear: float
+    angular: float
+    linear_accel: float
+    angular_accel: float
+
+
+@dataclass(frozen=True)
+class SafetyLimits:
+    """Every limit the shield enforces for one robot; absent parts mean the robot has no such part.
+
+    Attributes:
+        robot: Robot kind the limits are for.
+        frame: Frame the workspace and keep-out zones are expressed in (the arm's base link).
+        arm: Arm limits, or None for a robot without an arm.
+        gripper: Gripper limits, or None for a robot without a gripper.
+        base: Base twist limits, or None for a robot without a mobile base.
+    """
+
+    robot: str
+    frame: str
+    arm: ArmLimits | None
+    gripper: GripperLimits | None
+    base: BaseTwistLimits | None
+
+
+class SafetyShield:
+    """Check arm trajectories, gripper openings and base twists against a robot's limits.
+
+    Every check returns a `Verdict`; none raises on bad input and none modifies the command.
+    While the emergency stop is engaged every check refuses.
+    """
+
+    def __init__(self, limits: SafetyLimits, sample_rate_hz: float = 50.0) -> None:
+        """Create a shield.
+
+        Args:
+            limits: The robot's limits.
+            sample_rate_hz: Base rate at which end-effector positions are sampled along a
+                trajectory before bisection refines it.
+        """
+        if not sample_rate_hz > 0.0:
+            raise ValueError(f"sample_rate_hz must be positive, got {sample_rate_hz}")
+        self.limits = limits
+        self.sample_rate_hz = sample_rate_hz
+        self._engaged = False
+
+    # --- emergency stop -------------------------------------------------------------------------
+
+    @property
+    def engaged(self) -> bool:
+        """Whether the emergency stop is engaged."""
+        return self._engaged
+
+    def engage(self) -> None:
+        """Engage the emergency stop: every check refuses until `release` is called."""
+        self._engaged = True
+
+    def release(self) -> None:
+        """Release the emergency stop."""
+        self._engaged = False
+
+    # --- gripper and base -----------------------------------------------------------------------
+
+    def check_gripper(self, opening: float) -> Verdict:
+        """Check a gripper opening command (m between the fingers)."""
+        if self._engaged:
+            return Verdict(False, ESTOP_REASON)
+        gripper = self.limits.gripper
+        if gripper is None:
+            return Verdict(False, f"{self.limits.robot} has no gripper limits configured")
+        if not _is_finite_number(opening):
+            return Verdict(False, f"gripper opening must be a finite number, got {opening!r}")
+        if not gripper.min_opening <= opening <= gripper.max_opening:
+            return Verdict(False, f"gripper opening {opening:.4f} m outside "
+                                  f"[{gripper.min_opening:.4f}, {gripper.max_opening:.4f}]")
+        return Verdict(True, "ok")
+
+    def check_twist(self, linear: float, angular: float, previous: tuple[float, float] | None = None,
+                    dt: float | None = None) -> Verdict:
+        """Check a base twist command against speed and, given the previous command, acceleration limits.
+
+        Braking is never refused for its acceleration: a command that moves each component towards
+        zero without changing its sign passes, because refusing it would leave the previous, faster
+        command in force.
+
+        Args:
+            linear: Forward speed (m/s).
+            angular: Yaw rate (rad/s).
+            previous: The last accepted (linear, angular) command, or None.
+            dt: Seconds since the previous command; required with `previous`.
+        """
+        if self._engaged:
+            return Verdict(False, ESTOP_REASON)
+        base = self.limits.base
+        if base is None:
+            return Verdict(False, f"{self.limits.robot} has no base limits configured")
+        if not (_is_finite_number(linear) and _is_finite_number(angular)):
+            return Verdict(False, f"twist must be finite numbers, got linear={linear!r} angular={angular!r}")
+        if abs(linear) > base.linear:
+            return Verdict(False, f"linear speed {linear:.3f} m/s exceeds limit {base.linear:.3f}")
+        if abs(angular) > base.angular:
+            return Verdict(False, f"angular speed {angular:.3f} rad/s exceeds limit {base.angular:.3f}")
+        if (previous is None) != (dt is None):
+            return Verdict(False, "previous twist and dt must be given together")
+        if previous is None:
+            return Verdict(True, "ok")
+        if len(previous) != 2 or not all(_is_finite_number(v) for v in previous):
+            return Verdict(False, f"previous twist must be two finite numbers, got {previous!r}")
+        if not (_is_finite_number(dt) and dt > 0.0):
+            return Verdict(False, f"dt must be a positive finite number, got {dt!r}")
+        for name, new, old, limit, unit in (
+            ("linear", linear, previous[0], base.linear_accel, "m/s^2"),
+            ("angular", angular, previous[1], base.angular_accel, "rad/s^2"),
+        ):
+            braking = new * old >= 0.0 and abs(new) <= abs(old)
+            accel = abs(new - old) / dt
+            if not braking and accel > limit:
+                return Verdict(False, f"{name} acceleration {accel:.3f} {unit} exceeds limit {limit:.3f}")
+        return Verdict(True, "ok")
+
+    # --- arm ------------------------------------------------------------------------------------
+
+    def check_trajectory(self, joint_names: list[str] | tuple[str, ...], times: Any, positions: Any,
+                         velocities: Any = None,
+                         forward_kinematics: Callable[[np.ndarray], np.ndarray] | None = None,
+                         start: Any = None) -> Verdict:
+        """Check an arm trajectory everywhere in time, not only at its waypoints.
+
+        The motion checked is the one `core.trajectory.sample` executes: linear segments without
+        velocities, cubic Hermite segments with them, and a first segment from `start` (at rest) when
+        the first waypoint's time is positive. Without linear velocities, the velocity change at
+        each waypoint is taken to happen over half of each adjacent segment, from rest before the
+        start and to rest after the end.
+
+        Args:
+            joint_names: Arm joints commanded, in column order; a subset of the configured joints.
+            times: Strictly increasing times from start (s), shape (N,).
+            positions: Waypoints (rad), shape (N, J).
+            velocities: Waypoint velocities (rad/s), shape (N, J), or None (or empty) for linear.
+            forward_kinematics: Maps positions of every configured arm joint, in configured order,
+                to the end-effector position (m) in the limits' frame; None skips end-effector checks.
+            start: Current positions of the commanded joints; defaults to the first waypoint.
+
+        Returns:
+            A verdict whose reason names the first violation found.
+        """
+        if self._engaged:
+            return Verdict(False, ESTOP_REASON)
+        arm = self.limits.arm
+        if arm is None:
+            return Verdict(False, f"{self.limits.robot} has no arm limits configured")
+        parsed = _parse_trajectory(joint_names, times, positions, velocities, start, arm)
+        if isinstance(parsed, Verdict):
+            return parsed
+        names, t, q, qd, q_start = parsed
+        columns = [arm.joint_names.index(name) for name in names]
+        lower, upper = arm.lower[columns], arm.upper[columns]
+        vmax, amax = arm.velocity[columns], arm.acceleration[columns]
+
+        outside = (q < lower) | (q > upper)
+        if np.any(outside):
+            i, j = np.argwhere(outside)[0]
+            return Verdict(False, f"point {i}: {names[j]}={q[i, j]:.4f} outside limits "
+                                  f"[{lower[j]:.4f}, {upper[j]:.4f}]")
+        start_outside = (q_start < lower) | (q_start > upper)
+        if np.any(start_outside):
+            j = int(np.argmax(start_outside))
+            return Verdict(False, f"start: {names[j]}={q_start[j]:.4f} outside limits [{lower[j]:.4f}, "
+                                  f"{upper[j]:.4f}]; no motion from there can be certified")
+        if t[0] == 0.0 and np.any(np.abs(q[0] - q_start) > _START_TOLERANCE):
+            j = int(np.argmax(np.abs(q[0] - q_start)))
+            return Verdict(False, f"first point at time 0 is {abs(q[0, j] - q_start[j]):.4f} away from the "
+                                  f"current {names[j]}")
+        # The controller starts from rest, so a velocity at time 0 would be an instant jump.
+        if qd is not None and t[0] == 0.0 and np.any(qd[0] != 0.0):
+            j = int(np.argmax(np.abs(qd[0])))
+            return Verdict(False, f"first point at time 0 must be at rest, {names[j]} has velocity {qd[0, j]:.4f}")
+        if qd is not None and np.any(qd[-1] != 0.0):
+            j = int(np.argmax(np.abs(qd[-1])))
+            return Verdict(False, f"last point must be at rest, {names[j]} has velocity {qd[-1, j]:.4f}")
+
+        # The segments the controller executes: from the start (at rest) when the first point is later.
+        if t[0] > 0.0:
+            seg_t = np.concatenate(([0.0], t))
+            seg_q = np.vstack((q_start, q))
+            seg_qd = np.vstack((np.zeros_like(q_start), qd)) if qd is not None else None
+        else:
+            seg_t, seg_q, seg_qd = t, q, qd
+        if len(seg_t) > 1:
+            check = (_check_hermite(names, seg_t, seg_q, seg_qd, lower, upper, vmax, amax) if seg_qd is not None
+                     else _check_linear(names, seg_t, seg_q, vmax, amax))
+            if check is not None:
+                return check
+
+        if forward_kinematics is not None:
+            if len(names) != len(arm.joint_names):
+                missing = sorted(set(arm.joint_names) - set(names))
+                return Verdict(False, f"end-effector checks need every arm joint commanded; missing {missing}")
+            order = [names.index(name) for name in arm.joint_names]
+            trajectory = Trajectory(tuple(names), t, q, qd)
+            return _check_end_effector(trajectory, q_start, order, forward_kinematics, arm, self.sample_rate_hz)
+        return Verdict(True, "ok")
+
+
+def _is_finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+        and math.isfinite(float(value))
+
+
+def _parse_trajectory(joint_names: Any, times: Any, positions: Any, velocities: Any, start: Any,
+                      arm: ArmLimits) -> Verdict | tuple:
+    """Return (names, times, positions, velocities or None, start) as arrays, or a refusal."""
+    names = list(joint_names)
+    if not names:
+        return Verdict(False, "trajectory names no joints")
+    unknown = [name for name in names if name not in arm.joint_names]
+    if unknown:
+        return Verdict(False, f"unknown joints {unknown}; the arm has {list(arm.joint_names)}")
+    if len(set(names)) != len(names):
+        return Verdict(False, f"joint names repeat: {names}")
+    try:
+        t = np.asarray(times, dtype=float).reshape(-1)
+        if t.size == 0:
+            return Verdict(False, "trajectory has no points")
+        q = np.asarray(positions, dtype=float)
+        with_velocities = velocities is not None and np.size(velocities) > 0
+        qd = np.asarray(velocities, dtype=float) if with_velocities else None
+        q_start = np.asarray(start, dtype=float) if start is not None else None
+    except (TypeError, ValueError) as error:
+        return Verdict(False, f"trajectory values are not numeric: {error}")
+    shape = (t.size, len(names))
+    if q.shape != shape:
+        return Verdict(False, f"positions have shape {q.shape}, expected {shape}")
+    if qd is not None and qd.shape != shape:
+        return Verdict(False, f"velocities have shape {qd.shape}, expected {shape}")
+    if q_start is not None and q_start.shape != (len(names),):
+        return Verdict(False, f"start has shape {q_start.shape}, expected {(len(names),)}")
+    arrays = [t, q] + [a for a in (qd, q_start) if a is not None]
+    if not all(np.all(np.isfinite(a)) for a in arrays):
+        return Verdict(False, "trajectory contains NaN or infinite values")
+    if t[0] < 0.0 or np.any(np.diff(t) <= 0.0):
+        return Verdict(False, f"times must be non-negative and strictly increasing, got {t.tolist()}")
+    if q_start is None:
+        q_start = q[0].copy()
+    return names, t, q, qd, q_start
+
+
+def _check_linear(names: list[str], t: np.ndarray, q: np.ndarray, vmax: np.ndarray,
+                  amax: np.ndarray) -> Verdict | None:
+    """Check linear segments; positions between in-limit waypoints are in limits by convexity."""
+    dt = np.diff(t)
+    speed = np.diff(q, axis=0) / dt[:, None]
+    too_fast = np.abs(speed) > vmax
+    if np.any(too_fast):
+        i, j = np.argwhere(too_fast)[0]
+        return Verdict(False, f"segment {i}->{i + 1}: {names[j]} needs {abs(speed[i, j]):.4f} rad/s, "
+                              f"limit {vmax[j]:.4f}")
+    # Velocity jumps at each waypoint, spread over half of each adjacent segment; rest outside.
+    rest = np.zeros((1, q.shape[1]))
+    jumps = np.abs(np.diff(np.vstack((rest, speed, rest)), axis=0))
+    window = (np.concatenate(([0.0], dt)) + np.concatenate((dt, [0.0]))) / 2.0
+    accel = jumps / window[:, None]
+    too_sharp = accel > amax
+    if np.any(too_sharp):
+        i, j = np.argwhere(too_sharp)[0]
+        return Verdict(False, f"at point {i}: {names[j]} needs {accel[i, j]:.4f} rad/s^2, limit {amax[j]:.4f}")
+    return None
+
+
+def _check_hermite(names: list[str], t: np.ndarray, q: np.ndarray, qd: np.ndarray, lower: np.ndarray,
+                   upper: np.ndarray, vmax: np.ndarray, amax: np.ndarray) -> Verdict | None:
+    """Check cubic Hermite segments exactly: extrema of a cubic are at its ends or stationary points."""
+    dt = np.diff(t)[:, None]
+    q0, q1 = q[:-1], q[1:]
+    m0, m1 = qd[:-1] * dt, qd[1:] * dt
+    # q(s) = q0 + b s + c s^2 + d s^3 for s in [0, 1], the same curve as core.trajectory.sample.
+    b = m0
+    c = -3.0 * q0 - 2.0 * m0 + 3.0 * q1 - m1
+    d = 2.0 * q0 + m0 - 2.0 * q1 + m1
+
+    def at(s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return (q0 + b * s + c * s**2 + d * s**3, (b + 2 * c * s + 3 * d * s**2) / dt, (2 * c + 6 * d * s) / dt**2)
+
+    # Stationary points of position (roots of the velocity) and of velocity (root of the acceleration).
+    disc = (2 * c) ** 2 - 12 * d * b
+    root = np.sqrt(np.maximum(disc, 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cubic = np.abs(d) > 1e-12
+        quad = np.abs(c) > 1e-12
+        s_pos1 = np.where(cubic, (-2 * c + root) / (6 * d), np.where(quad, -b / (2 * c), 0.0))
+        s_pos2 = np.where(cubic, (-2 * c - root) / (6 * d), 0.0)
+        s_vel = np.where(cubic, -c / (3 * d), 0.0)
+    s_pos1 = np.where(disc >= 0.0, s_pos1, 0.0)
+    s_pos2 = np.where(disc >= 0.0, s_pos2, 0.0)
+    candidates = [np.zeros_like(b), np.ones_like(b)] + [np.clip(s, 0.0, 1.0) for s in (s_pos1, s_pos2, s_vel)]
+    for s in candidates:
+        pos, vel, acc = at(s)
+        outside = (pos < lower) | (pos > upper)
+        if np.any(outside):
+            i, j = np.argwhere(outside)[0]
+            when = t[i] + float(s[i, j]) * float(dt[i, 0])
+            return Verdict(False, f"segment {i}->{i + 1}: {names[j]} reaches {pos[i, j]:.4f} at t={when:.3f} s, "
+                                  f"outside limits [{lower[j]:.4f}, {upper[j]:.4f}]")
+        too_fast = np.abs(vel) > vmax
+        if np.any(too_fast):
+            i, j = np.argwhere(too_fast)[0]
+            return Verdict(False, f"segment {i}->{i + 1}: {names[j]} reaches {abs(vel[i, j]):.4f} rad/s, "
+                                  f"limit {vmax[j]:.4f}")
+        too_sharp = np.abs(acc) > amax
+        if np.any(too_sharp):
+            i, j = np.argwhere(too_sharp)[0]
+            return Verdict(False, f"segment {i}->{i + 1}: {names[j]} needs {abs(acc[i, j]):.4f} rad/s^2, "
+                                  f"limit {amax[j]:.4f}")
+    return None
+
+
+def _check_end_effector(trajectory: Trajectory, start: np.ndarray, order: list[int],
+                        forward_kinematics: Callable[[np.ndarray], np.ndarray], arm: ArmLimits,
+                        rate_hz: float) -> Verdict:
+    """Sample the end effector along the trajectory, bisecting until consecutive samples are close."""
+    margin = arm.ee_margin
+    inner = BoxZone(arm.workspace.name, arm.workspace.lower + margin, arm.workspace.upper - margin)
+
+    def check_at(time: float) -> np.ndarray | Verdict:
+        joints = sample(trajectory, start, time)[0][order]
+        try:
+            ee = np.asarray(forward_kinematics(joints), dtype=float).reshape(-1)
+        except (TypeError, ValueError) as error:
+            return Verdict(False, f"forward kinematics failed at t={time:.3f} s: {error}")
+        if ee.shape != (3,) or not np.all(np.isfinite(ee)):
+            return Verdict(False, f"forward kinematics returned {ee.tolist()} at t={time:.3f} s, "
+                                  f"expected a finite xyz")
+        if not inner.contains(ee):
+            return Verdict(False, f"end effector at {np.round(ee, 3).tolist()} (t={time:.3f} s) leaves the "
+                                  f"workspace {arm.workspace.lower.tolist()}..{arm.workspace.upper.tolist()} "
+                                  f"less margin {margin}")
+        for zone in arm.keep_out:
+            if zone.contains(ee, margin):
+                return Verdict(False, f"end effector at {np.round(ee, 3).tolist()} (t={time:.3f} s) enters "
+                                      f"keep-out zone '{zone.name}' (margin {margin})")
+        return ee
+
+    duration = trajectory.duration
+    grid = np.union1d(np.linspace(0.0, duration, max(2, math.ceil(duration * rate_hz) + 1)),
+                      trajectory.times)
+    points: list[tuple[float, np.ndarray]] = []
+    for time in grid:
+        result = check_at(float(time))
+        if isinstance(result, Verdict):
+            return result
+        points.append((float(time), result))
+    # Bisect every gap whose end-effector chord exceeds the margin; a stack keeps it iterative.
+    gaps = [(points[k], points[k + 1]) for k in range(len(points) - 1)]
+    while gaps:
+        (t0, p0), (t1, p1) = gaps.pop()
+        if np.linalg.norm(p1 - p0) <= margin:
+            continue
+        if t1 - t0 < _MIN_BISECT_DT:
+            return Verdict(False, f"end effector jumps {np.linalg.norm(p1 - p0):.3f} m near t={t0:.4f} s; "
+                                  f"forward kinematics is discontinuous there")
+        middle = (t0 + t1) / 2.0
+        result = check_at(middle)
+        if isinstance(result, Verdict):
+            return result
+        gaps.append(((t0, p0), (middle, result)))
+        gaps.append(((middle, result), (t1, p1)))
+    return Verdict(True, "ok")
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+_TOP_KEYS = {"robot", "frame", "arm", "gripper", "base"}
+_ARM_KEYS = {"joints", "workspace", "keep_out", "ee_margin"}
+_JOINT_KEYS = {"lower", "upper", "velocity", "acceleration"}
+_GRIPPER_KEYS = {"min_opening", "max_opening"}
+_BASE_KEYS = {"linear", "angular", "linear_accel", "angular_accel"}
+_BOX_KEYS = {"name", "type", "min", "max"}
+_CYLINDER_KEYS = {"name", "type", "center", "radius", "z_min", "z_max"}
+
+
+class _Reader:
+    """Read typed values from a parsed YAML document, with errors naming the file and the key."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, message: str) -> SafetyConfigError:
+        return SafetyConfigError(f"{self.source}: {key}: {message}")
+
+    def mapping(self, value: Any, key: str, allowed: set[str], required: set[str]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(key, f"must be a mapping, got {type(value).__name__}")
+        unknown = sorted(map(str, set(value) - allowed))
+        if unknown:
+            raise self.fail(key, f"unknown keys {unknown}; allowed: {sorted(allowed)}")
+        missing = sorted(required - set(value))
+        if missing:
+            raise self.fail(key, f"missing keys {missing}")
+        return value
+
+    def number(self, value: Any, key: str, positive: bool = False) -> float:
+        if not _is_finite_number(value):
+            raise self.fail(key, f"must be a finite number, got {value!r}")
+        if positive and value <= 0.0:
+            raise self.fail(key, f"must be positive, got {value}")
+        return float(value)
+
+    def vector(self, value: Any, key: str, length: int) -> np.ndarray:
+        if not isinstance(value, list) or len(value) != length:
+            raise self.fail(key, f"must be a list of {length} numbers, got {value!r}")
+        return np.array([self.number(v, f"{key}[{i}]") for i, v in enumerate(value)])
+
+    def string(self, value: Any, key: str) -> str:
+        if not isinstance(value, str) or not value:
+            raise self.fail(key, f"must be a non-empty string, got {value!r}")
+        return value
+
+
+def parse_safety_limits(document: Any, source: str = "<string>") -> SafetyLimits:
+    """Build safety limits from a parsed YAML document.
+
+    Raises:
+        SafetyConfigError: naming the source and the key of the first problem found.
+    """
+    read = _Reader(source)
+    top = read.mapping(document, "<top>", _TOP_KEYS, {"robot", "frame"})
+    if not {"arm", "gripper", "base"} & set(top):
+        raise read.fail("<top>", "at least one of 'arm', 'gripper', 'base' must be given")
+    arm = _parse_arm(read, top["arm"]) if "arm" in top else None
+    gripper = None
+    if "gripper" in top:
+        g = read.mapping(top["gripper"], "gripper", _GRIPPER_KEYS, _GRIPPER_KEYS)
+        low = read.number(g["min_opening"], "gripper.min_opening")
+        high = read.number(g["max_opening"], "gripper.max_opening")
+        if not 0.0 <= low <= high:
+            raise read.fail("gripper", f"need 0 <= min_opening <= max_opening, got {low} and {high}")
+        gripper = GripperLimits(low, high)
+    base = None
+    if "base" in top:
+        b = read.mapping(top["base"], "base", _BASE_KEYS, _BASE_KEYS)
+        base = BaseTwistLimits(*(read.number(b[k], f"base.{k}", positive=True)
+                                 for k in ("linear", "angular", "linear_accel", "angular_accel")))
+    return SafetyLimits(read.string(top["robot"], "robot"), read.string(top["frame"], "frame"), arm, gripper, base)
+
+
+def _parse_arm(read: _Reader, value: Any) -> ArmLimits:
+    arm = read.mapping(value, "arm", _ARM_KEYS, {"joints", "workspace", "ee_margin"})
+    joints = arm["joints"]
+    if not isinstance(joints, dict) or not joints:
+        raise read.fail("arm.joints", "must be a non-empty mapping of joint name to limits")
+    rows = []
+    for name, spec in joints.items():
+        key = f"arm.joints.{name}"
+        spec = read.mapping(spec, key, _JOINT_KEYS, _JOINT_KEYS)
+        lower = read.number(spec["lower"], f"{key}.lower")
+        upper = read.number(spec["upper"], f"{key}.upper")
+        if lower >= upper:
+            raise read.fail(key, f"lower {lower} must be below upper {upper}")
+        rows.append((lower, upper, read.number(spec["velocity"], f"{key}.velocity", positive=True),
+                     read.number(spec["acceleration"], f"{key}.acceleration", positive=True)))
+    table = np.array(rows)
+    margin = read.number(arm["ee_margin"], "arm.ee_margin", positive=True)
+    workspace = _parse_box(read, arm["workspace"], "arm.workspace", named=False)
+    if np.any(workspace.upper - workspace.lower <= 2 * margin):
+        raise read.fail("arm.workspace", f"must be wider than twice ee_margin ({margin}) along every axis")
+    keep_out_list = arm.get("keep_out", [])
+    if not isinstance(keep_out_list, list):
+        raise read.fail("arm.keep_out", "must be a list of zones")
+    keep_out = []
+    for i, zone in enumerate(keep_out_list):
+        key = f"arm.keep_out[{i}]"
+        kind = zone.get("type") if isinstance(zone, dict) else None
+        if kind == "box":
+            keep_out.append(_parse_box(read, zone, key, named=True))
+        elif kind == "cylinder":
+            zone = read.mapping(zone, key, _CYLINDER_KEYS, _CYLINDER_KEYS)
+            z_min = read.number(zone["z_min"], f"{key}.z_min")
+            z_max = read.number(zone["z_max"], f"{key}.z_max")
+            if z_min >= z_max:
+                raise read.fail(key, f"z_min {z_min} must be below z_max {z_max}")
+            keep_out.append(CylinderZone(read.string(zone["name"], f"{key}.name"),
+                                         read.vector(zone["center"], f"{key}.center", 2),
+                                         read.number(zone["radius"], f"{key}.radius", positive=True), z_min, z_max))
+        else:
+            raise read.fail(f"{key}.type", f"must be 'box' or 'cylinder', got {kind!r}")
+    return ArmLimits(tuple(str(name) for name in joints), table[:, 0], table[:, 1], table[:, 2], table[:, 3],
+                     workspace, tuple(keep_out), margin)
+
+
+def _parse_box(read: _Reader, value: Any, key: str, named: bool) -> BoxZone:
+    keys = _BOX_KEYS if named else {"min", "max"}
+    box = read.mapping(value, key, keys, keys)
+    lower = read.vector(box["min"], f"{key}.min", 3)
+    upper = read.vector(box["max"], f"{key}.max", 3)
+    if np.any(lower >= upper):
+        raise read.fail(key, f"min {lower.tolist()} must be below max {upper.tolist()} on every axis")
+    return BoxZone(read.string(box["name"], f"{key}.name") if named else "workspace", lower, upper)
+
+
+def load_safety_limits(path: str | Path) -> SafetyLimits:
+    """Load a robot's safety limits from a YAML file.
+
+    Raises:
+        SafetyConfigError: if the file cannot be read or parsed, naming the file and the key.
+    """
+    try:
+        document = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise SafetyConfigError(f"{path}: cannot read safety limits: {error}") from error
+    return parse_safety_limits(document, str(path))
