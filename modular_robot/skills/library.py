@@ -1,0 +1,447 @@
+"""The skill library: typed parameters, declared conditions and execution over injected interfaces.
+
+Every skill has a pydantic parameter model (its JSON Schema is what the planner sees and what
+`validate_call` enforces), preconditions and effects as predicate strings over its parameter names
+(`bind_predicates` grounds them in a call's arguments), and an `execute(params, ctx)` function.
+
+Skills plan the whole motion before moving, so an unknown object, an unreachable pose or an object
+too wide for the gripper is refused with no motion. A skill reports only what it observed itself
+(joint and gripper states); world effects such as "the cube is in the tray" are listed as
+unverified in `SkillResult.effects`, for the critic to confirm from fresh perception.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.transforms import quat_to_rpy
+from modular_robot.motion.grasping import (
+    OPENING_MARGIN,
+    GripperPose,
+    grasp_rejection,
+    place_pose,
+    top_down_grasp,
+)
+from modular_robot.motion.timing import interpolate_cartesian, time_parameterize
+from modular_robot.skills.interfaces import SkillContext
+
+RELATIONS = ("in", "on", "left_of", "right_of", "in_front_of", "behind", "near")
+# Cuts per 10 cm straight-line move: IK every 2 cm keeps the line within millimetres.
+CARTESIAN_STEPS = 5
+# Closing on an object leaves the fingers at least this fraction of its width apart; closing on
+# nothing brings them together, so a smaller opening means the grasp missed.
+HOLDING_WIDTH_FRACTION = 0.5
+# Below this opening the fingers have met, whatever the object's width.
+CLOSED_OPENING = 0.005
+# Fingers resting on an object are at most this much wider apart than it; an open gripper is wider.
+HOLDING_SLACK = 0.01
+# Gap between a target's side and the placed object's side for beside-relations (m).
+BESIDE_GAP = 0.05
+OBJECT_ID_PATTERN = r"^[A-Za-z0-9_\-]+$"
+
+
+@dataclass(frozen=True)
+class SkillResult:
+    """The outcome of one skill execution.
+
+    Attributes:
+        success: Whether every step ran and the skill's own checks passed.
+        reason: What happened, or why it failed or was refused.
+        effects: What the skill observed ("observed") and what only perception can confirm
+            ("unverified", grounded predicates), plus "moved": whether any motion was commanded.
+    """
+
+    success: bool
+    reason: str
+    effects: dict[str, Any] = field(default_factory=dict)
+
+
+class PickParams(BaseModel):
+    """Parameters of `pick`."""
+
+    model_config = ConfigDict(extra="forbid")
+    object: str = Field(description="Id of the object to pick, as in the semantic map (e.g. 'red_cube_1').",
+                        min_length=1, max_length=128, pattern=OBJECT_ID_PATTERN)
+
+
+class PlaceParams(BaseModel):
+    """Parameters of `place`."""
+
+    model_config = ConfigDict(extra="forbid")
+    object: str = Field(description="Id of the held object to put down.", min_length=1, max_length=128,
+                        pattern=OBJECT_ID_PATTERN)
+    relation: Literal[RELATIONS] = Field(  # type: ignore[valid-type]
+        description="Where the object goes relative to the target: 'in' a container, 'on' a support, "
+                    "beside it on the same surface (left_of, right_of, in_front_of, behind: in the "
+                    "robot's view) or 'near' it.")
+    target: str = Field(description="Id of the reference object (container, support or landmark).",
+                        min_length=1, max_length=128, pattern=OBJECT_ID_PATTERN)
+
+
+class NoParams(BaseModel):
+    """Parameters of a skill that takes none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class OpenGripperParams(BaseModel):
+    """Parameters of `open_gripper`."""
+
+    model_config = ConfigDict(extra="forbid")
+    opening: float = Field(0.08, gt=0.0, le=0.08, description="Distance between the fingers (m).")
+
+
+class SayParams(BaseModel):
+    """Parameters of `say`."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(description="What to tell the user.", min_length=1, max_length=500)
+
+
+@dataclass(frozen=True)
+class Skill:
+    """A skill: its parameters, conditions and execution.
+
+    Attributes:
+        name: Name the planner calls it by.
+        description: Docstring shown to the planner.
+        params: Parameter model; its JSON Schema is the call's contract.
+        preconditions: Predicates over parameter names that must hold before execution.
+        effects: Predicates over parameter names that hold after a successful execution.
+        execute: Runs the skill with validated parameters.
+    """
+
+    name: str
+    description: str
+    params: type[BaseModel]
+    preconditions: tuple[str, ...]
+    effects: tuple[str, ...]
+    execute: Callable[[BaseModel, SkillContext], SkillResult]
+
+    def schema(self) -> dict[str, Any]:
+        """Return the JSON Schema of the skill's parameters."""
+        return self.params.model_json_schema()
+
+
+@dataclass(frozen=True)
+class CallError:
+    """Why a skill call was rejected before execution.
+
+    Attributes:
+        reason: A message naming the skill and every offending argument.
+    """
+
+    reason: str
+
+
+def bind_predicates(predicates: Sequence[str], params: BaseModel) -> list[str]:
+    """Return the predicates with every parameter name replaced by the call's value.
+
+    For example "relation(object, target)" with relation="in", object="cube", target="tray"
+    becomes "in(cube, tray)".
+    """
+    values = {name: str(value) for name, value in params.model_dump().items()}
+    return [re.sub(r"[A-Za-z_]+", lambda m: values.get(m.group(0), m.group(0)), p) for p in predicates]
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _refuse(reason: str) -> SkillResult:
+    return SkillResult(False, reason, {"moved": False})
+
+
+def _in_base_frame(obj: MapObject, ctx: SkillContext) -> _BaseBox:
+    """Return the object's box in the arm's base frame."""
+    transform = ctx.arm_base_from_world
+    return _BaseBox(transform.apply(obj.position), np.array(obj.size),
+                    obj.yaw + quat_to_rpy(transform.rotation)[2])
+
+
+@dataclass(frozen=True)
+class _BaseBox:
+    """An object's box in the arm's base frame (satisfies motion.grasping.Box)."""
+
+    position: np.ndarray
+    size: np.ndarray
+    yaw: float
+
+
+class _Motion:
+    """Plans a chain of arm moves from the current joints, then executes it step by step."""
+
+    def __init__(self, ctx: SkillContext) -> None:
+        self._ctx = ctx
+        self.q = np.asarray(ctx.arm.joint_positions(), dtype=float)
+        self.steps: list[tuple[str, Any]] = []
+
+    def joint_move(self, pose: GripperPose, what: str) -> str | None:
+        """Append a joint-space move to a pose; return why it is impossible, or None."""
+        solution = self._ctx.kinematics.solve(pose.position, pose.quaternion, seed=self.q)
+        if solution.q is None:
+            return f"{what} is unreachable: {solution.reason}"
+        self.steps.append(("arm", np.array([self.q, solution.q])))
+        self.q = solution.q
+        return None
+
+    def line(self, pose: GripperPose, what: str) -> str | None:
+        """Append a straight-line move to a pose; return why it is impossible, or None."""
+        path = interpolate_cartesian(self._ctx.kinematics, self.q, (pose.position, pose.quaternion),
+                                     CARTESIAN_STEPS)
+        if path is None:
+            return f"the straight {what} is unreachable or would swing the arm between configurations"
+        self.steps.append(("arm", np.array(path)))
+        self.q = path[-1]
+        return None
+
+    def gripper(self, opening: float) -> None:
+        """Append a gripper command."""
+        self.steps.append(("gripper", opening))
+
+    def run(self, after_step: Callable[[int], str | None] = lambda index: None) -> tuple[str | None, int]:
+        """Execute the steps in order; return (why execution stopped or None, steps completed).
+
+        Args:
+            after_step: Called with a step's index once it is done; a returned reason stops execution.
+        """
+        kinematics = self._ctx.kinematics
+        vmax = np.array([kinematics.limits[n].velocity for n in kinematics.joint_names]) * self._ctx.velocity_scale
+        for index, (kind, value) in enumerate(self.steps):
+            if kind == "arm":
+                result = self._ctx.arm.execute(kinematics.joint_names,
+                                               time_parameterize(value, vmax, kinematics.accelerations))
+            else:
+                result = self._ctx.arm.set_gripper(value)
+            if not result.success:
+                return f"{kind} motion failed: {result.reason}", index
+            stop = after_step(index)
+            if stop is not None:
+                return stop, index + 1
+        return None, len(self.steps)
+
+
+def _holds(opening: float, width: float) -> bool:
+    """Return whether the measured opening shows fingers closed on an object about `width` wide."""
+    return max(CLOSED_OPENING, HOLDING_WIDTH_FRACTION * width) < opening <= width + HOLDING_SLACK
+
+
+# --- skills -------------------------------------------------------------------------------------
+
+
+def pick(params: PickParams, ctx: SkillContext) -> SkillResult:
+    """Pick up an object from above: open, descend, close, lift.
+
+    Succeeds when, after lifting, the fingers are still held apart by something of about the
+    object's width. That the object itself is in the gripper is for perception to confirm.
+    """
+    obj = ctx.world.lookup(params.object)
+    if obj is None:
+        return _refuse(f"unknown object '{params.object}': it is not in the semantic map")
+    rejection = grasp_rejection(obj.size, ctx.max_opening)
+    if rejection is not None:
+        return _refuse(f"cannot grasp '{params.object}': {rejection}")
+    box = _in_base_frame(obj, ctx)
+    plan = top_down_grasp(box.position, box.size, box.yaw, ctx.max_opening)
+    motion = _Motion(ctx)
+    motion.gripper(plan.opening)
+    problem = (motion.joint_move(plan.pre_grasp, f"the pose above '{params.object}'")
+               or motion.line(plan.grasp, f"descent to '{params.object}'"))
+    if problem is None:
+        motion.gripper(0.0)
+        close_index = len(motion.steps) - 1
+        problem = motion.line(plan.lift, f"lift of '{params.object}'")
+    if problem is not None:
+        return _refuse(f"cannot pick '{params.object}': {problem}")
+
+    def check_grasp(index: int) -> str | None:
+        if index == close_index and not _holds(ctx.arm.gripper_opening(), plan.width):
+            return f"the gripper closed on nothing where '{params.object}' was expected"
+        return None
+
+    stopped, _ = motion.run(check_grasp)
+    opening = ctx.arm.gripper_opening()
+    observed = {"gripper_opening": opening, "joints": motion.q.tolist()}
+    if stopped is None and not _holds(opening, plan.width):
+        stopped = f"'{params.object}' slipped out of the gripper while lifting"
+    if stopped is not None:
+        return SkillResult(False, stopped, {"moved": True, "observed": observed})
+    return SkillResult(True, f"lifted with the fingers {opening * 100:.1f} cm apart (object {plan.width * 100:.1f} "
+                             f"cm wide); that it holds '{params.object}' is unverified",
+                       {"moved": True, "observed": observed, "unverified": [f"holding({params.object})"]})
+
+
+def place(params: PlaceParams, ctx: SkillContext) -> SkillResult:
+    """Put the held object in or on a target, or beside it on the same surface, and let go.
+
+    Succeeds when the arm reached the release pose, opened and retreated. Where the object ended up
+    is for perception to confirm.
+    """
+    obj = ctx.world.lookup(params.object)
+    target = ctx.world.lookup(params.target)
+    for name, found in ((params.object, obj), (params.target, target)):
+        if found is None:
+            return _refuse(f"unknown object '{name}': it is not in the semantic map")
+    if params.object == params.target:
+        return _refuse(f"cannot place '{params.object}' relative to itself")
+    opening = ctx.arm.gripper_opening()
+    if not _holds(opening, float(min(obj.size[0], obj.size[1]))):
+        return _refuse(f"the gripper is {opening * 100:.1f} cm open: it does not hold '{params.object}'")
+    target_box = _in_base_frame(target, ctx)
+    if params.relation in ("in", "on"):
+        plans = [place_pose(target_box, params.relation, obj.size)]
+        if plans[0] is None:
+            return _refuse(f"'{params.object}' does not fit in '{params.target}'")
+    else:
+        others = [_in_base_frame(o, ctx) for o in ctx.world.objects() if o.id not in (obj.id, target.id)]
+        plans = [place_pose(spot, "on", obj.size) for spot in _beside_spots(target_box, obj.size, params.relation)
+                 if not _occupied(spot, others)]
+        if not plans:
+            return _refuse(f"no free spot {params.relation.replace('_', ' ')} '{params.target}'")
+    problems = []
+    for plan in plans:
+        motion = _Motion(ctx)
+        problem = (motion.joint_move(plan.pre_place, "the pose above the release")
+                   or motion.line(plan.release, "descent to the release"))
+        if problem is None:
+            motion.gripper(min(ctx.max_opening, float(min(obj.size[0], obj.size[1])) + OPENING_MARGIN))
+            problem = motion.line(plan.retreat, "retreat")
+        if problem is None:
+            break
+        problems.append(problem)
+    else:
+        return _refuse(f"cannot place '{params.object}' {params.relation} '{params.target}': {'; '.join(problems)}")
+    stopped, _ = motion.run()
+    observed = {"gripper_opening": ctx.arm.gripper_opening(), "joints": motion.q.tolist(),
+                "release_position": plan.release.position.tolist()}
+    if stopped is not None:
+        return SkillResult(False, stopped, {"moved": True, "observed": observed})
+    unverified = bind_predicates(("relation(object, target)", "not holding(object)"), params)
+    return SkillResult(True, f"released '{params.object}' {params.relation} '{params.target}' and retreated; "
+                             f"where it came to rest is unverified",
+                       {"moved": True, "observed": observed, "unverified": unverified})
+
+
+def _beside_spots(target: _BaseBox, held_size: np.ndarray, relation: str) -> list[_BaseBox]:
+    """Return candidate support footprints beside a target, on the surface it stands on, best first.
+
+    Directions are in the arm base's frame, which is the robot's view: left is +y, in front of
+    (nearer the robot) is -x. "near" tries every side, nearest the base first.
+    """
+    directions = {"left_of": (0.0, 1.0), "right_of": (0.0, -1.0), "in_front_of": (-1.0, 0.0), "behind": (1.0, 0.0)}
+    chosen = list(directions.values()) if relation == "near" else [directions[relation]]
+    bottom = float(target.position[2] - target.size[2] / 2.0)
+    # A box's world-axis half extent bounds it whatever its yaw: the spot clears the target.
+    target_radius = float(np.hypot(target.size[0], target.size[1])) / 2.0
+    held_radius = float(np.hypot(held_size[0], held_size[1])) / 2.0
+    offset = target_radius + BESIDE_GAP + held_radius
+    spots = [_BaseBox(np.array([target.position[0] + dx * offset, target.position[1] + dy * offset, bottom]),
+                      np.array([held_size[0], held_size[1], 0.0]), 0.0) for dx, dy in chosen]
+    return sorted(spots, key=lambda s: float(np.hypot(s.position[0], s.position[1])))
+
+
+def _occupied(spot: _BaseBox, others: list[_BaseBox]) -> bool:
+    """Return whether another object's footprint overlaps the spot (bounding circles)."""
+    spot_radius = float(np.hypot(spot.size[0], spot.size[1])) / 2.0
+    return any(math.dist(spot.position[:2], o.position[:2]) < spot_radius + float(np.hypot(o.size[0], o.size[1])) / 2.0
+               for o in others)
+
+
+def move_arm_home(params: NoParams, ctx: SkillContext) -> SkillResult:
+    """Move the arm to its home posture, above the table and out of the camera's way."""
+    home = np.asarray(ctx.home if ctx.home is not None else ctx.kinematics.rest, dtype=float)
+    motion = _Motion(ctx)
+    motion.steps.append(("arm", np.array([motion.q, home])))
+    stopped, _ = motion.run()
+    joints = np.asarray(ctx.arm.joint_positions(), dtype=float)
+    if stopped is not None:
+        return SkillResult(False, stopped, {"moved": True, "observed": {"joints": joints.tolist()}})
+    return SkillResult(True, "the arm is home", {"moved": True, "observed": {"joints": joints.tolist(), "home": True}})
+
+
+def open_gripper(params: OpenGripperParams, ctx: SkillContext) -> SkillResult:
+    """Open the gripper, releasing anything it holds."""
+    opening = min(params.opening, ctx.max_opening)
+    result = ctx.arm.set_gripper(opening)
+    measured = ctx.arm.gripper_opening()
+    observed = {"gripper_opening": measured}
+    if not result.success:
+        return SkillResult(False, f"gripper failed: {result.reason}", {"moved": True, "observed": observed})
+    return SkillResult(True, f"the gripper is {measured * 100:.1f} cm open", {"moved": True, "observed": observed})
+
+
+def close_gripper(params: NoParams, ctx: SkillContext) -> SkillResult:
+    """Close the gripper; the measured opening tells whether something is between the fingers."""
+    result = ctx.arm.set_gripper(0.0)
+    measured = ctx.arm.gripper_opening()
+    something = measured > CLOSED_OPENING
+    observed = {"gripper_opening": measured, "something_between_fingers": something}
+    if not result.success:
+        return SkillResult(False, f"gripper failed: {result.reason}", {"moved": True, "observed": observed})
+    what = "something keeps the fingers apart" if something else "the fingers met: nothing is held"
+    return SkillResult(True, f"closed the gripper; {what}", {"moved": True, "observed": observed})
+
+
+def say(params: SayParams, ctx: SkillContext) -> SkillResult:
+    """Tell the user something: an answer, a question or a report."""
+    ctx.speech.say(params.text)
+    return SkillResult(True, "said", {"moved": False, "observed": {"said": params.text}})
+
+
+def _skill(name: str, function: Callable[[Any, SkillContext], SkillResult], params: type[BaseModel],
+           preconditions: tuple[str, ...], effects: tuple[str, ...]) -> Skill:
+    return Skill(name, inspect.cleandoc(function.__doc__), params, preconditions, effects, function)
+
+
+SKILLS: dict[str, Skill] = {skill.name: skill for skill in (
+    _skill("pick", pick, PickParams, ("known(object)", "reachable(object)", "graspable(object)", "gripper_empty"),
+           ("holding(object)", "not gripper_empty")),
+    _skill("place", place, PlaceParams, ("holding(object)", "known(target)", "reachable(target)"),
+           ("relation(object, target)", "gripper_empty", "not holding(object)")),
+    _skill("move_arm_home", move_arm_home, NoParams, (), ("arm_home",)),
+    _skill("open_gripper", open_gripper, OpenGripperParams, (), ("gripper_empty",)),
+    _skill("close_gripper", close_gripper, NoParams, (), ("gripper_closed",)),
+    _skill("say", say, SayParams, (), ("said(text)",)),
+)}
+
+
+def skill_catalog() -> list[dict[str, Any]]:
+    """Return every skill's name, description, parameter JSON Schema, preconditions and effects."""
+    return [{"name": s.name, "description": s.description, "parameters": s.schema(),
+             "preconditions": list(s.preconditions), "effects": list(s.effects)} for s in SKILLS.values()]
+
+
+def validate_call(name: str, args_json: str) -> BaseModel | CallError:
+    """Validate a skill call's JSON arguments against its schema.
+
+    Args:
+        name: Skill name.
+        args_json: A JSON object of arguments ("" means none).
+
+    Returns:
+        The validated parameters, or a CallError naming what is wrong.
+    """
+    skill = SKILLS.get(name)
+    if skill is None:
+        return CallError(f"unknown skill '{name}'; known skills: {', '.join(SKILLS)}")
+    try:
+        args = json.loads(args_json) if args_json.strip() else {}
+    except json.JSONDecodeError as error:
+        return CallError(f"{name}: arguments are not valid JSON: {error}")
+    if not isinstance(args, dict):
+        return CallError(f"{name}: arguments must be a JSON object, got {type(args).__name__}")
+    try:
+        return skill.params.model_validate(args)
+    except ValidationError as error:
+        problems = [f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']} (got {e.get('input')!r})"
+                    for e in error.errors()]
+        return CallError(f"{name}: {'; '.join(problems)}")

@@ -1,0 +1,349 @@
+"""Skill library: schemas and call validation, and pick/place/home/gripper over the real Panda kinematics."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from builtin_interfaces.msg import Duration
+from ros_helpers import SimHarness
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.predicates import evaluate
+from modular_robot.core.trajectory import validate_trajectory
+from modular_robot.core.transforms import Transform, quat_to_rpy
+from modular_robot.motion.kinematics import panda_kinematics
+from modular_robot.ros import qos
+from modular_robot.sim.robots import FINGER_JOINTS
+from modular_robot.skills.interfaces import MotionResult, SkillContext
+from modular_robot.skills.library import (
+    SKILLS,
+    CallError,
+    PlaceParams,
+    bind_predicates,
+    skill_catalog,
+    validate_call,
+)
+
+
+@pytest.fixture(scope="module")
+def kinematics():
+    arm = panda_kinematics()
+    yield arm
+    arm.close()
+
+
+class FakeArm:
+    """The ROS side of the arm: validates each trajectory and jumps to its last waypoint.
+
+    Closing the gripper stops at the width of the object under the grasp centre, if any.
+    """
+
+    def __init__(self, kinematics, objects):
+        self.kinematics = kinematics
+        self.q = np.array(kinematics.rest)
+        self.opening = 0.08
+        self.objects = objects
+        self.trajectories = []
+        self.gripper_commands = []
+
+    def joint_positions(self):
+        return self.q.copy()
+
+    def execute(self, joint_names, path):
+        trajectory = validate_trajectory(list(joint_names), path.times.tolist(), path.positions.tolist(),
+                                         path.velocities.tolist(), self.kinematics.limits)
+        self.trajectories.append(trajectory)
+        self.q = trajectory.positions[-1].copy()
+        return MotionResult(True)
+
+    def set_gripper(self, opening):
+        self.gripper_commands.append(opening)
+        self.opening = opening
+        if opening == 0.0:
+            position, _ = self.kinematics.forward(self.q)
+            for obj in self.objects:
+                if np.all(np.abs(position - obj.position) < obj.size / 2):
+                    self.opening = float(min(obj.size[:2]))
+        return MotionResult(True)
+
+    def gripper_opening(self):
+        return self.opening
+
+
+class FakeWorld:
+    def __init__(self, objects):
+        self._objects = {o.id: o for o in objects}
+
+    def lookup(self, object_id):
+        return self._objects.get(object_id)
+
+    def objects(self):
+        return list(self._objects.values())
+
+    def refresh(self, timeout_s):
+        return True
+
+
+class FakeSpeech:
+    def __init__(self):
+        self.said = []
+
+    def say(self, text):
+        self.said.append(text)
+
+
+def _cube(object_id="red_cube", xy=(0.55, 0.10), edge=0.04, yaw=0.5):
+    return MapObject(object_id, "red cube", "cube", ("red",), "red", [xy[0], xy[1], edge / 2], [edge] * 3, yaw)
+
+
+def _tray():
+    return MapObject("tray", "gray tray", "tray", ("gray",), "gray", [0.45, -0.25, 0.02], [0.30, 0.20, 0.04], 0.0)
+
+
+def _context(kinematics, objects, **kwargs):
+    arm = FakeArm(kinematics, objects)
+    return SkillContext(arm, FakeWorld(objects), FakeSpeech(), kinematics, **kwargs), arm
+
+
+def _run(name, args, ctx):
+    params = validate_call(name, json.dumps(args))
+    assert not isinstance(params, CallError), params
+    return SKILLS[name].execute(params, ctx)
+
+
+# --- schemas and validation -----------------------------------------------------------------------
+
+
+def test_catalog_lists_every_skill_with_schema_and_conditions():
+    catalog = {entry["name"]: entry for entry in skill_catalog()}
+    assert set(catalog) == {"pick", "place", "move_arm_home", "open_gripper", "close_gripper", "say"}
+    place = catalog["place"]
+    assert place["parameters"]["properties"]["relation"]["enum"] == [
+        "in", "on", "left_of", "right_of", "in_front_of", "behind", "near"]
+    assert place["parameters"]["required"] == ["object", "relation", "target"]
+    assert all(p["description"] for p in place["parameters"]["properties"].values())
+    assert "holding(object)" in place["preconditions"] and "gripper_empty" in catalog["pick"]["preconditions"]
+    assert catalog["open_gripper"]["parameters"]["properties"]["opening"]["maximum"] == 0.08
+    for entry in catalog.values():
+        assert entry["description"] and not entry["description"].startswith(" ")
+        json.dumps(entry)
+
+
+def test_predicates_bind_to_call_arguments():
+    params = PlaceParams(object="red_cube", relation="in", target="tray")
+    assert bind_predicates(SKILLS["place"].effects, params) == [
+        "in(red_cube, tray)", "gripper_empty", "not holding(red_cube)"]
+
+
+@pytest.mark.parametrize("name, args, words", [
+    ("fly", "{}", "unknown skill 'fly'"),
+    ("pick", '{"object": 3}', "object: Input should be a valid string"),
+    ("pick", "{}", "object: Field required"),
+    ("pick", '{"object": "a", "speed": 2}', "speed: Extra inputs"),
+    ("pick", "[1]", "must be a JSON object"),
+    ("pick", "{object}", "not valid JSON"),
+    ("place", '{"object": "a", "relation": "under", "target": "b"}', "relation: Input should be 'in'"),
+    ("open_gripper", '{"opening": 0.5}', "opening: Input should be less than or equal to 0.08"),
+    ("say", '{"text": ""}', "text: String should have at least 1 character"),
+])
+def test_bad_calls_are_rejected_with_reason(name, args, words):
+    result = validate_call(name, args)
+    assert isinstance(result, CallError) and words in result.reason, result
+
+
+def test_valid_call_returns_typed_parameters():
+    params = validate_call("place", '{"object": "red_cube", "relation": "left_of", "target": "tray"}')
+    assert isinstance(params, PlaceParams) and params.relation == "left_of"
+    assert validate_call("move_arm_home", "").model_dump() == {}
+
+
+# --- execution over the real kinematics -----------------------------------------------------------
+
+
+def test_pick_commands_grasp_pose_at_the_objects_grasp_point(kinematics):
+    cube = _cube()
+    ctx, arm = _context(kinematics, [cube])
+    result = _run("pick", {"object": "red_cube"}, ctx)
+    assert result.success, result.reason
+    assert result.effects["unverified"] == ["holding(red_cube)"] and "unverified" in result.reason
+    assert arm.gripper_commands[0] == pytest.approx(0.06) and arm.gripper_commands[1] == 0.0
+    # Trajectories: approach, descent, lift; the fingers close at the descent's end.
+    _, descent, lift = arm.trajectories
+    grasp_point = np.array([0.55, 0.10, 0.04 - 0.02])
+    position, _ = kinematics.forward(descent.positions[-1])
+    assert np.linalg.norm(position - grasp_point) < 0.01
+    lifted, _ = kinematics.forward(lift.positions[-1])
+    assert lifted[2] == pytest.approx(grasp_point[2] + 0.1, abs=0.01)
+
+
+def test_pick_in_a_shifted_arm_base_frame(kinematics):
+    # The arm stands at world (1, 0) turned a half turn: world (0.45, -0.1) is base (0.55, 0.1).
+    cube = _cube(xy=(0.45, -0.10))
+    base_from_world = Transform.from_xyz_rpy(1.0, 0.0, 0.0, yaw=math.pi)
+    ctx, arm = _context(kinematics, [], arm_base_from_world=base_from_world)
+    ctx.world = FakeWorld([cube])
+    arm.set_gripper = lambda opening: (arm.gripper_commands.append(opening),
+                                       setattr(arm, "opening", opening or 0.04))[0] or MotionResult(True)
+    assert _run("pick", {"object": "red_cube"}, ctx).success
+    position, _ = kinematics.forward(arm.trajectories[1].positions[-1])
+    assert np.linalg.norm(position - [0.55, 0.10, 0.02]) < 0.01
+
+
+@pytest.mark.parametrize("objects, object_id, words", [
+    ([], "red_cube", "unknown object 'red_cube'"),
+    ([_cube(xy=(1.5, 0.0))], "red_cube", "unreachable"),
+    ([_cube(edge=0.09)], "red_cube", "narrow side"),
+])
+def test_pick_refuses_without_moving(kinematics, objects, object_id, words):
+    ctx, arm = _context(kinematics, objects)
+    result = _run("pick", {"object": object_id}, ctx)
+    assert not result.success and words in result.reason and result.effects["moved"] is False
+    assert arm.trajectories == [] and arm.gripper_commands == []
+
+
+def test_pick_of_nothing_fails_after_closing_on_air(kinematics):
+    ctx, arm = _context(kinematics, [_cube()])
+    arm.objects = []  # the map believes in a cube that is not there
+    result = _run("pick", {"object": "red_cube"}, ctx)
+    assert not result.success and "closed on nothing" in result.reason
+    assert len(arm.trajectories) == 2, "no lift after an empty grasp"
+
+
+def test_pick_then_place_in_tray_releases_above_the_tray(kinematics):
+    ctx, arm = _context(kinematics, [_cube(), _tray()])
+    assert _run("pick", {"object": "red_cube"}, ctx).success
+    result = _run("place", {"object": "red_cube", "relation": "in", "target": "tray"}, ctx)
+    assert result.success, result.reason
+    assert result.effects["unverified"] == ["in(red_cube, tray)", "not holding(red_cube)"]
+    release, _ = kinematics.forward(arm.trajectories[-2].positions[-1])
+    # Centred on the tray, the cube's bottom (held 2 cm below its top) 1 cm above the rim.
+    assert np.linalg.norm(release - [0.45, -0.25, 0.04 + 0.01 + 0.02]) < 0.01
+    assert arm.gripper_commands[-1] > 0.04
+
+
+@pytest.mark.parametrize("relation, axis, sign", [("left_of", 1, 1.0), ("right_of", 1, -1.0),
+                                                  ("in_front_of", 0, -1.0), ("behind", 0, 1.0)])
+def test_place_beside_a_target_releases_on_that_side(kinematics, relation, axis, sign):
+    landmark = _cube("blue_cube", xy=(0.5, 0.0))
+    ctx, arm = _context(kinematics, [_cube(xy=(0.4, 0.3)), landmark])
+    assert _run("pick", {"object": "red_cube"}, ctx).success
+    result = _run("place", {"object": "red_cube", "relation": relation, "target": "blue_cube"}, ctx)
+    assert result.success, result.reason
+    release, _ = kinematics.forward(arm.trajectories[-2].positions[-1])
+    assert sign * (release[axis] - landmark.position[axis]) > 0.05
+    # The cube (held 2 cm below its 4 cm top) is released with its bottom 1 cm above the table.
+    assert release[2] == pytest.approx(0.03, abs=0.005)
+
+
+def test_place_refuses_when_not_holding_or_target_unknown(kinematics):
+    ctx, arm = _context(kinematics, [_cube(), _tray()])
+    result = _run("place", {"object": "red_cube", "relation": "in", "target": "tray"}, ctx)
+    assert not result.success and "does not hold" in result.reason
+    arm.opening = 0.04
+    result = _run("place", {"object": "red_cube", "relation": "on", "target": "shelf"}, ctx)
+    assert not result.success and "unknown object 'shelf'" in result.reason
+    assert arm.trajectories == []
+
+
+def test_home_and_gripper_skills_report_observed_state(kinematics):
+    ctx, arm = _context(kinematics, [])
+    arm.q = kinematics.rest + 0.2
+    result = _run("move_arm_home", {}, ctx)
+    assert result.success and np.allclose(arm.q, kinematics.rest)
+    closed = _run("close_gripper", {}, ctx)
+    assert closed.success and closed.effects["observed"]["something_between_fingers"] is False
+    opened = _run("open_gripper", {"opening": 0.05}, ctx)
+    assert opened.success and opened.effects["observed"]["gripper_opening"] == pytest.approx(0.05)
+    assert _run("say", {"text": "done"}, ctx).success and ctx.speech.said == ["done"]
+
+
+# --- in the simulator, over the real hardware topics ----------------------------------------------
+
+SIM_SCENE = """
+name: skills_pick_place
+robot: panda_tabletop
+objects:
+  - {id: red_cube, type: cube, color: red, size: 0.04, pose: [0.55, 0.10, 0.0, 0.5]}
+  - {id: tray, type: tray, color: gray, pose: [0.45, -0.25, 0.0, 0.0]}
+expect:
+  - {in: [red_cube, tray]}
+"""
+
+
+def test_pick_and_place_in_tray_in_simulator(kinematics):
+    harness = SimHarness(SIM_SCENE)
+
+    class TopicArm:
+        """ArmInterface over arm_controller/joint_trajectory, gripper_controller/commands and joint_states."""
+
+        def __init__(self):
+            harness.track(JointState, "joint_states")
+            self.arm = harness.probe.create_publisher(JointTrajectory, "arm_controller/joint_trajectory",
+                                                      qos.RELIABLE)
+            self.gripper = harness.probe.create_publisher(Float64MultiArray, "gripper_controller/commands",
+                                                          qos.RELIABLE)
+
+        def _state(self, names):
+            msg = harness.last["joint_states"]
+            return np.array([msg.position[msg.name.index(n)] for n in names])
+
+        def joint_positions(self):
+            return self._state(kinematics.joint_names)
+
+        def execute(self, joint_names, path):
+            msg = JointTrajectory(joint_names=list(joint_names))
+            msg.points = [JointTrajectoryPoint(positions=q.tolist(), velocities=v.tolist(),
+                                               time_from_start=Duration(sec=int(t), nanosec=round((t % 1) * 1e9)))
+                          for t, q, v in zip(path.times, path.positions, path.velocities)]
+            self.arm.publish(msg)
+            goal = path.positions[-1]
+            reached = harness.advance_until(lambda: np.max(np.abs(self.joint_positions() - goal)) < 2e-3,
+                                            path.duration + 2.0)
+            return MotionResult(reached, "" if reached else "goal not reached in time")
+
+        def set_gripper(self, opening):
+            self.gripper.publish(Float64MultiArray(data=[opening]))
+            harness.advance(1.0)
+            return MotionResult(True)
+
+        def gripper_opening(self):
+            return float(np.sum(self._state(FINGER_JOINTS)))
+
+    class TruthWorld:
+        """WorldModel from ground-truth boxes (the cube's edge from the scene; the tray's box from its AABB)."""
+
+        def lookup(self, object_id):
+            truth = harness.world.ground_truth().objects.get(object_id)
+            if truth is None:
+                return None
+            lo, hi = np.array(truth.aabb_min), np.array(truth.aabb_max)
+            if object_id == "red_cube":
+                return MapObject(object_id, "red cube", "cube", (), "red", (lo + hi) / 2, [0.04] * 3,
+                                 quat_to_rpy(truth.orientation)[2])
+            return MapObject(object_id, object_id, object_id, (), None, (lo + hi) / 2, hi - lo, 0.0)
+
+        def objects(self):
+            return [self.lookup(i) for i in harness.world.ground_truth().objects]
+
+        def refresh(self, timeout_s):
+            harness.advance(0.1)
+            return True
+
+    try:
+        arm = TopicArm()
+        assert harness.advance_until(lambda: "joint_states" in harness.last, 1.0)
+        initial = harness.world.ground_truth()
+        ctx = SkillContext(arm, TruthWorld(), FakeSpeech(), kinematics)
+        picked = _run("pick", {"object": "red_cube"}, ctx)
+        assert picked.success, picked.reason
+        placed = _run("place", {"object": "red_cube", "relation": "in", "target": "tray"}, ctx)
+        assert placed.success, placed.reason
+        harness.advance(1.0)
+        verdict = evaluate({"in": ["red_cube", "tray"]}, harness.world.ground_truth(), initial)
+        assert verdict.passed, verdict
+    finally:
+        harness.close()
