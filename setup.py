@@ -30,6 +30,7 @@ setup(
             "sim_bridge = modular_robot.sim.bridge_node:main",
             "perception = modular_robot.nodes.perception_node:main",
             "semantic_map = modular_robot.nodes.semantic_map_node:main",
+            "safety_shield = modular_robot.nodes.safety_shield_node:main",
         ],
     },
 )

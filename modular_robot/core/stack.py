@@ -31,6 +31,7 @@ EXECUTABLES: dict[str, tuple[str, str]] = {
     "sim_bridge": ("modular_robot.sim.bridge_node", "SimBridgeNode"),
     "perception": ("modular_robot.nodes.perception_node", "PerceptionNode"),
     "semantic_map": ("modular_robot.nodes.semantic_map_node", "SemanticMapNode"),
+    "safety_shield": ("modular_robot.nodes.safety_shield_node", "SafetyShieldNode"),
 }
 
 _STACK_KEYS = {"name", "namespace", "use_sim_time", "nodes"}
