@@ -593,7 +593,7 @@ def _classify_shape(points: NDArray[np.floating], centre: np.ndarray, size: np.n
         outline = hull
     if len(outline) < 3:
         return "irregular", centre, size, yaw
-    circle = _fit_circle(outline)
+    circle = _fit_sphere(outline)
     if circle is not None:
         circle_centre, radius, residual = circle
         ratio = 2.0 * radius / size[0]
@@ -645,32 +645,18 @@ def _best_rectangle(xy: NDArray[np.float64], outline: NDArray[np.float64], hull:
     return float(fraction[best]), centre, np.sort(sides)[::-1], rect_yaw
 
 
-def _fit_circle(xy: NDArray[np.float64]) -> tuple[np.ndarray, float, float] | None:
-    """Return the least-squares circle (centre, radius) through 2D points and their RMS distance from it."""
-    mean = xy.mean(axis=0)
-    local = xy - mean
-    design = np.column_stack([2.0 * local, np.ones(len(local))])
-    solution, *_ = np.linalg.lstsq(design, np.einsum("ij,ij->i", local, local), rcond=None)
-    centre = solution[:2]
-    radius_sq = solution[2] + centre @ centre
-    if radius_sq <= 0.0:
-        return None
-    radius = math.sqrt(radius_sq)
-    residual = float(np.sqrt(np.mean((np.linalg.norm(local - centre, axis=1) - radius) ** 2)))
-    return centre + mean, radius, residual
-
-
 def _fit_sphere(points: NDArray[np.float64]) -> tuple[np.ndarray, float, float] | None:
-    """Return the least-squares sphere (centre, radius) through points and their RMS distance from it."""
-    if len(points) < 4:
+    """Return the least-squares sphere (circle, for 2D points): centre, radius and RMS distance from it."""
+    dims = points.shape[1]
+    if len(points) <= dims:
         return None
     mean = points.mean(axis=0)
     local = points - mean
     # |p|^2 = 2 c . p + (r^2 - |c|^2) is linear in c and the constant.
     design = np.column_stack([2.0 * local, np.ones(len(local))])
     solution, *_ = np.linalg.lstsq(design, np.einsum("ij,ij->i", local, local), rcond=None)
-    centre = solution[:3]
-    radius_sq = solution[3] + centre @ centre
+    centre = solution[:dims]
+    radius_sq = solution[dims] + centre @ centre
     if radius_sq <= 0.0:
         return None
     radius = math.sqrt(radius_sq)
