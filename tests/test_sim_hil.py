@@ -172,7 +172,8 @@ def test_camera_back_projects_known_cube_through_tf(renderer):
         harness.track(Image, "camera/depth/image_raw", qos.SENSOR_DATA)
         harness.track(CameraInfo, "camera/color/camera_info", qos.SENSOR_DATA)
         listener = harness.track_tf()
-        assert harness.advance_until(lambda: len(harness.last) == 3, 1.0)
+        assert harness.advance_until(
+            lambda: len(harness.last) == 3 and listener.can_transform("map", "camera_color_optical_frame"), 2.0)
         harness.advance(0.1)
         info = harness.last["camera/color/camera_info"]
         rgb = image_to_numpy(harness.last["camera/color/image_raw"])
@@ -263,7 +264,8 @@ def test_wrist_camera_sees_the_table_through_tf():
         harness.track(Image, "camera/depth/image_raw", qos.SENSOR_DATA)
         harness.track(CameraInfo, "camera/depth/camera_info", qos.SENSOR_DATA)
         listener = harness.track_tf()
-        assert harness.advance_until(lambda: len(harness.last) == 2, 1.0)
+        assert harness.advance_until(
+            lambda: len(harness.last) == 2 and listener.can_transform("map", "camera_color_optical_frame"), 2.0)
         harness.advance(0.1)
         info = harness.last["camera/depth/camera_info"]
         depth = depth_image_to_metres(harness.last["camera/depth/image_raw"])

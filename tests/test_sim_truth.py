@@ -34,7 +34,8 @@ def test_sim_truth_finds_every_object_from_published_segmentation():
             harness.track(kind, topic, qos.SENSOR_DATA)
         harness.track(String, "camera/segmentation/labels", qos.LATCHED)
         listener = harness.track_tf()
-        assert harness.advance_until(lambda: len(harness.last) == 5, 1.0)
+        assert harness.advance_until(
+            lambda: len(harness.last) == 5 and listener.can_transform("map", "camera_color_optical_frame"), 2.0)
         harness.advance(0.1)
         info = harness.last["camera/color/camera_info"]
         labels = {int(k): v for k, v in json.loads(harness.last["camera/segmentation/labels"].data).items()}
