@@ -253,6 +253,7 @@ def test_two_namespaced_robots_do_not_cross_talk():
         assert abs(harness.last["r2/odom"].pose.pose.position.x) < 0.005
         assert "front_left_wheel" in harness.last["r2/joint_states"].name
         # Each robot's transforms live on its own tf topic: r2's base is still at r2's odom origin.
+        assert harness.advance_until(lambda: listener.can_transform("odom", "base_link"), 1.0)
         assert abs(listener.lookup("odom", "base_link").translation[0]) < 0.005
     finally:
         harness.close()
