@@ -112,7 +112,7 @@ def _context(kinematics, objects, **kwargs):
 def _run(name, args, ctx):
     params = validate_call(name, json.dumps(args))
     assert not isinstance(params, CallError), params
-    return SKILLS[name].execute(params, ctx)
+    return SKILLS[name].run(params, ctx)
 
 
 # --- schemas and validation -----------------------------------------------------------------------

@@ -15,9 +15,8 @@ from __future__ import annotations
 import inspect
 import json
 import math
-import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -33,6 +32,14 @@ from modular_robot.motion.grasping import (
     top_down_grasp,
 )
 from modular_robot.motion.timing import interpolate_cartesian, time_parameterize
+from modular_robot.skills.base import (
+    OBJECT_ID_PATTERN,
+    CallError,
+    Skill,
+    SkillResult,
+    bind_predicates,
+    refuse,
+)
 from modular_robot.skills.interfaces import SkillContext
 
 RELATIONS = ("in", "on", "left_of", "right_of", "in_front_of", "behind", "near")
@@ -47,23 +54,6 @@ CLOSED_OPENING = 0.005
 HOLDING_SLACK = 0.01
 # Gap between a target's side and the placed object's side for beside-relations (m).
 BESIDE_GAP = 0.05
-OBJECT_ID_PATTERN = r"^[A-Za-z0-9_\-]+$"
-
-
-@dataclass(frozen=True)
-class SkillResult:
-    """The outcome of one skill execution.
-
-    Attributes:
-        success: Whether every step ran and the skill's own checks passed.
-        reason: What happened, or why it failed or was refused.
-        effects: What the skill observed ("observed") and what only perception can confirm
-            ("unverified", grounded predicates), plus "moved": whether any motion was commanded.
-    """
-
-    success: bool
-    reason: str
-    effects: dict[str, Any] = field(default_factory=dict)
 
 
 class PickParams(BaseModel):
@@ -108,57 +98,7 @@ class SayParams(BaseModel):
     text: str = Field(description="What to tell the user.", min_length=1, max_length=500)
 
 
-@dataclass(frozen=True)
-class Skill:
-    """A skill: its parameters, conditions and execution.
-
-    Attributes:
-        name: Name the planner calls it by.
-        description: Docstring shown to the planner.
-        params: Parameter model; its JSON Schema is the call's contract.
-        preconditions: Predicates over parameter names that must hold before execution.
-        effects: Predicates over parameter names that hold after a successful execution.
-        execute: Runs the skill with validated parameters.
-    """
-
-    name: str
-    description: str
-    params: type[BaseModel]
-    preconditions: tuple[str, ...]
-    effects: tuple[str, ...]
-    execute: Callable[[BaseModel, SkillContext], SkillResult]
-
-    def schema(self) -> dict[str, Any]:
-        """Return the JSON Schema of the skill's parameters."""
-        return self.params.model_json_schema()
-
-
-@dataclass(frozen=True)
-class CallError:
-    """Why a skill call was rejected before execution.
-
-    Attributes:
-        reason: A message naming the skill and every offending argument.
-    """
-
-    reason: str
-
-
-def bind_predicates(predicates: Sequence[str], params: BaseModel) -> list[str]:
-    """Return the predicates with every parameter name replaced by the call's value.
-
-    For example "relation(object, target)" with relation="in", object="cube", target="tray"
-    becomes "in(cube, tray)".
-    """
-    values = {name: str(value) for name, value in params.model_dump().items()}
-    return [re.sub(r"[A-Za-z_]+", lambda m: values.get(m.group(0), m.group(0)), p) for p in predicates]
-
-
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def _refuse(reason: str) -> SkillResult:
-    return SkillResult(False, reason, {"moved": False})
 
 
 def _in_base_frame(obj: MapObject, ctx: SkillContext) -> _BaseBox:
@@ -217,6 +157,7 @@ class _Motion:
         kinematics = self._ctx.kinematics
         vmax = np.array([kinematics.limits[n].velocity for n in kinematics.joint_names]) * self._ctx.velocity_scale
         for index, (kind, value) in enumerate(self.steps):
+            self._ctx.progress(f"{kind} motion {index + 1} of {len(self.steps)}", index / len(self.steps))
             if kind == "arm":
                 result = self._ctx.arm.execute(kinematics.joint_names,
                                                time_parameterize(value, vmax, kinematics.accelerations))
@@ -246,10 +187,10 @@ def pick(params: PickParams, ctx: SkillContext) -> SkillResult:
     """
     obj = ctx.world.lookup(params.object)
     if obj is None:
-        return _refuse(f"unknown object '{params.object}': it is not in the semantic map")
+        return refuse(f"unknown object '{params.object}': it is not in the semantic map")
     rejection = grasp_rejection(obj.size, ctx.max_opening)
     if rejection is not None:
-        return _refuse(f"cannot grasp '{params.object}': {rejection}")
+        return refuse(f"cannot grasp '{params.object}': {rejection}")
     box = _in_base_frame(obj, ctx)
     plan = top_down_grasp(box.position, box.size, box.yaw, ctx.max_opening)
     motion = _Motion(ctx)
@@ -261,7 +202,7 @@ def pick(params: PickParams, ctx: SkillContext) -> SkillResult:
         close_index = len(motion.steps) - 1
         problem = motion.line(plan.lift, f"lift of '{params.object}'")
     if problem is not None:
-        return _refuse(f"cannot pick '{params.object}': {problem}")
+        return refuse(f"cannot pick '{params.object}': {problem}")
 
     def check_grasp(index: int) -> str | None:
         if index == close_index and not _holds(ctx.arm.gripper_opening(), plan.width):
@@ -290,23 +231,23 @@ def place(params: PlaceParams, ctx: SkillContext) -> SkillResult:
     target = ctx.world.lookup(params.target)
     for name, found in ((params.object, obj), (params.target, target)):
         if found is None:
-            return _refuse(f"unknown object '{name}': it is not in the semantic map")
+            return refuse(f"unknown object '{name}': it is not in the semantic map")
     if params.object == params.target:
-        return _refuse(f"cannot place '{params.object}' relative to itself")
+        return refuse(f"cannot place '{params.object}' relative to itself")
     opening = ctx.arm.gripper_opening()
     if not _holds(opening, float(min(obj.size[0], obj.size[1]))):
-        return _refuse(f"the gripper is {opening * 100:.1f} cm open: it does not hold '{params.object}'")
+        return refuse(f"the gripper is {opening * 100:.1f} cm open: it does not hold '{params.object}'")
     target_box = _in_base_frame(target, ctx)
     if params.relation in ("in", "on"):
         plans = [place_pose(target_box, params.relation, obj.size)]
         if plans[0] is None:
-            return _refuse(f"'{params.object}' does not fit in '{params.target}'")
+            return refuse(f"'{params.object}' does not fit in '{params.target}'")
     else:
         others = [_in_base_frame(o, ctx) for o in ctx.world.objects() if o.id not in (obj.id, target.id)]
         plans = [place_pose(spot, "on", obj.size) for spot in _beside_spots(target_box, obj.size, params.relation)
                  if not _occupied(spot, others)]
         if not plans:
-            return _refuse(f"no free spot {params.relation.replace('_', ' ')} '{params.target}'")
+            return refuse(f"no free spot {params.relation.replace('_', ' ')} '{params.target}'")
     problems = []
     for plan in plans:
         motion = _Motion(ctx)
@@ -319,7 +260,7 @@ def place(params: PlaceParams, ctx: SkillContext) -> SkillResult:
             break
         problems.append(problem)
     else:
-        return _refuse(f"cannot place '{params.object}' {params.relation} '{params.target}': {'; '.join(problems)}")
+        return refuse(f"cannot place '{params.object}' {params.relation} '{params.target}': {'; '.join(problems)}")
     stopped, _ = motion.run()
     observed = {"gripper_opening": ctx.arm.gripper_opening(), "joints": motion.q.tolist(),
                 "release_position": plan.release.position.tolist()}
@@ -398,8 +339,8 @@ def say(params: SayParams, ctx: SkillContext) -> SkillResult:
 
 
 def _skill(name: str, function: Callable[[Any, SkillContext], SkillResult], params: type[BaseModel],
-           preconditions: tuple[str, ...], effects: tuple[str, ...]) -> Skill:
-    return Skill(name, inspect.cleandoc(function.__doc__), params, preconditions, effects, function)
+           preconditions: tuple[str, ...], effects: tuple[str, ...], requires: tuple[str, ...] = ("arm",)) -> Skill:
+    return Skill(name, inspect.cleandoc(function.__doc__), params, preconditions, effects, function, requires)
 
 
 SKILLS: dict[str, Skill] = {skill.name: skill for skill in (
@@ -410,7 +351,7 @@ SKILLS: dict[str, Skill] = {skill.name: skill for skill in (
     _skill("move_arm_home", move_arm_home, NoParams, (), ("arm_home",)),
     _skill("open_gripper", open_gripper, OpenGripperParams, (), ("gripper_empty",)),
     _skill("close_gripper", close_gripper, NoParams, (), ("gripper_closed",)),
-    _skill("say", say, SayParams, (), ("said(text)",)),
+    _skill("say", say, SayParams, (), ("said(text)",), requires=()),
 )}
 
 
