@@ -5,15 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 
 
-def spin_node(build: Callable[[], Node], logger_name: str, args: list[str] | None = None) -> None:
+def spin_node(build: Callable[[], Node], logger_name: str, args: list[str] | None = None,
+              multithreaded: bool = False) -> None:
     """Build a node and spin it until shutdown.
 
     A node that cannot be built from its parameters (a missing scenario file, a bad value) ends
-    the process with one clear fatal log line and exit status 1, not a traceback.
+    the process with one clear fatal log line and exit status 1, not a traceback. A node whose
+    callbacks block while waiting for other messages (action and service servers that wait for
+    fresh data) needs `multithreaded`.
     """
     try:
         with rclpy.init(args=args):
@@ -23,7 +26,7 @@ def spin_node(build: Callable[[], Node], logger_name: str, args: list[str] | Non
                 rclpy.logging.get_logger(logger_name).fatal(f"cannot start: {error}")
                 raise SystemExit(1) from error
             try:
-                rclpy.spin(node)
+                rclpy.spin(node, executor=MultiThreadedExecutor() if multithreaded else None)
             finally:
                 node.destroy_node()
     except (KeyboardInterrupt, ExternalShutdownException):
