@@ -9,28 +9,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
-import rclpy
 from action_msgs.msg import GoalStatus
 from rclpy.action import ActionClient
-from rclpy.executors import MultiThreadedExecutor
-from rclpy.parameter import Parameter
 
 from modular_robot.core.predicates import PredicateResult, evaluate_all
 from modular_robot.core.scenario import Disturbance, Scenario
 from modular_robot.core.stack import Stack
-from modular_robot.sim.bridge_node import SimBridgeNode
+from modular_robot.lockstep import LockstepStack
 from modular_robot.sim.world import SimWorld
-from modular_robot.stack_runner import create_nodes
 from modular_robot_interfaces.action import ExecuteTask
 from modular_robot.ros import qos
-from modular_robot.ros.conversions import stamp_to_ns
-from modular_robot_interfaces.msg import ObjectObservationArray, PlanStep, SemanticMap, TaskPlan
+from modular_robot_interfaces.msg import PlanStep, SemanticMap, TaskPlan
 
-_CHUNK_S = 0.01
 _SETTLE_S = 1.0
-# Longest wall time stepping waits for perception to finish a camera frame.
-_PERCEPTION_WAIT_S = 0.5
-_MISSED_FRAMES_LIMIT = 3
 _SERVER_WAIT_S = 3.0
 
 
@@ -51,12 +42,10 @@ class ScenarioResult:
 class _Episode:
     """The evaluator's side of an episode: sends commands, applies disturbances, records a transcript."""
 
-    def __init__(self, scenario: Scenario, world: SimWorld, sim: SimBridgeNode, client_node,
-                 wait_for_perception: bool) -> None:
+    def __init__(self, scenario: Scenario, stack: LockstepStack) -> None:
         self.scenario = scenario
-        self.world = world
-        self.sim = sim
-        self.node = client_node
+        self.stack = stack
+        self.world = stack.world
         self.transcript: list[dict] = []
         self.replies: list[list[str]] = []
         self.reported_success = False
@@ -64,22 +53,11 @@ class _Episode:
         self.pending_times = sorted((d for d in scenario.disturbances if d.at == "time"), key=lambda d: d.time_s)
         self.lock = threading.Lock()
         self.finished_steps = 0
+        client_node = stack.client
         self.client = ActionClient(client_node, ExecuteTask, "execute_task")
         client_node.create_subscription(TaskPlan, "task_plan", self._on_plan, 10)
         self.semantic_map: SemanticMap | None = None
         client_node.create_subscription(SemanticMap, "semantic_map", self._on_map, qos.LATCHED)
-        self.wait_for_perception = wait_for_perception
-        self.perceived = threading.Condition(self.lock)
-        self.perceived_ns = -1
-        self.waited_ns = -1
-        self.missed_frames = 0
-        client_node.create_subscription(ObjectObservationArray, "objects/observations", self._on_observations,
-                                        qos.RELIABLE)
-
-    def _on_observations(self, msg: ObjectObservationArray) -> None:
-        with self.perceived:
-            self.perceived_ns = max(self.perceived_ns, stamp_to_ns(msg.header.stamp))
-            self.perceived.notify_all()
 
     def _on_map(self, msg: SemanticMap) -> None:
         with self.lock:
@@ -109,23 +87,8 @@ class _Episode:
         print(f"  [{self.world.sim_time:7.2f} s] {role:>9}: {text}")
 
     def step(self) -> None:
-        """Advance the sim one chunk and apply disturbances that have come due.
-
-        With perception in the stack, stepping waits (up to a wall-time cap) for it to finish the
-        newest camera frame: lockstep then means every frame is seen, as a camera at its rate would
-        be on a robot, however fast the simulator runs.
-        """
-        self.sim.advance(_CHUNK_S)
-        frame_ns = self.sim.last_camera_stamp_ns
-        if self.wait_for_perception and frame_ns > self.waited_ns:
-            self.waited_ns = frame_ns
-            with self.perceived:
-                seen = self.perceived.wait_for(lambda: self.perceived_ns >= frame_ns, timeout=_PERCEPTION_WAIT_S)
-            self.missed_frames = 0 if seen else self.missed_frames + 1
-            if self.missed_frames == _MISSED_FRAMES_LIMIT:
-                self.wait_for_perception = False
-                self.log("sim", f"perception answered none of {_MISSED_FRAMES_LIMIT} frames in "
-                                f"{_PERCEPTION_WAIT_S} s each; stepping on without waiting for it")
+        """Advance the stack one chunk and apply disturbances that have come due."""
+        self.stack.step()
         now = self.world.sim_time
         while self.pending_times and self.pending_times[0].time_s <= now:
             self._disturb(self.pending_times.pop(0))
@@ -193,28 +156,13 @@ def run_scenario(scenario: Scenario, out_dir: Path, stack: Stack | None = None, 
     """
     wall_start = time.monotonic()
     out_dir.mkdir(parents=True, exist_ok=True)
-    world = SimWorld(scenario, renderer=renderer)
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    executor = MultiThreadedExecutor(context=context)
-    nodes = []
+    lockstep = LockstepStack(scenario, stack, renderer=renderer, client_name="scenario_runner")
     try:
-        sim = SimBridgeNode(world, context=context, parameter_overrides=[
-            Parameter("mode", value="lockstep"), Parameter("autostart", value=False)])
-        nodes.append(sim)
-        if stack is not None:
-            others = Stack(stack.name, tuple(n for n in stack.nodes if n.executable != "sim_bridge"), stack.source)
-            nodes += create_nodes(others, context=context)
-        client_node = rclpy.create_node("scenario_runner", context=context)
-        nodes.append(client_node)
-        for node in nodes:
-            executor.add_node(node)
-        spinner = threading.Thread(target=executor.spin, daemon=True)
-        spinner.start()
+        world = lockstep.world
         _save_view(world, out_dir / "before.png")
         initial = world.ground_truth()
-        perceiving = stack is not None and any(n.executable == "perception" for n in stack.nodes)
-        episode = _Episode(scenario, world, sim, client_node, perceiving)
+        episode = _Episode(scenario, lockstep)
+        lockstep.log = lambda line: episode.log("sim", line)
         deadline = world.sim_time + scenario.timeout_s
         for command in scenario.commands:
             episode.send(command, deadline)
@@ -225,17 +173,15 @@ def run_scenario(scenario: Scenario, out_dir: Path, stack: Stack | None = None, 
         final = world.ground_truth(episode.replies)
         _save_view(world, out_dir / "after.png")
         results = evaluate_all(scenario.expect, final, initial)
+        sim_s = world.sim_time
     finally:
-        executor.shutdown()
-        for node in nodes:
-            node.destroy_node()
-        rclpy.shutdown(context=context)
+        lockstep.close()
     passed = all(r.passed for r in results)
     outcome = ScenarioResult(
         name=scenario.name, category=scenario.category, passed=passed,
         false_success=episode.reported_success and not passed,
         predicates=[asdict(r) for r in results], wall_s=round(time.monotonic() - wall_start, 3),
-        sim_s=round(world.sim_time, 3), transcript=episode.transcript)
+        sim_s=round(sim_s, 3), transcript=episode.transcript)
     if verbose:
         print(format_table(scenario.name, results))
     return outcome

@@ -14,8 +14,12 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from modular_robot.core.trajectory import JointLimits, sample, validate_trajectory
 from modular_robot.core.transforms import quat_to_rpy
 from modular_robot.motion.grasping import (
+    FINGER_HALF_THICKNESS,
+    PUSH_RUN_UP,
+    PUSH_SPAN_MARGIN,
     grasp_rejection,
     place_pose,
+    push_plan,
     top_down_grasp,
     top_down_orientation,
 )
@@ -125,6 +129,30 @@ def test_place_in_container_clears_its_walls_and_on_support_rests_on_top():
     assert on.release.position[2] - 0.02 == pytest.approx(0.05 + 0.01)
     assert place_pose(_Box([0.5, 0.1, 0.05], [0.06, 0.06, 0.1]), "in", (0.08, 0.05, 0.04)) is None
     assert place_pose(tray, "under", held) is None
+
+
+@pytest.mark.parametrize("direction, axis, sign", [("forward", 0, 1), ("backward", 0, -1), ("left", 1, 1),
+                                                   ("right", 1, -1)])
+def test_push_starts_behind_the_face_and_moves_it_the_distance(direction, axis, sign):
+    cube = _Box([0.5, 0.1, 0.02], [0.06, 0.04, 0.04], yaw=0.0)
+    plan = push_plan(cube, direction, 0.1)
+    depth = cube.size[axis]
+    behind = (plan.start.position[axis] - cube.position[axis]) * sign
+    assert behind == pytest.approx(-(depth / 2 + PUSH_RUN_UP))
+    # The pads' front moves from the run-up to the face, then on by the distance.
+    travelled = (plan.end.position[axis] - plan.start.position[axis]) * sign
+    assert travelled - (PUSH_RUN_UP - FINGER_HALF_THICKNESS) == pytest.approx(0.1)
+    assert plan.start.position[2] == pytest.approx(0.02) and plan.end.position[2] == pytest.approx(0.02)
+    # The fingers span the face across the push, a little narrower than it.
+    assert plan.opening == pytest.approx(cube.size[1 - axis] - PUSH_SPAN_MARGIN)
+    closing_axis = _rotate(plan.start.quaternion, [0.0, 1.0, 0.0])
+    assert abs(closing_axis[axis]) == pytest.approx(0.0, abs=1e-9)
+    assert plan.pre_push.position[2] == pytest.approx(plan.start.position[2] + 0.1)
+
+
+def test_push_refuses_low_objects_and_unknown_directions():
+    assert push_plan(_Box([0.5, 0.0, 0.003], [0.05, 0.05, 0.006]), "forward", 0.1) is None
+    assert push_plan(_Box([0.5, 0.0, 0.02], [0.04, 0.04, 0.04]), "up", 0.1) is None
 
 
 def _rotate(quaternion, vector):

@@ -120,7 +120,7 @@ def _run(name, args, ctx):
 
 def test_catalog_lists_every_skill_with_schema_and_conditions():
     catalog = {entry["name"]: entry for entry in skill_catalog()}
-    assert set(catalog) == {"pick", "place", "move_arm_home", "open_gripper", "close_gripper", "say"}
+    assert {"pick", "place", "push", "move_arm_home", "open_gripper", "close_gripper", "say"} <= set(catalog)
     place = catalog["place"]
     assert place["parameters"]["properties"]["relation"]["enum"] == [
         "in", "on", "left_of", "right_of", "in_front_of", "behind", "near"]
@@ -259,6 +259,27 @@ def test_home_and_gripper_skills_report_observed_state(kinematics):
     opened = _run("open_gripper", {"opening": 0.05}, ctx)
     assert opened.success and opened.effects["observed"]["gripper_opening"] == pytest.approx(0.05)
     assert _run("say", {"text": "done"}, ctx).success and ctx.speech.said == ["done"]
+
+
+def test_push_moves_the_fingers_through_the_object_along_the_direction(kinematics):
+    cube = _cube(yaw=0.0)
+    ctx, arm = _context(kinematics, [cube])
+    result = _run("push", {"object": "red_cube", "direction": "left", "distance": 0.08}, ctx)
+    assert result.success, result.reason
+    assert result.effects["unverified"] == ["pushed(red_cube, left, 0.08)"]
+    # The fingertips sweep the cube's footprint at push height: the path crosses its centre line.
+    tips = np.array([kinematics.forward(q)[0] for t in arm.trajectories for q in t.positions])
+    low = tips[tips[:, 2] < 0.03]
+    assert low[:, 1].min() < cube.position[1] - 0.02 and low[:, 1].max() > cube.position[1] + 0.05
+    assert np.all(np.abs(low[:, 0] - cube.position[0]) < 0.005)
+    assert arm.gripper_commands == [pytest.approx(0.04 - 0.015)]
+
+
+def test_arm_skills_refuse_on_a_robot_without_an_arm():
+    ctx = SkillContext(None, FakeWorld([_cube()]), FakeSpeech(), None)
+    result = _run("pick", {"object": "red_cube"}, ctx)
+    assert not result.success and "needs an arm" in result.reason and result.effects["moved"] is False
+    assert _run("say", {"text": "hello"}, ctx).success
 
 
 # --- in the simulator, over the real hardware topics ----------------------------------------------

@@ -34,6 +34,14 @@ APPROACH_HEIGHT = 0.10
 # Height above a support or a container's rim at which the held object's bottom is released.
 RELEASE_CLEARANCE = 0.01
 PLACE_RELATIONS = ("in", "on")
+# Push directions in the arm base's frame, which is the robot's view: forward is away from the base.
+PUSH_DIRECTIONS = {"forward": (1.0, 0.0), "backward": (-1.0, 0.0), "left": (0.0, 1.0), "right": (0.0, -1.0)}
+# A Panda fingertip pad reaches this far ahead of the grasp centre along the gripper's x.
+FINGER_HALF_THICKNESS = 0.01
+# Before pushing, the fingers come down this far behind the object's face.
+PUSH_RUN_UP = 0.03
+# The fingers span the pushed face this much narrower than it, so the object cannot pass between them.
+PUSH_SPAN_MARGIN = 0.015
 
 
 class Box(Protocol):
@@ -93,6 +101,27 @@ class PlacePlan:
     release: GripperPose
     retreat: GripperPose
     yaw: float
+
+
+@dataclass(frozen=True)
+class PushPlan:
+    """A straight push along the table with the two fingers side by side across the pushed face.
+
+    Attributes:
+        pre_push: Above the start, where the straight descent begins.
+        start: Behind the object at pushing height.
+        end: Where the push stops.
+        retreat: Above the end.
+        yaw: Gripper yaw (rad).
+        opening: Finger opening during the push (m).
+    """
+
+    pre_push: GripperPose
+    start: GripperPose
+    end: GripperPose
+    retreat: GripperPose
+    yaw: float
+    opening: float
 
 
 def top_down_orientation(yaw: float) -> np.ndarray:
@@ -197,6 +226,47 @@ def place_pose(target_box: Box, relation: str, held_object_size: Sequence[float]
     up = np.array([0.0, 0.0, APPROACH_HEIGHT])
     return PlacePlan(GripperPose(release + up, quaternion), GripperPose(release, quaternion),
                      GripperPose(release + up, quaternion), gripper_yaw)
+
+
+def push_plan(box: Box, direction: str, distance: float, max_opening: float = 0.08,
+              arm_base: Sequence[float] = (0.0, 0.0, 0.0)) -> PushPlan | None:
+    """Plan a push that slides a box `distance` along a direction on its support.
+
+    The fingers point down with their pads side by side across the push (gripper x along the push),
+    opened a little narrower than the pushed face so that two contacts keep the object from
+    turning, at half the object's height but no lower than `TABLE_CLEARANCE`. They come down
+    `PUSH_RUN_UP` behind the face and stop once the face has moved `distance`.
+
+    Args:
+        box: The object's observed box.
+        direction: A key of PUSH_DIRECTIONS.
+        distance: How far to move the object (m).
+        max_opening: Widest finger opening (m).
+        arm_base: The arm base's x, y (m) and yaw (rad) in the box's frame.
+
+    Returns:
+        The plan, or None for an unknown direction or an object too low to push.
+    """
+    if direction not in PUSH_DIRECTIONS or float(box.size[2]) < MIN_HEIGHT:
+        return None
+    d = np.array([*PUSH_DIRECTIONS[direction], 0.0])
+    push_yaw = math.atan2(d[1], d[0])
+    relative = push_yaw - box.yaw
+    sx, sy, sz = (float(v) for v in box.size)
+    depth = abs(math.cos(relative)) * sx + abs(math.sin(relative)) * sy
+    span = abs(math.sin(relative)) * sx + abs(math.cos(relative)) * sy
+    opening = float(np.clip(span - PUSH_SPAN_MARGIN, 0.0, max_opening))
+    centre = np.asarray(box.position, dtype=float)
+    bottom = centre[2] - sz / 2.0
+    height = bottom + max(TABLE_CLEARANCE, min(sz / 2.0, sz - TABLE_CLEARANCE))
+    start = np.array([centre[0], centre[1], height]) - d * (depth / 2.0 + PUSH_RUN_UP)
+    end = start + d * (PUSH_RUN_UP - FINGER_HALF_THICKNESS + distance)
+    toward = math.atan2(centre[1] - arm_base[1], centre[0] - arm_base[0])
+    gripper_yaw = _nearest_half_turn(push_yaw, toward)
+    quaternion = top_down_orientation(gripper_yaw)
+    up = np.array([0.0, 0.0, APPROACH_HEIGHT])
+    return PushPlan(GripperPose(start + up, quaternion), GripperPose(start, quaternion), GripperPose(end, quaternion),
+                    GripperPose(end + up, quaternion), gripper_yaw, opening)
 
 
 def _nearest_half_turn(angle: float, reference: float) -> float:

@@ -12,7 +12,6 @@ import threading
 import time
 
 import numpy as np
-from geometry_msgs.msg import Vector3
 from nav_msgs.msg import OccupancyGrid
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
@@ -22,7 +21,7 @@ from visualization_msgs.msg import MarkerArray
 
 from modular_robot.core.mapping.occupancy import OccupancyGridBuilder
 from modular_robot.core.mapping.query import query
-from modular_robot.core.mapping.semantic_map import MapObject, SemanticMap
+from modular_robot.core.mapping.semantic_map import SemanticMap
 from modular_robot.core.mapping.text_embedding import TextEmbedder
 from modular_robot.core.perception.types import CameraFrame
 from modular_robot.core.sync import StampSync
@@ -32,22 +31,12 @@ from modular_robot.ros.spin import spin_node
 from modular_robot.ros.conversions import (
     depth_image_to_metres,
     intrinsics_from_camera_info,
-    ns_to_stamp,
     stamp_to_ns,
 )
-from modular_robot.ros.object_msgs import box_markers, msg_to_detection, yaw_pose
+from modular_robot.ros.object_msgs import box_markers, msg_to_detection, object_to_msg
 from modular_robot.ros.tf_listener import TfListener
-from modular_robot_interfaces.msg import ObjectObservationArray, SemanticMap as SemanticMapMsg, SemanticObject
+from modular_robot_interfaces.msg import ObjectObservationArray, SemanticMap as SemanticMapMsg
 from modular_robot_interfaces.srv import QueryObjects
-
-
-def object_to_msg(obj: MapObject) -> SemanticObject:
-    """Return the SemanticObject message of a map object."""
-    return SemanticObject(
-        id=obj.id, label=obj.label, attributes=[obj.category, *obj.attributes],
-        pose=yaw_pose(obj.position, obj.yaw),
-        size=Vector3(x=float(obj.size[0]), y=float(obj.size[1]), z=float(obj.size[2])),
-        confidence=float(obj.confidence), observations=int(obj.observations), last_seen=ns_to_stamp(obj.last_seen_ns))
 
 
 class SemanticMapNode(Node):

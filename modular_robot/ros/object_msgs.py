@@ -11,8 +11,10 @@ from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from modular_robot.core.colors import NAMED_COLORS
+from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.core.perception.types import Detection
-from modular_robot_interfaces.msg import ObjectObservation, ObjectObservationArray
+from modular_robot.ros.conversions import ns_to_stamp, stamp_to_ns
+from modular_robot_interfaces.msg import ObjectObservation, ObjectObservationArray, SemanticObject
 
 
 def yaw_pose(position: np.ndarray, yaw: float) -> Pose:
@@ -48,6 +50,29 @@ def msg_to_detection(msg: ObjectObservation) -> Detection:
         bbox=(b.x_offset, b.y_offset, b.width, b.height), position=np.array([p.x, p.y, p.z]),
         size=np.array([msg.size.x, msg.size.y, msg.size.z]), yaw=pose_yaw(msg.pose),
         color=colors[0] if colors else None)
+
+
+def object_to_msg(obj: MapObject) -> SemanticObject:
+    """Return the SemanticObject message of a map object."""
+    return SemanticObject(
+        id=obj.id, label=obj.label, attributes=[obj.category, *obj.attributes],
+        pose=yaw_pose(obj.position, obj.yaw),
+        size=Vector3(x=float(obj.size[0]), y=float(obj.size[1]), z=float(obj.size[2])),
+        confidence=float(obj.confidence), observations=int(obj.observations), last_seen=ns_to_stamp(obj.last_seen_ns))
+
+
+def msg_to_object(msg: SemanticObject) -> MapObject:
+    """Return the map object a SemanticObject carries (the inverse of object_to_msg, less first_seen)."""
+    category, *attributes = list(msg.attributes) or [msg.label]
+    colors = [a for a in attributes if a in NAMED_COLORS]
+    p = msg.pose.position
+    last_seen = stamp_to_ns(msg.last_seen)
+    return MapObject(
+        id=msg.id, label=msg.label, category=category, attributes=tuple(attributes),
+        color=colors[0] if colors else None, position=np.array([p.x, p.y, p.z]),
+        size=np.array([msg.size.x, msg.size.y, msg.size.z]), yaw=pose_yaw(msg.pose),
+        confidence=float(msg.confidence), observations=int(msg.observations),
+        first_seen_ns=last_seen, last_seen_ns=last_seen)
 
 
 def detections_to_array(detections: list[Detection], header: Header) -> ObjectObservationArray:

@@ -26,9 +26,11 @@ from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.core.transforms import quat_to_rpy
 from modular_robot.motion.grasping import (
     OPENING_MARGIN,
+    PUSH_DIRECTIONS,
     GripperPose,
     grasp_rejection,
     place_pose,
+    push_plan,
     top_down_grasp,
 )
 from modular_robot.motion.timing import interpolate_cartesian, time_parameterize
@@ -76,6 +78,17 @@ class PlaceParams(BaseModel):
                     "robot's view) or 'near' it.")
     target: str = Field(description="Id of the reference object (container, support or landmark).",
                         min_length=1, max_length=128, pattern=OBJECT_ID_PATTERN)
+
+
+class PushParams(BaseModel):
+    """Parameters of `push`."""
+
+    model_config = ConfigDict(extra="forbid")
+    object: str = Field(description="Id of the object to slide along the table.", min_length=1, max_length=128,
+                        pattern=OBJECT_ID_PATTERN)
+    direction: Literal[tuple(PUSH_DIRECTIONS)] = Field(  # type: ignore[valid-type]
+        description="Direction in the robot's view: 'forward' (away from the robot), 'backward', 'left' or 'right'.")
+    distance: float = Field(0.1, ge=0.02, le=0.3, description="How far to move the object (m).")
 
 
 class NoParams(BaseModel):
@@ -272,6 +285,36 @@ def place(params: PlaceParams, ctx: SkillContext) -> SkillResult:
                        {"moved": True, "observed": observed, "unverified": unverified})
 
 
+def push(params: PushParams, ctx: SkillContext) -> SkillResult:
+    """Slide an object along the table: the fingers come down behind it and push it straight.
+
+    Succeeds when the whole push was executed. How far the object actually moved is for
+    perception to confirm.
+    """
+    obj = ctx.world.lookup(params.object)
+    if obj is None:
+        return refuse(f"unknown object '{params.object}': it is not in the semantic map")
+    plan = push_plan(_in_base_frame(obj, ctx), params.direction, params.distance, ctx.max_opening)
+    if plan is None:
+        return refuse(f"cannot push '{params.object}': it is too low for the fingers to reach its side")
+    motion = _Motion(ctx)
+    motion.gripper(plan.opening)
+    problem = (motion.joint_move(plan.pre_push, "the pose above the start of the push")
+               or motion.line(plan.start, f"descent behind '{params.object}'")
+               or motion.line(plan.end, f"push of '{params.object}'")
+               or motion.line(plan.retreat, "retreat"))
+    if problem is not None:
+        return refuse(f"cannot push '{params.object}' {params.direction}: {problem}")
+    stopped, _ = motion.run()
+    observed = {"joints": motion.q.tolist(), "push_end": plan.end.position.tolist()}
+    if stopped is not None:
+        return SkillResult(False, stopped, {"moved": True, "observed": observed})
+    return SkillResult(True, f"pushed '{params.object}' {params.direction} by {params.distance * 100:.0f} cm; "
+                             f"where it came to rest is unverified",
+                       {"moved": True, "observed": observed,
+                        "unverified": bind_predicates(("pushed(object, direction, distance)",), params)})
+
+
 def _beside_spots(target: _BaseBox, held_size: np.ndarray, relation: str) -> list[_BaseBox]:
     """Return candidate support footprints beside a target, on the surface it stands on, best first.
 
@@ -348,6 +391,8 @@ SKILLS: dict[str, Skill] = {skill.name: skill for skill in (
            ("holding(object)", "not gripper_empty")),
     _skill("place", place, PlaceParams, ("holding(object)", "known(target)", "reachable(target)"),
            ("relation(object, target)", "gripper_empty", "not holding(object)")),
+    _skill("push", push, PushParams, ("known(object)", "reachable(object)", "gripper_empty"),
+           ("pushed(object, direction, distance)",)),
     _skill("move_arm_home", move_arm_home, NoParams, (), ("arm_home",)),
     _skill("open_gripper", open_gripper, OpenGripperParams, (), ("gripper_empty",)),
     _skill("close_gripper", close_gripper, NoParams, (), ("gripper_closed",)),

@@ -1,0 +1,150 @@
+"""A simulated stack in lockstep in this process: the evaluator steps the sim, the nodes spin beside it.
+
+The simulator and its ground truth stay with the evaluator (`modular-robot run`, benchmarks,
+tests); every other node of the stack runs on a multi-threaded executor in a background thread,
+configured exactly as its process would be. Stepping waits for perception to finish each new
+camera frame, so lockstep means every frame is seen, however fast the simulator runs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import rclpy
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.parameter import Parameter
+
+from modular_robot.core.scenario import Scenario
+from modular_robot.core.stack import Stack
+from modular_robot.ros import qos
+from modular_robot.ros.conversions import stamp_to_ns
+from modular_robot.sim.bridge_node import SimBridgeNode
+from modular_robot.sim.world import SimWorld
+from modular_robot.stack_runner import create_nodes
+from modular_robot_interfaces.msg import ObjectObservationArray
+
+CHUNK_S = 0.01
+# Longest wall time stepping waits for perception to finish a camera frame.
+PERCEPTION_WAIT_S = 0.5
+MISSED_FRAMES_LIMIT = 3
+# Sim parameters that the evaluator sets itself, whatever the stack file says.
+_EVALUATOR_SIM_PARAMETERS = {"scenario", "mode", "autostart", "renderer"}
+
+
+class LockstepStack:
+    """A SimWorld behind its bridge node, plus the stack's other nodes and a client node.
+
+    Args:
+        scenario: The world to build.
+        stack: The nodes to run beside the sim; its sim node's parameters (camera rate, image size,
+            ...) configure the bridge, except scenario, mode and renderer, which are the evaluator's.
+        renderer: "auto", "egl" or "tiny".
+        client_name: Name of the node the evaluator talks through (`self.client`).
+        log: Called with one line when stepping stops waiting for perception (the `log` attribute;
+            replaceable).
+    """
+
+    def __init__(self, scenario: Scenario, stack: Stack | None = None, renderer: str = "auto",
+                 client_name: str = "evaluator", log: Callable[[str], None] = print) -> None:
+        sim_parameters = {}
+        others = ()
+        if stack is not None:
+            sim_specs = [n for n in stack.nodes if n.executable == "sim_bridge"]
+            if sim_specs:
+                sim_parameters = {k: v for k, v in sim_specs[0].parameters.items()
+                                  if k not in _EVALUATOR_SIM_PARAMETERS}
+            others = tuple(n for n in stack.nodes if n.executable != "sim_bridge")
+        self.log = log
+        self.world = SimWorld(scenario, renderer=renderer, width=int(sim_parameters.get("camera_width", 640)),
+                              height=int(sim_parameters.get("camera_height", 480)))
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.executor = MultiThreadedExecutor(context=self.context)
+        self.nodes = []
+        try:
+            overrides = [Parameter(k, value=v) for k, v in sim_parameters.items()]
+            overrides += [Parameter("mode", value="lockstep"), Parameter("autostart", value=False)]
+            self.sim = SimBridgeNode(self.world, context=self.context, parameter_overrides=overrides)
+            self.nodes.append(self.sim)
+            if others:
+                self.nodes += create_nodes(Stack(stack.name, others, stack.source), context=self.context)
+            self.client = rclpy.create_node(client_name, context=self.context, parameter_overrides=[
+                Parameter("use_sim_time", value=True)])
+            self.nodes.append(self.client)
+        except Exception:
+            self.close()
+            raise
+        self.wait_for_perception = any(n.executable == "perception" for n in others)
+        self._perceived = threading.Condition()
+        self._perceived_ns = -1
+        self._waited_ns = -1
+        self._missed_frames = 0
+        self.client.create_subscription(ObjectObservationArray, "objects/observations", self._on_observations,
+                                        qos.RELIABLE)
+        for node in self.nodes:
+            self.executor.add_node(node)
+        self._spinner = threading.Thread(target=self.executor.spin, daemon=True)
+        self._spinner.start()
+
+    def _on_observations(self, msg: ObjectObservationArray) -> None:
+        with self._perceived:
+            self._perceived_ns = max(self._perceived_ns, stamp_to_ns(msg.header.stamp))
+            self._perceived.notify_all()
+
+    @property
+    def sim_time(self) -> float:
+        return self.world.sim_time
+
+    def step(self) -> None:
+        """Advance the sim one chunk; with perception in the stack, wait for it to see a new frame."""
+        self.sim.advance(CHUNK_S)
+        frame_ns = self.sim.last_camera_stamp_ns
+        if self.wait_for_perception and frame_ns > self._waited_ns:
+            self._waited_ns = frame_ns
+            with self._perceived:
+                seen = self._perceived.wait_for(lambda: self._perceived_ns >= frame_ns, timeout=PERCEPTION_WAIT_S)
+            self._missed_frames = 0 if seen else self._missed_frames + 1
+            if self._missed_frames == MISSED_FRAMES_LIMIT:
+                self.wait_for_perception = False
+                self.log(f"perception answered none of {MISSED_FRAMES_LIMIT} frames in {PERCEPTION_WAIT_S} s "
+                          f"each; stepping on without waiting for it")
+
+    def advance(self, seconds: float) -> None:
+        """Step for `seconds` of sim time."""
+        end = self.world.sim_time + seconds
+        while self.world.sim_time < end - 1e-9:
+            self.step()
+
+    def advance_until(self, condition: Callable[[], bool], max_seconds: float) -> bool:
+        """Step until condition() holds or max_seconds of sim time pass; return whether it held."""
+        end = self.world.sim_time + max_seconds
+        while not condition():
+            if self.world.sim_time >= end:
+                return False
+            self.step()
+        return True
+
+    def wait_future(self, future, max_seconds: float) -> bool:
+        """Step until an rclpy future is done or max_seconds of sim time pass; return whether it is done."""
+        return self.advance_until(future.done, max_seconds)
+
+    def wait_server(self, client, wall_timeout_s: float = 5.0) -> bool:
+        """Step until an action or service client sees its server (discovery takes wall time)."""
+        deadline = time.monotonic() + wall_timeout_s
+        ready = client.server_is_ready if hasattr(client, "server_is_ready") else client.service_is_ready
+        while not ready():
+            if time.monotonic() > deadline:
+                return False
+            self.step()
+        return True
+
+    def close(self) -> None:
+        """Stop the executor, destroy every node and shut the context down."""
+        self.executor.shutdown()
+        for node in self.nodes:
+            node.destroy_node()
+        self.nodes = []
+        if self.context.ok():
+            rclpy.shutdown(context=self.context)
