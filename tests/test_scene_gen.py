@@ -17,6 +17,8 @@ from modular_robot.core.scene_gen import (
     TABLETOP_REGION,
     floor_scene,
     footprint_radius,
+    navigation_trial_scene,
+    skill_trial_scene,
     tabletop_scene,
 )
 
@@ -110,7 +112,43 @@ def test_floor_scene_puts_objects_on_the_floor_and_on_the_table(seed):
     _assert_apart(on_floor, DEFAULT_GAP_M)
 
 
-@pytest.mark.parametrize("scene", [tabletop_scene(11), tabletop_scene(5, 12, containers=True), floor_scene(11)])
+@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("target_type", SMALL_OBJECT_TYPES)
+def test_skill_trial_scenes_name_roles_and_fit_the_gripper(seed, target_type):
+    place = skill_trial_scene(seed, target_type, "place")
+    roles = {o.id: o for o in place.objects}
+    assert roles["target"].type == target_type and 0.035 <= roles["target"].size <= 0.06
+    assert roles["container"].type == ("tray", "bowl")[seed % 2]
+    assert set(roles) - {"target", "container"} <= {"other_1", "other_2"}
+    for o in place.objects:
+        assert TABLETOP_REGION.contains(o.pose.x, o.pose.y, footprint_radius(o))
+    _assert_apart(place.objects, DEFAULT_GAP_M)
+    stack = {o.id: o for o in skill_trial_scene(seed, target_type, "stack").objects}
+    assert stack["target"].type == stack["support"].type == "cube" and stack["target"].size < stack["support"].size
+    assert skill_trial_scene(seed, target_type, "place") == place
+
+
+def test_skill_trial_scene_rejects_unknown_type_or_task():
+    with pytest.raises(ValueError, match="target_type"):
+        skill_trial_scene(0, "tray", "place")
+    with pytest.raises(ValueError, match="task"):
+        skill_trial_scene(0, "cube", "juggle")
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_navigation_trial_puts_the_target_across_the_room_behind_obstacles(seed):
+    scene = navigation_trial_scene(seed)
+    objects = {o.id: o for o in scene.objects}
+    target = objects.pop("target")
+    assert 3.0 <= math.hypot(target.pose.x, target.pose.y) <= 5.0 and abs(math.atan2(target.pose.y, target.pose.x)) <= 0.3
+    assert 1 <= len(objects) <= 3
+    for obstacle in objects.values():
+        assert obstacle.static and 1.3 <= obstacle.pose.x < target.pose.x
+        assert math.hypot(obstacle.pose.x - target.pose.x, obstacle.pose.y - target.pose.y) >= 0.6
+
+
+@pytest.mark.parametrize("scene", [tabletop_scene(11), tabletop_scene(5, 12, containers=True), floor_scene(11),
+                                   skill_trial_scene(3, "duck", "place"), navigation_trial_scene(4)])
 def test_generated_scenarios_pass_the_scenario_loader(scene):
     loaded = parse_scenario(_as_yaml(scene))
     assert loaded.expect == scene.expect

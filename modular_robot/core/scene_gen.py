@@ -116,6 +116,78 @@ def tabletop_scene(seed: int, n_objects: int | None = None, *, containers: bool 
     return _scenario(f"tabletop_{seed}", "perception_tabletop", "panda_tabletop", seed, placed)
 
 
+def skill_trial_scene(seed: int, target_type: str, task: str, n_others: int | None = None,
+                      gap: float = DEFAULT_GAP_M) -> Scenario:
+    """Return a random tabletop scene for one manipulation trial, with objects named by their role.
+
+    Args:
+        seed: Selects the scene; equal seeds give equal scenes.
+        target_type: cube, cylinder, sphere or duck: the object to act on, id ``target``, 3.5-6 cm.
+        task: ``place`` adds a tray or bowl (id ``container``, alternating with the seed); ``stack``
+            adds a 5-6 cm cube (id ``support``) and makes the target a 3.5-4.5 cm cube; ``pick``
+            adds neither.
+        n_others: Number of other small objects (ids ``other_<n>``), 0-2 drawn from the seed when None.
+        gap: Minimum free space between the footprint circles of any two objects (m).
+
+    Returns:
+        A scenario named ``<task>_<target_type>_<seed>`` with no commands.
+
+    Raises:
+        ValueError: for an unknown target type or task.
+    """
+    if target_type not in SMALL_OBJECT_TYPES:
+        raise ValueError(f"target_type must be one of {SMALL_OBJECT_TYPES}, got {target_type!r}")
+    if task not in ("pick", "place", "stack"):
+        raise ValueError(f"task must be pick, place or stack, got {task!r}")
+    rng = random.Random(f"skill:{task}:{target_type}:{seed}")
+    kind = "cube" if task == "stack" else target_type
+    size = round(rng.uniform(0.035, 0.045 if task == "stack" else 0.06), 3)
+    height = round(size * rng.uniform(*_CYLINDER_ASPECT), 3) if kind == "cylinder" else None
+    specs = [ObjectSpec(id="target", type=kind, color=rng.choice(COLORS), size=size, height=height,
+                        pose=ObjectPose(0.0, 0.0, 0.0, 0.0))]
+    if task == "place":
+        kind = CONTAINER_TYPES[seed % len(CONTAINER_TYPES)]
+        side = round(rng.uniform(*(_TRAY_SIDE_M if kind == "tray" else _BOWL_SIDE_M)), 3)
+        specs.append(ObjectSpec(id="container", type=kind, color=rng.choice(COLORS), size=side, height=None,
+                                pose=ObjectPose(0.0, 0.0, 0.0, 0.0)))
+    elif task == "stack":
+        specs.append(ObjectSpec(id="support", type="cube", color=rng.choice(COLORS), size=round(rng.uniform(0.05, 0.06), 3),
+                                height=None, pose=ObjectPose(0.0, 0.0, 0.0, 0.0)))
+    n_others = rng.randint(0, 2) if n_others is None else n_others
+    specs += [ObjectSpec(id=f"other_{i + 1}", type=o.type, color=o.color, size=o.size, height=o.height, pose=o.pose)
+              for i, o in enumerate(_small_object(rng, i) for i in range(n_others))]
+    placed = _place(rng, specs, TABLETOP_REGION, 0.0, [], gap)
+    return _scenario(f"{task}_{target_type}_{seed}", f"skill_{task}", "panda_tabletop", seed, placed)
+
+
+def navigation_trial_scene(seed: int, n_obstacles: int | None = None) -> Scenario:
+    """Return a random room for one ``husky_base`` navigation trial: a target across it, obstacles between.
+
+    The target (id ``target``, a 15-30 cm cube, cylinder or sphere) stands 3-5 m ahead and within
+    the camera's view from the start; obstacles (ids ``obstacle_<n>``, 20-40 cm boxes) stand
+    between, at least 1.3 m from the robot's start so that it can turn, and clear of the target.
+
+    Args:
+        seed: Selects the scene; equal seeds give equal scenes.
+        n_obstacles: Number of obstacles, 1-3 drawn from the seed when None.
+    """
+    rng = random.Random(f"navigation:{seed}")
+    kind = rng.choice(("cube", "cylinder", "sphere"))
+    distance, bearing = rng.uniform(3.0, 5.0), rng.uniform(-0.3, 0.3)
+    target = ObjectSpec(id="target", type=kind, color=rng.choice(COLORS), size=round(rng.uniform(0.15, 0.3), 3),
+                        height=None, pose=ObjectPose(round(distance * math.cos(bearing), 3),
+                                                     round(distance * math.sin(bearing), 3), 0.0,
+                                                     round(rng.uniform(-math.pi, math.pi), 3)))
+    n_obstacles = rng.randint(1, 3) if n_obstacles is None else n_obstacles
+    obstacles = [ObjectSpec(id=f"obstacle_{i + 1}", type="cube", color=rng.choice(COLORS),
+                            size=round(rng.uniform(0.2, 0.4), 3), height=None, pose=ObjectPose(0.0, 0.0, 0.0, 0.0),
+                            static=True)
+                 for i in range(n_obstacles)]
+    region = Region(1.3, target.pose.x - 0.6, -1.2, 1.2)
+    placed = _place(rng, obstacles, region, 0.0, [(target.pose.x, target.pose.y, 0.6)], 0.5)
+    return _scenario(f"navigate_{seed}", "skill_navigate", "husky_base", seed, [target, *placed])
+
+
 def floor_scene(seed: int, n_floor: int | None = None, n_table: int | None = None, *,
                 gap: float = DEFAULT_GAP_M) -> Scenario:
     """Return a random scene for ``husky_base``: objects on the floor and on a table ahead.
