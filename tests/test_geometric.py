@@ -222,6 +222,34 @@ def test_finds_each_object_with_its_colour_shape_and_place(tabletop_frame):
     assert np.allclose(tray.size, (0.20, 0.15, 0.03), atol=0.006)
 
 
+@pytest.mark.parametrize("top_size, offset", [(0.04, 0.0), (0.035, 0.01), (0.045, 0.0)])
+def test_a_block_stacked_on_another_is_an_object_of_its_own(top_size, offset):
+    support = Box((0.5, 0.1, 0.0), (0.055, 0.055, 0.055), (0.10, 0.25, 0.90))
+    top = Box((0.5, 0.1 + offset, 0.055), (top_size,) * 3, (0.95, 0.85, 0.10), yaw=0.3)
+    detections = GeometricDetector().detect(frame_of([TABLE, support, top], TABLETOP_CAMERA))
+    assert len(detections) == 2, [(d.label, d.position) for d in detections]
+    upper = _find(detections, _centre(top), tolerance=0.01)
+    assert upper.color == "yellow" and np.allclose(upper.size, (top_size,) * 3, atol=0.006)
+    lower = _find(detections, _centre(support), tolerance=0.01)
+    assert lower.color == "blue" and lower.size[2] == pytest.approx(0.055, abs=0.006)
+
+
+def test_an_object_in_a_container_is_an_object_of_its_own():
+    inside = Box((0.40, 0.22, 0.03), (0.04, 0.04, 0.04), (0.85, 0.10, 0.10), yaw=0.2)
+    detections = GeometricDetector().detect(frame_of([TABLE, GRAY_TRAY, inside], TABLETOP_CAMERA))
+    assert len(detections) == 2, [(d.label, d.position) for d in detections]
+    cube = _find(detections, _centre(inside), tolerance=0.01)
+    assert cube.label == "small red cube" and np.allclose(cube.size, (0.04, 0.04, 0.04), atol=0.006)
+    tray = _find(detections, _centre(GRAY_TRAY), tolerance=0.01)
+    assert tray.color == "gray" and tray.size[2] == pytest.approx(0.03, abs=0.006)
+
+
+def test_a_tall_object_of_one_colour_is_not_cut():
+    column = Box((0.5, 0.1, 0.0), (0.05, 0.05, 0.1), (0.10, 0.25, 0.90))
+    detections = GeometricDetector().detect(frame_of([TABLE, column], TABLETOP_CAMERA))
+    assert len(detections) == 1 and detections[0].size[2] == pytest.approx(0.1, abs=0.006)
+
+
 def test_points_inside_robot_capsules_are_not_objects(tabletop_frame):
     top = _centre(RED_CUBE) + [0, 0, 0.02]
     arm = Capsule(start=top, end=top + [0, 0, 0.3], radius=0.035)

@@ -77,6 +77,8 @@ _COVER_RADIX = 1 << 22
 # Fewer side points than this (a camera straight above sees only the top) and the shape tests use
 # the corners of the footprint's hull instead.
 _MIN_OUTLINE_POINTS = 6
+# Colour names a shadow or a highlight can turn into one another.
+_ACHROMATIC = frozenset({"white", "gray", "black"})
 # A circle fitted to a short arc that is this much wider than the object is placed less surely
 # than the object's box is.
 _TRUSTED_CIRCLE_RATIO = 1.3
@@ -142,6 +144,20 @@ class GeometricParams:
         edge_tolerance_ratio: See edge_tolerance.
         masks: Whether detections carry a full-resolution pixel mask.
         seed: Seed of the RANSAC sampler, so that results are repeatable.
+        split_cell: Grid cell (m) of the footprint raster that tells a cluster's inside from its rim.
+        split_container_side: Clusters with a shorter horizontal side at least this long (m) are
+            searched for contents; smaller ones for a stack.
+        split_inset_ratio: Points farther inside the footprint than this fraction of its shorter
+            side (at most split_max_inset) are inside: a container's walls are not.
+        split_max_inset: See split_inset_ratio (m).
+        split_floor_fraction: The lowest height band holding this fraction of the inside points is
+            the container's floor.
+        split_clearance: Inside points this far above the floor (m) belong to contents, which
+            become objects of their own when their colour differs from the floor's.
+        split_slice: Height of the colour slices that find a stack (m).
+        split_min_layer: Least height (m) of each object of a stack.
+        split_layer_agreement: Least fraction of slices that must agree with a split: one colour
+            below, another above.
     """
 
     stride: int = 2
@@ -177,6 +193,15 @@ class GeometricParams:
     edge_tolerance_ratio: float = 0.08
     masks: bool = True
     seed: int = 0
+    split_cell: float = 0.004
+    split_container_side: float = 0.1
+    split_inset_ratio: float = 0.12
+    split_max_inset: float = 0.015
+    split_floor_fraction: float = 0.08
+    split_clearance: float = 0.012
+    split_slice: float = 0.005
+    split_min_layer: float = 0.015
+    split_layer_agreement: float = 0.85
 
     def __post_init__(self) -> None:
         if self.stride < 1:
@@ -273,21 +298,27 @@ class GeometricDetector:
         detections = []
         for label in np.flatnonzero(sizes >= p.min_points):
             members = order[starts[label]:starts[label + 1]]
-            detection = self._describe(
-                points[candidates[members]], camera_points[candidates[members], 2], pixel[candidates[members]],
-                interior[members], planes, covers, rgb, intrinsics.width, intrinsics.height)
-            if detection is not None:
-                detections.append(detection)
+            for part, rest_z in _split_resting(points[candidates[members]], pixel[candidates[members]], rgb, p):
+                part_members = members[part]
+                detection = self._describe(
+                    points[candidates[part_members]], camera_points[candidates[part_members], 2],
+                    pixel[candidates[part_members]], interior[part_members], planes, covers, rgb,
+                    intrinsics.width, intrinsics.height, rest_z)
+                if detection is not None:
+                    detections.append(detection)
         detections.sort(key=lambda d: -float(np.prod(d.size)))
         return detections
 
     def _describe(self, points: NDArray[np.float32], ranges: NDArray[np.float32], pixel: NDArray[np.intp],
                   interior: NDArray[np.bool_], planes: list[SupportPlane], covers: list[NDArray[np.int64] | None],
-                  rgb: NDArray[np.uint8], width: int, height: int) -> Detection | None:
-        """Return the detection of one cluster, or None when it is not an object seen whole."""
+                  rgb: NDArray[np.uint8], width: int, height: int, rest_z: float | None = None) -> Detection | None:
+        """Return the detection of one cluster, or None when it is not an object seen whole.
+
+        `rest_z` is the height of the object's bottom when it rests on another object, not a plane.
+        """
         p = self.params
-        support = _support_of(points, planes, p)
-        if support is None:
+        support = _support_of(points, planes, p) if rest_z is None else None
+        if support is None and rest_z is None:
             return None
         mean_xy = points[:, :2].mean(axis=0, dtype=np.float64)
         top = float(points[:, 2].max())
@@ -299,7 +330,7 @@ class GeometricDetector:
         if (u.min() < margin or v.min() < margin or u.max() >= width - margin or v.max() >= height - margin
                 or ranges.max() > p.max_range - 2 * p.voxel):
             return None
-        support_z = support.z_at(*mean_xy)
+        support_z = support.z_at(*mean_xy) if rest_z is None else rest_z
         centre, size, yaw = box_from_points(points, support_z)
         if (size.max() < p.min_size or size[1] < p.min_thickness or size[0] > p.max_footprint
                 or size[2] > p.max_height):
@@ -322,6 +353,106 @@ class GeometricDetector:
             label=f"{sized} {color} {SHAPE_NOUNS[shape]}", category=shape, attributes=(color, sized),
             score=float(score), bbox=(x0, y0, x1 - x0, y1 - y0), position=centre, size=size, yaw=float(yaw),
             color=color, mask=mask)
+
+
+def _split_resting(points: NDArray[np.floating], pixel: NDArray[np.intp], rgb: NDArray[np.uint8],
+                   p: GeometricParams) -> list[tuple[NDArray[np.intp], float | None]]:
+    """Split off what rests in or on a cluster: the contents of a container, a block stacked on another.
+
+    Touching bodies fall into one cluster. Both tests split only where colours differ, so that a
+    one-colour object is never cut in two (and same-coloured touching objects stay merged).
+
+    - Container-sized clusters (shorter side at least `split_container_side`): inside the footprint,
+      away from the rim where the walls are, the lowest well-populated height band is the floor;
+      inside points clearly above it belong to contents, one object per voxel cluster.
+    - Smaller clusters: horizontal slices are named by colour; a change from one colour below to
+      another above marks the top face of a support with something on it.
+
+    Returns:
+        (member indices, resting height or None) per part: the cluster itself with None when
+        nothing rests on it, else the remainder (None) and each resting object with the height of
+        what it rests on.
+    """
+    whole = [(np.arange(len(points)), None)]
+    if len(points) < 3 * p.min_points:
+        return whole
+    xy = points[:, :2].astype(np.float64)
+    short_side = float(min(cv2.minAreaRect(xy.astype(np.float32))[1]))
+    if short_side >= p.split_container_side:
+        return _split_contents(points, pixel, rgb, p, short_side) or whole
+    return _split_layers(points, pixel, rgb, p) or whole
+
+
+def _dominant_color(rgb: NDArray[np.uint8], pixel: NDArray[np.intp]) -> str:
+    return rank_colors(rgb.reshape(-1, 3)[pixel])[0][0]
+
+
+def _distinct_colors(a: str, b: str) -> bool:
+    """Return whether two colour names tell two objects apart; achromatic names differ by shading alone."""
+    return a != b and not (a in _ACHROMATIC and b in _ACHROMATIC)
+
+
+def _split_contents(points: NDArray[np.floating], pixel: NDArray[np.intp], rgb: NDArray[np.uint8],
+                    p: GeometricParams, short_side: float) -> list[tuple[NDArray[np.intp], float | None]] | None:
+    """Split the contents from a container-sized cluster (see `_split_resting`); None: nothing in it."""
+    xy = points[:, :2].astype(np.float64)
+    cells = np.floor((xy - xy.min(axis=0)) / p.split_cell).astype(np.int32) + 1
+    footprint = np.zeros((int(cells[:, 1].max()) + 2, int(cells[:, 0].max()) + 2), dtype=np.uint8)
+    cv2.fillConvexPoly(footprint, cv2.convexHull(cells.reshape(-1, 1, 2)), 1)
+    depth_inside = cv2.distanceTransform(footprint, cv2.DIST_L2, 3)[cells[:, 1], cells[:, 0]] * p.split_cell
+    inside = depth_inside >= min(p.split_inset_ratio * short_side, p.split_max_inset)
+    if inside.sum() < 2 * p.min_points:
+        return None
+    z = points[:, 2]
+    band = 2.0 * p.plane_threshold
+    counts, edges = np.histogram(z[inside], bins=np.arange(z[inside].min(), z[inside].max() + band, band))
+    populated = np.flatnonzero(counts >= max(p.min_points / 2, p.split_floor_fraction * inside.sum()))
+    if len(populated) == 0:
+        return None
+    in_band = inside & (z >= edges[populated[0]]) & (z < edges[populated[0] + 1])
+    floor_top = float(np.median(z[in_band])) + p.plane_threshold
+    resting = inside & (z > floor_top + p.split_clearance)
+    floor = inside & (z <= floor_top)
+    if (resting.sum() < p.min_points or floor.sum() < p.min_points
+            or not _distinct_colors(_dominant_color(rgb, pixel[resting]), _dominant_color(rgb, pixel[floor]))):
+        return None
+    # The contents' lower parts stand below the clearance: above the floor and over their footprint.
+    over = np.zeros_like(footprint)
+    cv2.fillConvexPoly(over, cv2.convexHull(cells[resting].reshape(-1, 1, 2)), 1)
+    resting |= (z > floor_top) & (cv2.dilate(over, np.ones((3, 3), np.uint8))[cells[:, 1], cells[:, 0]] > 0)
+    rest_z = float(np.percentile(z[floor], 90))
+    upper = np.flatnonzero(resting)
+    labels, count = voxel_clusters(points[upper], p.voxel)
+    parts: list[tuple[NDArray[np.intp], float | None]] = [(np.flatnonzero(~resting), None)]
+    parts += [(upper[labels == label], rest_z) for label in range(count) if (labels == label).sum() >= p.min_points]
+    return parts
+
+
+def _split_layers(points: NDArray[np.floating], pixel: NDArray[np.intp], rgb: NDArray[np.uint8],
+                  p: GeometricParams) -> list[tuple[NDArray[np.intp], float | None]] | None:
+    """Split a stack of two differently coloured objects at the height where the colour changes."""
+    z = points[:, 2]
+    bottom = float(z.min())
+    if float(z.max()) - bottom < 2 * p.split_min_layer:
+        return None
+    index = np.floor((z - bottom) / p.split_slice).astype(np.int64)
+    slices = [(k, _dominant_color(rgb, pixel[index == k])) for k in range(int(index.max()) + 1)
+              if (index == k).sum() >= p.min_points / 2]
+    names = [name for _, name in slices]
+    best = None
+    for cut in range(1, len(slices)):
+        below, above = names[:cut], names[cut:]
+        lower, upper = max(set(below), key=below.count), max(set(above), key=above.count)
+        agreement = (below.count(lower) + above.count(upper)) / len(names)
+        height_below, height_above = slices[cut][0] * p.split_slice, (index.max() + 1 - slices[cut][0]) * p.split_slice
+        if (_distinct_colors(lower, upper) and agreement >= p.split_layer_agreement and min(height_below, height_above)
+                >= p.split_min_layer and (best is None or agreement > best[0])):
+            best = (agreement, slices[cut][0])
+    if best is None:
+        return None
+    rest_z = bottom + best[1] * p.split_slice
+    above = index >= best[1]
+    return [(np.flatnonzero(~above), None), (np.flatnonzero(above), rest_z)]
 
 
 def _checked_images(frame: CameraFrame) -> tuple[NDArray[np.uint8], NDArray[np.floating]]:
