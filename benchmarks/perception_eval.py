@@ -34,7 +34,7 @@ import numpy as np
 
 from modular_robot.core.perception.evaluation import ObjectOutcome, Tally, TruthObject
 from modular_robot.core.perception.geometric import GeometricDetector
-from modular_robot.core.perception.self_filter import panda_capsules
+from modular_robot.core.perception.self_filter import PANDA_GRASP_FRAME, panda_capsules
 from modular_robot.core.perception.types import CameraFrame, Detection
 from modular_robot.core.scene_gen import tabletop_scene
 from modular_robot.core.transforms import Transform
@@ -61,7 +61,8 @@ def capture(world: SimWorld) -> CameraFrame:
     links = {name: Transform(np.array(p), np.array(q)) for name, (p, q) in robot.link_poses().items()}
     return CameraFrame(rgb=rgb, depth=depth, intrinsics=world.cameras[0].intrinsics,
                        world_from_camera=Transform(np.array(position), np.array(orientation)),
-                       stamp_ns=world.sim_time_ns, robot_capsules=panda_capsules(links))
+                       stamp_ns=world.sim_time_ns, robot_capsules=panda_capsules(links),
+                       grasp_points=(links[PANDA_GRASP_FRAME].translation,))
 
 
 def timed_detect(detector: GeometricDetector, frame: CameraFrame, repeats: int) -> tuple[list[Detection], float]:

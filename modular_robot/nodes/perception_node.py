@@ -21,7 +21,7 @@ from std_msgs.msg import Header, String
 from visualization_msgs.msg import MarkerArray
 
 from modular_robot.core.perception.registry import create_detector
-from modular_robot.core.perception.self_filter import PANDA_LINK_CAPSULES, panda_capsules
+from modular_robot.core.perception.self_filter import PANDA_GRASP_FRAME, PANDA_LINK_CAPSULES, panda_capsules
 from modular_robot.core.perception.types import CameraFrame, Detector
 from modular_robot.core.sync import StampSync
 from modular_robot.core.tf_tree import TfError
@@ -169,6 +169,7 @@ class PerceptionNode(Node):
                 world_from_camera=self.tf.lookup(self.world_frame, color.header.frame_id, color.header.stamp),
                 stamp_ns=stamp_to_ns(color.header.stamp), world_frame=self.world_frame,
                 robot_capsules=self._robot_capsules(color.header.stamp),
+                grasp_points=self._grasp_points(color.header.stamp),
                 segmentation=image_to_numpy(frame_msgs["segmentation"]) if "segmentation" in frame_msgs else None,
                 segment_labels=self._segment_labels)
             detections = detector.detect(frame, self.prompts)
@@ -193,6 +194,12 @@ class PerceptionNode(Node):
             if self.tf.can_transform(self.world_frame, link, stamp):
                 poses[link] = self.tf.lookup(self.world_frame, link, stamp)
         return panda_capsules(poses) if poses else ()
+
+    def _grasp_points(self, stamp):
+        """Return the robot's grasp centre in the world frame at `stamp`, where held objects float."""
+        if self.robot_model != "panda" or not self.tf.can_transform(self.world_frame, PANDA_GRASP_FRAME, stamp):
+            return ()
+        return (self.tf.lookup(self.world_frame, PANDA_GRASP_FRAME, stamp).translation,)
 
     def _publish_diagnostics(self) -> None:
         latencies = np.array(self._latencies) if self._latencies else np.array([np.nan])

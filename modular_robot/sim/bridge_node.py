@@ -387,7 +387,9 @@ class SimBridgeNode(Node):
         for robot in self.robots:
             if "joint_states" in due:
                 robot.publish_joint_states(stamp)
-            if "tf" in due:
+            # A camera frame comes with the transforms at its own stamp, as a robot_state_publisher
+            # fed at the joint-state rate gives: consumers need not extrapolate the arm's pose.
+            if "tf" in due or "camera" in due:
                 robot.publish_tf(stamp)
             if "camera" in due:
                 robot.publish_camera(stamp, self.world)

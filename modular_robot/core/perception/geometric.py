@@ -122,6 +122,8 @@ class GeometricParams:
         max_height: Tallest object (m).
         max_support_gap: Highest that an object's lowest seen point may float above its support
             plane's inliers (m).
+        held_radius: A cluster that rests on no support but comes this close (m) to one of the
+            frame's grasp points is an object held by the robot.
         border_margin_px: Clusters with a pixel this close to the image border are cut off by it.
         flat_ratio: Height over shorter footprint side below which an object is "flat".
         top_slab: Points this close below the highest point (m) form the top; the rest, the
@@ -181,6 +183,7 @@ class GeometricParams:
     max_footprint: float = 0.4
     max_height: float = 0.25
     max_support_gap: float = 0.02
+    held_radius: float = 0.03
     border_margin_px: int = 2
     flat_ratio: float = 0.6
     top_slab: float = 0.003
@@ -300,8 +303,13 @@ class GeometricDetector:
             members = order[starts[label]:starts[label + 1]]
             for part, rest_z in _split_resting(points[candidates[members]], pixel[candidates[members]], rgb, p):
                 part_members = members[part]
+                part_points = points[candidates[part_members]]
+                if rest_z is None and _support_of(part_points, planes, p) is None and _near_any(
+                        part_points, frame.grasp_points, p.held_radius):
+                    # Held: the box is what is seen, not stretched down to a support.
+                    rest_z = float(part_points[:, 2].min())
                 detection = self._describe(
-                    points[candidates[part_members]], camera_points[candidates[part_members], 2],
+                    part_points, camera_points[candidates[part_members], 2],
                     pixel[candidates[part_members]], interior[part_members], planes, covers, rgb,
                     intrinsics.width, intrinsics.height, rest_z)
                 if detection is not None:
@@ -381,6 +389,12 @@ def _split_resting(points: NDArray[np.floating], pixel: NDArray[np.intp], rgb: N
     if short_side >= p.split_container_side:
         return _split_contents(points, pixel, rgb, p, short_side) or whole
     return _split_layers(points, pixel, rgb, p) or whole
+
+
+def _near_any(points: NDArray[np.floating], centres: Sequence[np.ndarray], radius: float) -> bool:
+    """Return whether any point lies within `radius` of any of the centres."""
+    return any(float(np.min(np.linalg.norm(points - np.asarray(c, dtype=points.dtype), axis=1))) <= radius
+               for c in centres)
 
 
 def _dominant_color(rgb: NDArray[np.uint8], pixel: NDArray[np.intp]) -> str:

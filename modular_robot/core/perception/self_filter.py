@@ -37,6 +37,10 @@ PANDA_LINK_CAPSULES: dict[str, tuple[tuple[float, float, float], tuple[float, fl
 }
 
 
+# The Panda's grasp centre between the fingertips (a link of the URDF): where a held object is.
+PANDA_GRASP_FRAME = "panda_grasptarget"
+
+
 def capsules_from_links(
     link_poses: Mapping[str, Transform],
     link_capsules: Mapping[str, tuple[ArrayLike, ArrayLike, float]],

@@ -37,6 +37,8 @@ class CameraFrame:
         stamp_ns: Acquisition time.
         world_frame: Name of the world frame (usually "map").
         robot_capsules: The robot's own links in the world frame; their points are not objects.
+        grasp_points: World positions of the robot's grasp centres (between the fingers): an
+            object held there floats above every support and is reported all the same.
         segmentation: (H, W) int32 segment id per pixel, from the simulator (sim_truth only).
         segment_labels: Segment id -> {"id", "type", "color"} of simulated objects (sim_truth only).
     """
@@ -48,6 +50,7 @@ class CameraFrame:
     stamp_ns: int = 0
     world_frame: str = "map"
     robot_capsules: Sequence[Capsule] = ()
+    grasp_points: Sequence[np.ndarray] = ()
     segmentation: np.ndarray | None = field(default=None, repr=False)
     segment_labels: dict[int, dict] = field(default_factory=dict)
 
