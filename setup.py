@@ -31,6 +31,8 @@ setup(
             "perception = modular_robot.nodes.perception_node:main",
             "semantic_map = modular_robot.nodes.semantic_map_node:main",
             "safety_shield = modular_robot.nodes.safety_shield_node:main",
+            "critic = modular_robot.nodes.critic_node:main",
+            "skill_server = modular_robot.nodes.skill_server_node:main",
         ],
     },
 )

@@ -29,6 +29,9 @@ CHUNK_S = 0.01
 # Longest wall time stepping waits for perception to finish a camera frame.
 PERCEPTION_WAIT_S = 0.5
 MISSED_FRAMES_LIMIT = 3
+# Executor threads: nodes whose callbacks block (action servers, the critic's service) each hold one
+# while they wait for messages that other threads must deliver.
+EXECUTOR_THREADS = 8
 # Sim parameters that the evaluator sets itself, whatever the stack file says.
 _EVALUATOR_SIM_PARAMETERS = {"scenario", "mode", "autostart", "renderer"}
 
@@ -61,7 +64,7 @@ class LockstepStack:
                               height=int(sim_parameters.get("camera_height", 480)))
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
-        self.executor = MultiThreadedExecutor(context=self.context)
+        self.executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS, context=self.context)
         self.nodes = []
         try:
             overrides = [Parameter(k, value=v) for k, v in sim_parameters.items()]

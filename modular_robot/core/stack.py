@@ -32,6 +32,8 @@ EXECUTABLES: dict[str, tuple[str, str]] = {
     "perception": ("modular_robot.nodes.perception_node", "PerceptionNode"),
     "semantic_map": ("modular_robot.nodes.semantic_map_node", "SemanticMapNode"),
     "safety_shield": ("modular_robot.nodes.safety_shield_node", "SafetyShieldNode"),
+    "critic": ("modular_robot.nodes.critic_node", "CriticNode"),
+    "skill_server": ("modular_robot.nodes.skill_server_node", "SkillServerNode"),
 }
 
 _STACK_KEYS = {"name", "namespace", "use_sim_time", "nodes"}

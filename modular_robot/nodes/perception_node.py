@@ -15,6 +15,7 @@ from collections import deque
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header, String
@@ -38,6 +39,9 @@ from modular_robot.ros.tf_listener import TfListener
 from modular_robot_interfaces.msg import ObjectObservationArray
 
 _LATENCY_WINDOW = 100
+# A frame waits this long (wall time) for the transforms at its stamp, polling at _TF_POLL_S.
+_TF_WAIT_S = 0.2
+_TF_POLL_S = 0.002
 
 
 class PerceptionNode(Node):
@@ -60,7 +64,8 @@ class PerceptionNode(Node):
         self.detector: Detector | None = None
         self._detector_error = ""
         self._set_detector(get("detector"), get("model_dir"))
-        self.tf = TfListener(self)
+        # Transforms keep arriving while a frame is processed, which waits for those at its stamp.
+        self.tf = TfListener(self, callback_group=MutuallyExclusiveCallbackGroup())
         self.create_subscription(Image, "camera/color/image_raw", lambda m: self._on("color", m), qos.SENSOR_DATA)
         self.create_subscription(Image, "camera/depth/image_raw", lambda m: self._on("depth", m), qos.SENSOR_DATA)
         self.create_subscription(CameraInfo, "camera/color/camera_info", lambda m: self._on("info", m),
@@ -162,6 +167,7 @@ class PerceptionNode(Node):
         color, depth_msg, info = frame_msgs["color"], frame_msgs["depth"], frame_msgs["info"]
         with self._lock:
             self._last_processed_ns = stamp_to_ns(color.header.stamp)
+        self._wait_for_transforms(color.header.frame_id, color.header.stamp)
         try:
             frame = CameraFrame(
                 rgb=image_to_numpy(color)[:, :, :3], depth=depth_image_to_metres(depth_msg),
@@ -184,6 +190,15 @@ class PerceptionNode(Node):
         self.markers_pub.publish(box_markers(
             header, "observations", [(d.label, d.color, d.position, d.size, d.yaw) for d in detections]))
         self._latencies.append((time.perf_counter() - started) * 1e3)
+
+    def _wait_for_transforms(self, camera_frame: str, stamp) -> None:
+        """Wait briefly for the camera's and the arm's transforms at the frame's stamp to arrive."""
+        frames = [camera_frame] + ([PANDA_GRASP_FRAME] if self.robot_model == "panda" else [])
+        deadline = time.monotonic() + _TF_WAIT_S
+        while not all(self.tf.can_transform(self.world_frame, frame, stamp) for frame in frames):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(_TF_POLL_S)
 
     def _robot_capsules(self, stamp):
         """Return the robot's links in the world frame at `stamp`, for the self filter."""
@@ -225,7 +240,7 @@ class PerceptionNode(Node):
 
 def main(args=None) -> None:
     """Run the perception node until shutdown."""
-    spin_node(PerceptionNode, "perception", args)
+    spin_node(PerceptionNode, "perception", args, multithreaded=True)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ from modular_robot.skills.base import (
     refuse,
 )
 from modular_robot.skills.interfaces import SkillContext
+from modular_robot.skills.navigation import NAVIGATION_SKILLS
 
 RELATIONS = ("in", "on", "left_of", "right_of", "in_front_of", "behind", "near")
 # Cuts per 10 cm straight-line move: IK every 2 cm keeps the line within millimetres.
@@ -397,6 +398,7 @@ SKILLS: dict[str, Skill] = {skill.name: skill for skill in (
     _skill("open_gripper", open_gripper, OpenGripperParams, (), ("gripper_empty",)),
     _skill("close_gripper", close_gripper, NoParams, (), ("gripper_closed",)),
     _skill("say", say, SayParams, (), ("said(text)",), requires=()),
+    *NAVIGATION_SKILLS,
 )}
 
 

@@ -1,0 +1,932 @@
+"""Critic rules: whether a step's preconditions hold (pre) and whether its effects happened (post).
+
+The critic judges from the world, never from a skill's word: object boxes observed by perception in
+fresh camera frames (world frame), the semantic map, and proprioception (finger joints, the grasp
+point and base pose from TF, arm joints). It never confirms an effect it has not observed: without
+fresh evidence a post verdict is "not ok".
+
+Post verdicts that rest on perception are judged frame by frame; the confidence is the fraction of
+frames that support the effect (a frame that supports it only with the map's word for a target it
+cannot see counts `MAP_FALLBACK_WEIGHT`), and "ok" needs a majority of supporting frames and at
+least one. Relations are judged as `core.predicates` judges them on ground truth (centre over the
+target's footprint, bottom against its top, robot-frame separations with the same margins), but on
+observed boxes.
+
+What perception reports of an object is not its ground-truth box, so the rules read boxes
+defensively:
+
+- identity is colour (where both sides name one) and category, where the geometric detector's coarse
+  shapes may stand for each other (it flips between them on partial views and merged clusters); an
+  observation at the last known place of another object of the same kind is that other object's;
+- a box may reach down to the support below it (the geometric detector extends boxes to the plane an
+  object stands on, also when the object floats above it, or two stacked objects merge into one
+  cluster), so an object's bottom is read as its observed top minus its known height when the box
+  is taller than the object;
+- a held object is partly hidden by the fingers and the self-filter, so "at the gripper" means
+  the grasp point lies within a few centimetres of the observed box, not of its centre.
+
+Pure: no rclpy, no simulator. Reachability, which needs the arm's kinematics, comes in as a callable.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.perception.types import SHAPES, Detection
+from modular_robot.core.predicates import IN_TOP_SLACK_M, IN_XY_MARGIN_M, ON_Z_TOL_M, RELATION_MARGIN_M
+from modular_robot.motion.grasping import grasp_rejection
+
+# --- constants ------------------------------------------------------------------------------------
+
+# The same as skills.library's (importing it would pull in the arm's PyBullet kinematics); a test
+# keeps them equal. Closing on an object leaves the fingers at least this fraction of its width apart.
+HOLDING_WIDTH_FRACTION = 0.5
+# Below this opening the fingers have met, whatever the object's width.
+CLOSED_OPENING = 0.005
+# Fingers resting on an object are at most this much wider apart than it.
+HOLDING_SLACK = 0.01
+# The Panda's rest posture, which move_arm_home goes to (motion.kinematics.PANDA_REST).
+PANDA_HOME = (0.0, -0.5, 0.0, -2.2, 0.0, 1.7, 0.785)
+
+# A held object's observed box lies within this of the grasp point (m): the grasp centre is inside
+# the object, and its observed part may be only what the fingers leave in view.
+HOLD_DISTANCE_M = 0.03
+# A lifted object's observed top is at least this far above its top when it rested (m).
+LIFT_MIN_M = 0.02
+# A box this much taller than the object it stands for reaches down past it (m).
+BOX_EXTENSION_SLACK_M = 0.01
+# An observation this close (xy) to where another object of the same kind was last known is that one.
+CLAIM_DISTANCE_M = 0.02
+# A target's observation lies within this of its map position (m), or half its footprint if larger.
+TARGET_MATCH_M = 0.05
+# A frame that supports holding only by the fingers' width and the object's absence from the view.
+OCCLUDED_HOLD_WEIGHT = 0.6
+# A frame that supports an effect only through the map's word for a target it cannot see.
+MAP_FALLBACK_WEIGHT = 0.7
+# Beside relations: the object rests on the surface the target stands on, within this (m).
+SAME_SURFACE_TOL_M = 2 * ON_Z_TOL_M
+# "near" (no distance given): the footprints' bounding circles at most this far apart (m).
+NEAR_GAP_M = 0.10
+# push: the observed displacement along the direction is at least this fraction of the distance...
+PUSH_MIN_FRACTION = 0.5
+# ...and at most this fraction of it plus PUSH_SLACK_M ("not much further").
+PUSH_MAX_FRACTION = 1.5
+PUSH_SLACK_M = 0.02
+# open_gripper: the measured opening is at least the requested one less this (m).
+OPEN_TOLERANCE_M = 0.005
+# Fingers moving slower than this (sum of both finger speeds, m/s) have stopped.
+GRIPPER_STOPPED_SPEED = 0.005
+# Fingers this much wider apart than commanded were stopped by something between them (m).
+GRIPPER_BLOCKED_M = 0.002
+# move_arm_home: every joint within this of home (rad).
+HOME_TOLERANCE_RAD = 0.05
+# navigate_to a pose: within this distance (m) and, when a yaw is given, heading (rad).
+NAVIGATE_POSITION_TOL_M = 0.15
+NAVIGATE_YAW_TOL_RAD = 0.2
+# navigate_to an object: the gap between the robot's and the object's footprints at most this (m).
+NAVIGATE_GAP_M = 0.3
+# The Husky's footprint around base_link (length along x, width along y; m): the AABB of
+# pybullet_data's husky.urdf (chassis, bumpers and wheels) is 1.01 x 0.69 m, centred on base_link
+# (Clearpath gives 0.99 x 0.67 m).
+HUSKY_FOOTPRINT = (1.01, 0.69)
+
+# Skills whose effects only perception shows (post verdicts wait for fresh camera frames).
+PERCEPTION_SKILLS = frozenset({"pick", "place", "push"})
+KNOWN_SKILLS = ("pick", "place", "push", "navigate_to", "search", "say", "move_arm_home", "open_gripper",
+                "close_gripper")
+DIRECTIONS = ("left", "right", "forward", "backward")
+
+Reachable = Callable[[MapObject], "str | None"]
+"""Returns why the arm cannot reach an object (for the skill at hand), or None when it can."""
+Finder = Callable[[str], "Sequence[tuple[MapObject, float]]"]
+"""Returns the map objects that match a description, best first, with scores in [0, 1]."""
+
+
+# --- evidence -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ObservedBox:
+    """One object observation of one camera frame, in the world frame.
+
+    Attributes:
+        label: Readable label ("small red cube").
+        category: Coarse shape or open-vocabulary class.
+        color: Colour name, or None.
+        position: Box centre (m).
+        size: Extent along the box's x, y, z (m).
+        yaw: Box rotation about z (rad).
+        stamp_ns: Camera stamp of the frame it was seen in.
+    """
+
+    label: str
+    category: str
+    color: str | None
+    position: np.ndarray
+    size: np.ndarray
+    yaw: float = 0.0
+    stamp_ns: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "position", np.asarray(self.position, dtype=float).reshape(3))
+        object.__setattr__(self, "size", np.asarray(self.size, dtype=float).reshape(3))
+
+    @classmethod
+    def from_detection(cls, detection: Detection, stamp_ns: int = 0) -> ObservedBox:
+        """Return the box a perception Detection (e.g. from msg_to_detection) carries."""
+        return cls(detection.label, detection.category, detection.color, detection.position, detection.size,
+                   float(detection.yaw), stamp_ns)
+
+    @property
+    def top(self) -> float:
+        return float(self.position[2] + self.size[2] / 2.0)
+
+    @property
+    def bottom(self) -> float:
+        return float(self.position[2] - self.size[2] / 2.0)
+
+
+@dataclass(frozen=True)
+class Proprioception:
+    """What the robot measures of itself, at one time. Unknown quantities are None.
+
+    Attributes:
+        stamp_ns: When it was measured.
+        gripper_opening: Distance between the fingers (m): the sum of the two finger joints.
+        gripper_speed: Sum of the two finger joints' speeds (m/s).
+        gripper_command: The latest commanded finger opening (m), if one was seen.
+        grasp_point: World position of the grasp centre (TF panda_grasptarget).
+        arm_joints: Arm joint positions, in the kinematics' order.
+        base_pose: (x, y, yaw) of base_link in the world frame; None when not localised.
+        max_opening: Widest finger opening (m).
+    """
+
+    stamp_ns: int = 0
+    gripper_opening: float | None = None
+    gripper_speed: float | None = None
+    gripper_command: float | None = None
+    grasp_point: np.ndarray | None = None
+    arm_joints: np.ndarray | None = None
+    base_pose: tuple[float, float, float] | None = None
+    max_opening: float = 0.08
+
+    def __post_init__(self) -> None:
+        if self.grasp_point is not None:
+            object.__setattr__(self, "grasp_point", np.asarray(self.grasp_point, dtype=float).reshape(3))
+        if self.arm_joints is not None:
+            object.__setattr__(self, "arm_joints", np.asarray(self.arm_joints, dtype=float).reshape(-1))
+
+
+@dataclass(frozen=True)
+class PerceptionFrame:
+    """One camera frame's observations, with the robot's state at the frame's stamp where known.
+
+    Attributes:
+        stamp_ns: Camera stamp.
+        boxes: Every object observed in the frame.
+        robot: Proprioception at the stamp; the verdict's latest state stands in when None.
+    """
+
+    stamp_ns: int
+    boxes: tuple[ObservedBox, ...] = ()
+    robot: Proprioception | None = None
+
+
+@dataclass(frozen=True)
+class CriticVerdict:
+    """A critic's judgement of one step.
+
+    Attributes:
+        ok: Whether the preconditions hold (pre) or the effects were observed (post).
+        confidence: In [0, 1]: for post verdicts the weighted fraction of frames that support the effect.
+        reason: What was measured, naming objects, distances and heights.
+    """
+
+    ok: bool
+    confidence: float
+    reason: str
+
+
+@dataclass
+class _FrameJudgement:
+    supports: bool
+    reason: str
+    weight: float = 1.0
+
+
+# --- small geometry -------------------------------------------------------------------------------
+
+
+def _arg(params: Any, name: str, default: Any = None) -> Any:
+    """Return a call argument from a pydantic model, a mapping or an object with attributes."""
+    if isinstance(params, Mapping):
+        return params.get(name, default)
+    return getattr(params, name, default)
+
+
+def _local_xy(point: np.ndarray, centre: np.ndarray, yaw: float) -> np.ndarray:
+    """Return a point's xy offset from a box centre in the box's own axes."""
+    dx, dy = float(point[0] - centre[0]), float(point[1] - centre[1])
+    c, s = math.cos(yaw), math.sin(yaw)
+    return np.array([c * dx + s * dy, -s * dx + c * dy])
+
+
+def box_distance(point: Sequence[float], position: Sequence[float], size: Sequence[float], yaw: float) -> float:
+    """Return the distance from a point to an upright box (0 inside it)."""
+    point, position, size = (np.asarray(v, dtype=float) for v in (point, position, size))
+    local = np.append(_local_xy(point, position, yaw), point[2] - position[2])
+    outside = np.maximum(np.abs(local) - size / 2.0, 0.0)
+    return float(np.linalg.norm(outside))
+
+
+def _footprint_corners(x: float, y: float, yaw: float, length: float, width: float) -> np.ndarray:
+    c, s = math.cos(yaw), math.sin(yaw)
+    half = np.array([[1, 1], [-1, 1], [-1, -1], [1, -1]], dtype=float) * [length / 2.0, width / 2.0]
+    return half @ np.array([[c, s], [-s, c]]) + [x, y]
+
+
+def _segment_point_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    ab = b - a
+    t = 0.0 if not ab.any() else float(np.clip((p - a) @ ab / (ab @ ab), 0.0, 1.0))
+    return float(np.linalg.norm(p - (a + t * ab)))
+
+
+def _inside_polygon(p: np.ndarray, corners: np.ndarray) -> bool:
+    """Return whether a point lies inside a convex polygon with counter-clockwise corners."""
+    for i in range(len(corners)):
+        a, b = corners[i], corners[(i + 1) % len(corners)]
+        if (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0]) < -1e-12:
+            return False
+    return True
+
+
+def footprint_gap(a: np.ndarray, b: np.ndarray) -> float:
+    """Return the distance between two convex footprints (counter-clockwise corners; 0 when they overlap)."""
+    if any(_inside_polygon(p, b) for p in a) or any(_inside_polygon(p, a) for p in b):
+        return 0.0
+    # Separate convex polygons: the closest pair involves a corner of one and an edge of the other
+    # (crossing edges would have put a corner inside the other polygon).
+    best = math.inf
+    for poly, other in ((a, b), (b, a)):
+        for p in poly:
+            for i in range(len(other)):
+                best = min(best, _segment_point_distance(p, other[i], other[(i + 1) % len(other)]))
+    return best
+
+
+# --- identity -------------------------------------------------------------------------------------
+
+
+def same_kind(obj: MapObject, box: ObservedBox) -> bool:
+    """Return whether an observation may be the map object: same colour and a compatible category.
+
+    Colours must agree where both are named; without the observation's colour the category must
+    agree exactly. The geometric detector's coarse shapes may stand for each other.
+    """
+    if obj.color and box.color:
+        if obj.color != box.color:
+            return False
+    elif obj.color:
+        return obj.category == box.category
+    return obj.category == box.category or (obj.category in SHAPES and box.category in SHAPES)
+
+
+def _describe(obj: MapObject) -> str:
+    return " ".join(w for w in (obj.color, obj.category) if w) or obj.label
+
+
+def _claimed_by_other(box: ObservedBox, obj: MapObject, others: Iterable[MapObject]) -> MapObject | None:
+    """Return another object of the same kind last known where the box is, which the box then shows."""
+    for other in others:
+        if other.id == obj.id or not same_kind(other, box):
+            continue
+        reach = max(CLAIM_DISTANCE_M, 0.25 * float(min(other.size[0], other.size[1])))
+        if (math.dist(box.position[:2], other.position[:2]) <= reach
+                and abs(box.top - (other.position[2] + other.size[2] / 2.0)) <= max(0.02, 0.5 * other.size[2])):
+            return other
+    return None
+
+
+def _candidates(obj: MapObject, boxes: Iterable[ObservedBox], others: Iterable[MapObject],
+                exclude: ObservedBox | None = None) -> list[ObservedBox]:
+    others = list(others)
+    return [b for b in boxes if b is not exclude and same_kind(obj, b) and _claimed_by_other(b, obj, others) is None]
+
+
+def _bottom(box: ObservedBox, height: float | None) -> float:
+    """Return an object's bottom from its observed box; a box taller than the object reaches past it."""
+    if height is not None and height > 0.0 and box.size[2] > height + BOX_EXTENSION_SLACK_M:
+        return box.top - height
+    return box.bottom
+
+
+def _width(obj: MapObject) -> float:
+    return float(min(obj.size[0], obj.size[1]))
+
+
+def holds(opening: float, width: float) -> bool:
+    """Return whether a finger opening shows the fingers closed on an object about `width` wide."""
+    return max(CLOSED_OPENING, HOLDING_WIDTH_FRACTION * width) < opening <= width + HOLDING_SLACK
+
+
+def _released(opening: float, width: float, max_opening: float) -> bool:
+    """Return whether a finger opening shows the fingers opened off an object `width` wide."""
+    return opening > width + HOLDING_SLACK or opening >= max_opening - GRIPPER_BLOCKED_M
+
+
+def _cm(value: float) -> str:
+    return f"{value * 100:.1f} cm"
+
+
+# --- pre verdicts ---------------------------------------------------------------------------------
+
+
+def _as_map(objects: Mapping[str, MapObject] | Iterable[MapObject] | None) -> dict[str, MapObject]:
+    if objects is None:
+        return {}
+    if isinstance(objects, Mapping):
+        return dict(objects)
+    return {o.id: o for o in objects}
+
+
+def pre_verdict(skill: str, params: Any, map_objects: Mapping[str, MapObject] | Iterable[MapObject],
+                robot_state: Proprioception | None, reachable: Reachable | None = None, *,
+                remembered: Mapping[str, MapObject] | Iterable[MapObject] | None = None,
+                frames: Sequence[PerceptionFrame] = ()) -> CriticVerdict:
+    """Judge whether a step's preconditions hold in the current map and robot state.
+
+    Args:
+        skill: Skill name.
+        params: The call's validated parameters (pydantic model or mapping).
+        map_objects: The semantic map now.
+        robot_state: The latest proprioception, or None when none was received.
+        reachable: Says why the arm cannot reach an object; reachability is not checked when None.
+        remembered: Objects the map knew at some time (last known version of each), for the object
+            a place holds, which the map may have dropped since its place was seen empty.
+        frames: Recent perception frames, optional evidence (an object seen at the gripper).
+    """
+    objects = _as_map(map_objects)
+    memory = {**_as_map(remembered), **objects}
+    if skill == "pick":
+        return _pre_pick(params, objects, robot_state, reachable, frames)
+    if skill == "place":
+        return _pre_place(params, objects, memory, robot_state, reachable, frames)
+    if skill == "push":
+        obj = objects.get(_arg(params, "object"))
+        if obj is None:
+            return CriticVerdict(False, 1.0, f"unknown object '{_arg(params, 'object')}': not in the semantic map")
+        full = _gripper_not_empty(robot_state, frames)
+        if full is not None:
+            return full
+        return _reach(obj, reachable, f"'{obj.id}' is known at {_xyz(obj.position)}, the gripper empty")
+    if skill == "navigate_to":
+        if robot_state is None or robot_state.base_pose is None:
+            return CriticVerdict(False, 1.0, "the robot is not localised: no base pose in the world frame")
+        target = _arg(params, "object")
+        if target:
+            obj = objects.get(target)
+            if obj is None:
+                return CriticVerdict(False, 1.0, f"unknown object '{target}': not in the semantic map")
+            return CriticVerdict(True, 1.0, f"'{target}' is known at {_xyz(obj.position)}; the robot is localised")
+        if _arg(params, "x") is None or _arg(params, "y") is None:
+            return CriticVerdict(False, 1.0, "navigate_to needs an object or a pose (x, y)")
+        return CriticVerdict(True, 1.0, "a pose goal; the robot is localised")
+    if skill in ("search", "say", "move_arm_home", "open_gripper", "close_gripper"):
+        return CriticVerdict(True, 1.0, f"{skill} has no preconditions")
+    return CriticVerdict(False, 1.0, f"the critic has no rules for skill '{skill}'")
+
+
+def _xyz(p: Sequence[float]) -> str:
+    return f"({p[0]:.2f}, {p[1]:.2f}, {p[2]:.2f})"
+
+
+def _reach(obj: MapObject, reachable: Reachable | None, ok_reason: str) -> CriticVerdict:
+    if reachable is not None:
+        problem = reachable(obj)
+        if problem:
+            return CriticVerdict(False, 1.0, f"'{obj.id}' is unreachable: {problem}")
+        return CriticVerdict(True, 1.0, f"{ok_reason}; reachable")
+    return CriticVerdict(True, 0.8, f"{ok_reason}; reachability not checked")
+
+
+def _seen_at_gripper(obj: MapObject | None, frames: Sequence[PerceptionFrame], robot: Proprioception | None,
+                     others: Iterable[MapObject]) -> tuple[int, int, ObservedBox | None]:
+    """Return (frames showing the object, or anything when obj is None, at the gripper; frames with a
+    grasp point; the nearest such box)."""
+    seen = judged = 0
+    nearest: ObservedBox | None = None
+    others = list(others)
+    for frame in frames:
+        state = frame.robot or robot
+        if state is None or state.grasp_point is None:
+            continue
+        judged += 1
+        boxes = frame.boxes if obj is None else _candidates(obj, frame.boxes, others)
+        near = [b for b in boxes if box_distance(state.grasp_point, b.position, b.size, b.yaw) <= HOLD_DISTANCE_M]
+        if near:
+            seen += 1
+            nearest = near[0]
+    return seen, judged, nearest
+
+
+def _pre_pick(params: Any, objects: dict[str, MapObject], robot: Proprioception | None,
+              reachable: Reachable | None, frames: Sequence[PerceptionFrame]) -> CriticVerdict:
+    object_id = _arg(params, "object")
+    obj = objects.get(object_id)
+    if obj is None:
+        return CriticVerdict(False, 1.0, f"unknown object '{object_id}': not in the semantic map")
+    rejection = grasp_rejection(obj.size, robot.max_opening if robot is not None else 0.08)
+    if rejection is not None:
+        return CriticVerdict(False, 1.0, f"'{object_id}' is not graspable: {rejection}")
+    full = _gripper_not_empty(robot, frames)
+    if full is not None:
+        return full
+    return _reach(obj, reachable, f"'{object_id}' is known at {_xyz(obj.position)}, graspable, the gripper "
+                                  f"empty ({_cm(robot.gripper_opening)} open)")
+
+
+def _gripper_not_empty(robot: Proprioception | None, frames: Sequence[PerceptionFrame]) -> CriticVerdict | None:
+    """Return why the gripper is not (known to be) empty, or None when it is.
+
+    Something is held when the fingers stopped wider apart than last commanded, or when most recent
+    frames show an object at the grasp point.
+    """
+    if robot is None or robot.gripper_opening is None:
+        return CriticVerdict(False, 1.0, "the gripper's state is unknown: no finger joint states")
+    opening = robot.gripper_opening
+    if (robot.gripper_command is not None and opening > CLOSED_OPENING
+            and opening > robot.gripper_command + GRIPPER_BLOCKED_M):
+        return CriticVerdict(False, 1.0, f"the gripper is not empty: the fingers stopped {_cm(opening)} apart, "
+                                         f"commanded to {_cm(robot.gripper_command)}: something is between them")
+    seen, _, box = _seen_at_gripper(None, frames, robot, ())
+    if seen and seen * 2 > len(frames):
+        return CriticVerdict(False, 1.0, f"the gripper is not empty: a {box.label} is seen at the grasp point")
+    return None
+
+
+def _pre_place(params: Any, objects: dict[str, MapObject], memory: dict[str, MapObject],
+               robot: Proprioception | None, reachable: Reachable | None,
+               frames: Sequence[PerceptionFrame]) -> CriticVerdict:
+    object_id, target_id = _arg(params, "object"), _arg(params, "target")
+    obj = memory.get(object_id)
+    if obj is None:
+        return CriticVerdict(False, 1.0, f"unknown object '{object_id}': the semantic map never held it")
+    target = objects.get(target_id)
+    if target is None:
+        return CriticVerdict(False, 1.0, f"unknown target '{target_id}': not in the semantic map")
+    if object_id == target_id:
+        return CriticVerdict(False, 1.0, f"cannot place '{object_id}' relative to itself")
+    if robot is None or robot.gripper_opening is None:
+        return CriticVerdict(False, 1.0, "the gripper's state is unknown: no finger joint states")
+    width = _width(obj)
+    if not holds(robot.gripper_opening, width):
+        return CriticVerdict(False, 1.0, f"'{object_id}' is not held: the fingers are {_cm(robot.gripper_opening)} "
+                                         f"apart, the object {_cm(width)} wide")
+    confidence, seen_text = 0.6, "not seen by perception (held objects may be hidden)"
+    if frames:
+        seen, judged, _ = _seen_at_gripper(obj, frames, robot, memory.values())
+        resting = [b for f in frames for b in _candidates(obj, f.boxes, memory.values())
+                   if b.top < obj.position[2] + obj.size[2] / 2.0 + LIFT_MIN_M
+                   and math.dist(b.position[:2], obj.position[:2]) < 0.5 * max(width, 0.04)]
+        if seen:
+            confidence, seen_text = 1.0, f"seen at the gripper in {seen} of {judged} frames"
+        elif resting and len(resting) * 2 > len(frames):
+            b = resting[-1]
+            return CriticVerdict(False, 1.0, f"'{object_id}' is not held: it is seen resting where it was, at "
+                                             f"{_xyz(b.position)}")
+    verdict = _reach(target, reachable, f"'{object_id}' is held (fingers {_cm(robot.gripper_opening)} apart, object "
+                                        f"{_cm(width)}; {seen_text}); '{target_id}' is known")
+    return CriticVerdict(verdict.ok, min(verdict.confidence, confidence) if verdict.ok else verdict.confidence,
+                         verdict.reason)
+
+
+# --- post verdicts --------------------------------------------------------------------------------
+
+
+def needs_perception(skill: str, params: Any = None) -> bool:
+    """Return whether a skill's effects can be confirmed only from fresh camera frames.
+
+    navigate_to an object also uses frames where they show it, but the map stands in (at lower
+    confidence) where none do: its effect rests on the base pose, which TF observes.
+    """
+    return skill in PERCEPTION_SKILLS
+
+
+def uses_perception(skill: str, params: Any = None) -> bool:
+    """Return whether fresh camera frames help judge a skill's effects (needed or not)."""
+    return needs_perception(skill, params) or (skill == "navigate_to" and bool(_arg(params, "object")))
+
+
+def post_verdict(skill: str, params: Any, before_map: Mapping[str, MapObject] | Iterable[MapObject],
+                 frames: Sequence[PerceptionFrame], robot_state: Proprioception | None, *,
+                 map_objects: Mapping[str, MapObject] | Iterable[MapObject] | None = None,
+                 find: Finder | None = None, said: Sequence[str] = (),
+                 home: Sequence[float] | None = None,
+                 robot_footprint: tuple[float, float] = HUSKY_FOOTPRINT) -> CriticVerdict:
+    """Judge whether a step's effects are observed.
+
+    Args:
+        skill: Skill name.
+        params: The call's validated parameters (pydantic model or mapping).
+        before_map: The map before the step (identity, size and place of the objects it names), with
+            objects the map has dropped since filled in from memory.
+        frames: Fresh perception frames (stamped after the step), oldest first.
+        robot_state: The latest proprioception (also fresh), or None.
+        map_objects: The map now (search).
+        find: Text lookup in the map now (search).
+        said: What the robot said on chat/robot since the step began (say).
+        home: Arm home posture (move_arm_home); PANDA_HOME when None.
+        robot_footprint: The base's footprint (length, width) around base_link (navigate_to an object).
+    """
+    before = _as_map(before_map)
+    if skill == "pick":
+        return _post_pick(params, before, frames, robot_state)
+    if skill == "place":
+        return _post_place(params, before, frames, robot_state)
+    if skill == "push":
+        return _post_push(params, before, frames, robot_state)
+    if skill == "navigate_to":
+        return _post_navigate(params, before, frames, robot_state, robot_footprint)
+    if skill == "search":
+        return _post_search(params, map_objects, find)
+    if skill == "say":
+        text = str(_arg(params, "text", "")).strip()
+        heard = [s for s in said if s.strip() == text]
+        if heard:
+            return CriticVerdict(True, 1.0, f"the robot said {text!r} on chat/robot")
+        recent = f"; it said {said[-1]!r}" if said else "; it said nothing since the step began"
+        return CriticVerdict(False, 1.0, f"{text!r} was not observed on chat/robot{recent}")
+    if skill in ("move_arm_home", "open_gripper", "close_gripper"):
+        return _post_arm(skill, params, robot_state, home)
+    return CriticVerdict(False, 0.0, f"the critic has no rules for skill '{skill}'")
+
+
+def _aggregate(effect: str, judgements: list[_FrameJudgement]) -> CriticVerdict:
+    """Combine per-frame judgements: ok needs a majority of supporting frames and at least one."""
+    n = len(judgements)
+    if n == 0:
+        return CriticVerdict(False, 0.0, f"{effect}: no fresh perception")
+    supporting = [j for j in judgements if j.supports]
+    ok = len(supporting) >= 1 and 2 * len(supporting) > n
+    confidence = sum(j.weight for j in supporting) / n
+    chosen = supporting if ok else [j for j in judgements if not j.supports]
+    # The most frequent reason among the frames that decided, as the typical case.
+    typical = Counter(j.reason for j in chosen).most_common(1)[0][0]
+    verb = "observed" if ok else "not observed"
+    return CriticVerdict(ok, float(confidence), f"{effect} {verb} in {len(supporting)} of {n} fresh frames: {typical}")
+
+
+def _missing(object_id: str, before: dict[str, MapObject]) -> CriticVerdict | None:
+    if object_id not in before:
+        return CriticVerdict(False, 1.0, f"'{object_id}' was never in the semantic map: its identity is unknown")
+    return None
+
+
+def _post_pick(params: Any, before: dict[str, MapObject], frames: Sequence[PerceptionFrame],
+               robot: Proprioception | None) -> CriticVerdict:
+    object_id = _arg(params, "object")
+    if (missing := _missing(object_id, before)) is not None:
+        return missing
+    obj = before[object_id]
+    effect = f"holding({object_id})"
+    if not frames:
+        return CriticVerdict(False, 0.0, f"{effect}: no fresh perception")
+    width, height = _width(obj), float(obj.size[2])
+    rest_top = float(obj.position[2] + obj.size[2] / 2.0)
+    judgements = []
+    for frame in frames:
+        state = frame.robot or robot
+        if state is None or state.gripper_opening is None or state.grasp_point is None:
+            judgements.append(_FrameJudgement(False, "no gripper state (finger joints and grasp point) for the frame"))
+            continue
+        if not holds(state.gripper_opening, width):
+            what = "closed on nothing" if state.gripper_opening <= max(CLOSED_OPENING, HOLDING_WIDTH_FRACTION * width) \
+                else "open"
+            judgements.append(_FrameJudgement(False, f"the fingers are {_cm(state.gripper_opening)} apart ({what}); "
+                                                     f"'{object_id}' is {_cm(width)} wide"))
+            continue
+        grasp = state.grasp_point
+        boxes = _candidates(obj, frame.boxes, before.values())
+        other = next((b for b in frame.boxes if box_distance(grasp, b.position, b.size, b.yaw) <= HOLD_DISTANCE_M),
+                     None)
+        if not boxes and other is not None:
+            judgements.append(_FrameJudgement(False, f"no {_describe(obj)} is seen; a {other.color or ''} "
+                                                     f"{other.category} is at the gripper {_xyz(grasp)}"))
+            continue
+        standing = next((b for b in frame.boxes if math.dist(b.position[:2], obj.position[:2]) <= TARGET_MATCH_M
+                         and b.top < rest_top + LIFT_MIN_M), None)
+        if not boxes and standing is not None:
+            judgements.append(_FrameJudgement(False, f"no {_describe(obj)} is seen at the gripper; a "
+                                                     f"{standing.color or ''} {standing.category} stands where "
+                                                     f"{object_id} was"))
+            continue
+        if not boxes:
+            # The fingers measure something of the object's width and the view shows it nowhere, not
+            # where it stood either: it is in the hand, hidden by the fingers. Two observations, of
+            # the hand and of the scene, but not the object itself: less weight.
+            judgements.append(_FrameJudgement(
+                True, f"no {_describe(obj)} is seen anywhere, its place at {_xyz(obj.position)} is empty and the "
+                      f"fingers are held {_cm(state.gripper_opening)} apart (object {_cm(width)}): hidden in the "
+                      f"gripper at {_xyz(grasp)}", OCCLUDED_HOLD_WEIGHT))
+            continue
+        box = min(boxes, key=lambda b: box_distance(grasp, b.position, b.size, b.yaw))
+        distance = box_distance(grasp, box.position, box.size, box.yaw)
+        lifted = box.top - rest_top
+        bottom = _bottom(box, height)
+        if distance > HOLD_DISTANCE_M:
+            where = (f"resting (bottom z={bottom:.2f}), not held" if lifted < LIFT_MIN_M
+                     else "not at the gripper")
+            judgements.append(_FrameJudgement(False, f"{object_id} seen {distance:.2f} m from the gripper at "
+                                                     f"z={box.position[2]:.2f}: {where}"))
+        elif lifted < LIFT_MIN_M:
+            judgements.append(_FrameJudgement(False, f"{object_id} seen at the gripper but not lifted: its top "
+                                                     f"z={box.top:.3f} is {lifted:+.3f} m from its rest"))
+        else:
+            judgements.append(_FrameJudgement(True, f"{object_id} seen {distance:.3f} m from the grasp point, its top "
+                                                    f"z={box.top:.3f} {lifted:+.3f} m above its rest; fingers "
+                                                    f"{_cm(state.gripper_opening)} apart (object {_cm(width)})"))
+    return _aggregate(effect, judgements)
+
+
+def _target_box(target: MapObject, frame: PerceptionFrame, before: dict[str, MapObject],
+                exclude: ObservedBox | None = None) -> tuple[ObservedBox, bool]:
+    """Return the target's box in a frame (True) or, where the frame does not show it, its map box (False)."""
+    reach = max(TARGET_MATCH_M, 0.5 * float(max(target.size[0], target.size[1])))
+    boxes = [b for b in _candidates(target, frame.boxes, before.values(), exclude)
+             if math.dist(b.position[:2], target.position[:2]) <= reach]
+    if boxes:
+        return min(boxes, key=lambda b: math.dist(b.position[:2], target.position[:2])), True
+    return ObservedBox(target.label, target.category, target.color, target.position, target.size, target.yaw), False
+
+
+def relation_holds(relation: str, box: ObservedBox, height: float | None, target: ObservedBox,
+                   target_height: float | None, base_pose: tuple[float, float, float] | None,
+                   names: tuple[str, str] = ("object", "target")) -> tuple[bool, str]:
+    """Judge a place relation between an object's and a target's observed boxes, as core.predicates does.
+
+    Args:
+        relation: in, on, left_of, right_of, in_front_of, behind or near.
+        box: The object's observed box.
+        height: The object's known height (its box may reach down past it), or None.
+        target: The target's box.
+        target_height: The target's known height, or None.
+        base_pose: The robot's (x, y, yaw): beside relations are in its view; the world's axes if None.
+        names: The object's and the target's ids, for the reason.
+    """
+    a, b = names
+    bottom = _bottom(box, height)
+    t_bottom = _bottom(target, target_height)
+    t_top = target.top
+    local = _local_xy(box.position, target.position, target.yaw)
+    half = target.size[:2] / 2.0
+    if relation in ("in", "on"):
+        margin = IN_XY_MARGIN_M if relation == "in" else 0.0
+        over = bool(np.all(np.abs(local) <= half - margin))
+        over_text = (f"{a} centre ({box.position[0]:.3f}, {box.position[1]:.3f}) "
+                     f"{'over' if over else 'not over'} {b}'s footprint (offset {local[0]:+.3f}, {local[1]:+.3f} "
+                     f"within ±{half[0] - margin:.3f}, ±{half[1] - margin:.3f})")
+        if relation == "in":
+            inside_z = t_bottom - ON_Z_TOL_M <= bottom <= t_top + IN_TOP_SLACK_M
+            z_text = f"{a} bottom z={bottom:.3f} {'within' if inside_z else 'not within'} {b} [{t_bottom:.3f}, {t_top:.3f}]"
+            ok = over and inside_z
+        else:
+            gap = bottom - t_top
+            inside_z = abs(gap) <= ON_Z_TOL_M
+            z_text = f"{a} bottom z={bottom:.3f} is {gap:+.3f} m from {b}'s top z={t_top:.3f}"
+            ok = over and inside_z
+        failed = [t for t, good in ((over_text, over), (z_text, inside_z)) if not good]
+        return ok, "; ".join(failed) if failed else f"{over_text}; {z_text}"
+    if relation == "near":
+        limit = (float(np.hypot(*box.size[:2])) + float(np.hypot(*target.size[:2]))) / 2.0 + NEAR_GAP_M
+        distance = math.dist(box.position[:2], target.position[:2])
+        ok = distance <= limit
+        return ok, f"{a}-{b} xy distance {distance:.3f} m {'<=' if ok else '>'} {limit:.3f}"
+    axes = {"left_of": (1, 1.0), "right_of": (1, -1.0), "in_front_of": (0, -1.0), "behind": (0, 1.0)}
+    if relation not in axes:
+        return False, f"unknown relation '{relation}'"
+    axis, sign = axes[relation]
+    x, y, yaw = base_pose if base_pose is not None else (0.0, 0.0, 0.0)
+    c, s = math.cos(yaw), math.sin(yaw)
+
+    def robot_frame(p: np.ndarray) -> np.ndarray:
+        dx, dy = p[0] - x, p[1] - y
+        return np.array([c * dx + s * dy, -s * dx + c * dy])
+
+    pa, pb = robot_frame(box.position), robot_frame(target.position)
+    separation = sign * (pa[axis] - pb[axis])
+    side = separation > RELATION_MARGIN_M
+    surface = abs(bottom - t_bottom) <= SAME_SURFACE_TOL_M
+    text = (f"robot frame {a}=({pa[0]:.3f}, {pa[1]:.3f}) {b}=({pb[0]:.3f}, {pb[1]:.3f}): separation {separation:.3f} "
+            f"{'>' if side else '<='} {RELATION_MARGIN_M:.3f}")
+    surface_text = (f"{a} bottom z={bottom:.3f} {'on' if surface else 'not on'} the surface {b} stands on "
+                    f"(z={t_bottom:.3f})")
+    failed = [t for t, good in ((text, side), (surface_text, surface)) if not good]
+    return side and surface, "; ".join(failed) if failed else f"{text}; {surface_text}"
+
+
+def _post_place(params: Any, before: dict[str, MapObject], frames: Sequence[PerceptionFrame],
+                robot: Proprioception | None) -> CriticVerdict:
+    object_id, relation, target_id = (_arg(params, k) for k in ("object", "relation", "target"))
+    for name in (object_id, target_id):
+        if (missing := _missing(name, before)) is not None:
+            return missing
+    obj, target = before[object_id], before[target_id]
+    effect = f"{relation}({object_id}, {target_id})"
+    if not frames:
+        return CriticVerdict(False, 0.0, f"{effect}: no fresh perception")
+    width, height = _width(obj), float(obj.size[2])
+    judgements = []
+    for frame in frames:
+        state = frame.robot or robot
+        if state is None or state.gripper_opening is None or state.grasp_point is None:
+            judgements.append(_FrameJudgement(False, "no gripper state (finger joints and grasp point) for the frame"))
+            continue
+        if not _released(state.gripper_opening, width, state.max_opening):
+            judgements.append(_FrameJudgement(False, f"the gripper is not open: the fingers are "
+                                                     f"{_cm(state.gripper_opening)} apart ('{object_id}' is "
+                                                     f"{_cm(width)} wide)"))
+            continue
+        target_box, target_seen = _target_box(target, frame, before)
+        boxes = [b for b in _candidates(obj, frame.boxes, before.values()) if b is not target_box]
+        if not boxes:
+            judgements.append(_FrameJudgement(False, f"no {_describe(obj)} is seen"))
+            continue
+        box = min(boxes, key=lambda b: math.dist(b.position[:2], target_box.position[:2]))
+        distance = box_distance(state.grasp_point, box.position, box.size, box.yaw)
+        if distance <= HOLD_DISTANCE_M:
+            judgements.append(_FrameJudgement(False, f"{object_id} is seen at the gripper ({distance:.3f} m from the "
+                                                     f"grasp point): not released"))
+            continue
+        ok, detail = relation_holds(relation, box, height, target_box,
+                                    float(target.size[2]), state.base_pose, (object_id, target_id))
+        source = "" if target_seen else f" ({target_id} not visible: its map box stands in)"
+        judgements.append(_FrameJudgement(ok, detail + source, 1.0 if target_seen else MAP_FALLBACK_WEIGHT))
+    return _aggregate(effect, judgements)
+
+
+def direction_vector(direction: str, base_yaw: float = 0.0) -> np.ndarray:
+    """Return the world xy unit vector of a push direction in the robot's view (forward = base x, left = y)."""
+    angle = {"forward": 0.0, "left": math.pi / 2, "backward": math.pi, "right": -math.pi / 2}[direction]
+    return np.array([math.cos(base_yaw + angle), math.sin(base_yaw + angle)])
+
+
+def _post_push(params: Any, before: dict[str, MapObject], frames: Sequence[PerceptionFrame],
+               robot: Proprioception | None) -> CriticVerdict:
+    object_id, direction, distance = (_arg(params, k) for k in ("object", "direction", "distance"))
+    if (missing := _missing(object_id, before)) is not None:
+        return missing
+    if direction not in DIRECTIONS:
+        return CriticVerdict(False, 1.0, f"unknown push direction '{direction}'; one of {', '.join(DIRECTIONS)}")
+    distance = float(distance)
+    obj = before[object_id]
+    effect = f"pushed({object_id}, {direction}, {distance:.3f})"
+    if not frames:
+        return CriticVerdict(False, 0.0, f"{effect}: no fresh perception")
+    start = obj.position[:2]
+    low, high = PUSH_MIN_FRACTION * distance, PUSH_MAX_FRACTION * distance + PUSH_SLACK_M
+    judgements = []
+    for frame in frames:
+        state = frame.robot or robot
+        yaw = state.base_pose[2] if state is not None and state.base_pose is not None else 0.0
+        unit = direction_vector(direction, yaw)
+        expected = start + unit * distance
+        # The object itself may now stand where the map last saw it: it claims no observation.
+        others = [o for o in before.values() if o.id != object_id]
+        boxes = _candidates(obj, frame.boxes, others)
+        if not boxes:
+            judgements.append(_FrameJudgement(False, f"no {_describe(obj)} is seen"))
+            continue
+        box = min(boxes, key=lambda b: math.dist(b.position[:2], expected))
+        moved = box.position[:2] - start
+        along = float(moved @ unit)
+        across = float(moved @ np.array([-unit[1], unit[0]]))
+        ok = low <= along <= high
+        text = (f"{object_id} seen at ({box.position[0]:.3f}, {box.position[1]:.3f}), moved {along:+.3f} m {direction} "
+                f"({across:+.3f} m across) from ({start[0]:.3f}, {start[1]:.3f}); needed [{low:.3f}, {high:.3f}]")
+        judgements.append(_FrameJudgement(ok, text))
+    return _aggregate(effect, judgements)
+
+
+def _post_navigate(params: Any, before: dict[str, MapObject], frames: Sequence[PerceptionFrame],
+                   robot: Proprioception | None, footprint: tuple[float, float]) -> CriticVerdict:
+    object_id = _arg(params, "object")
+    if robot is None or robot.base_pose is None:
+        return CriticVerdict(False, 0.0, "the robot's base pose is not observed (no transform to the base)")
+    if not object_id:
+        x, y, yaw = robot.base_pose
+        gx, gy, gyaw = _arg(params, "x"), _arg(params, "y"), _arg(params, "yaw")
+        if gx is None or gy is None:
+            return CriticVerdict(False, 1.0, "navigate_to needs an object or a pose (x, y)")
+        tolerance = float(_arg(params, "tolerance", None) or NAVIGATE_POSITION_TOL_M)
+        error = math.dist((x, y), (float(gx), float(gy)))
+        ok = error <= tolerance
+        text = f"base at ({x:.3f}, {y:.3f}), {error:.3f} m from the goal ({float(gx):.3f}, {float(gy):.3f}) " \
+               f"{'<=' if ok else '>'} {tolerance:.3f}"
+        if gyaw is not None:
+            yaw_error = abs(math.remainder(yaw - float(gyaw), 2 * math.pi))
+            yaw_ok = yaw_error <= NAVIGATE_YAW_TOL_RAD
+            text += f"; heading {math.degrees(yaw_error):.1f} deg off {'<=' if yaw_ok else '>'} " \
+                    f"{math.degrees(NAVIGATE_YAW_TOL_RAD):.1f}"
+            ok = ok and yaw_ok
+        return CriticVerdict(ok, 1.0, f"at_goal {'observed' if ok else 'not observed'}: {text}")
+    if (missing := _missing(object_id, before)) is not None:
+        return missing
+    obj = before[object_id]
+    effect = f"near(robot, {object_id})"
+
+    def judge(state: Proprioception, box: ObservedBox, seen: bool) -> _FrameJudgement:
+        x, y, yaw = state.base_pose
+        robot_corners = _footprint_corners(x, y, yaw, *footprint)
+        object_corners = _footprint_corners(box.position[0], box.position[1], box.yaw, box.size[0], box.size[1])
+        gap = footprint_gap(robot_corners, object_corners)
+        ok = gap <= NAVIGATE_GAP_M
+        source = "seen" if seen else "from the map (not visible)"
+        return _FrameJudgement(ok, f"gap between the robot's footprint at ({x:.2f}, {y:.2f}) and {object_id} "
+                                   f"({source}) {gap:.3f} m {'<=' if ok else '>'} {NAVIGATE_GAP_M:.2f}",
+                               1.0 if seen else MAP_FALLBACK_WEIGHT)
+
+    if not frames:
+        box = ObservedBox(obj.label, obj.category, obj.color, obj.position, obj.size, obj.yaw)
+        return _aggregate(effect, [judge(robot, box, False)])
+    judgements = []
+    for frame in frames:
+        state = frame.robot if frame.robot is not None and frame.robot.base_pose is not None else robot
+        box, seen = _target_box(obj, frame, before)
+        judgements.append(judge(state, box, seen))
+    return _aggregate(effect, judgements)
+
+
+def _post_search(params: Any, map_objects: Mapping[str, MapObject] | Iterable[MapObject] | None,
+                 find: Finder | None) -> CriticVerdict:
+    query = _arg(params, "query") or _arg(params, "text") or _arg(params, "object")
+    if find is None:
+        return CriticVerdict(False, 0.0, f"found({query!r}): the critic has no map lookup to check it")
+    objects = _as_map(map_objects)
+    matches = [(o, s) for o, s in find(str(query)) if not objects or o.id in objects]
+    if not matches:
+        return CriticVerdict(False, 1.0, f"found({query!r}) not observed: the map holds no match among "
+                                         f"{len(objects)} objects")
+    best, score = matches[0]
+    return CriticVerdict(True, float(max(0.0, min(1.0, score))),
+                         f"found({query!r}) observed: the map holds '{best.id}' ({best.label}) at "
+                         f"{_xyz(best.position)}, score {score:.2f}")
+
+
+def _post_arm(skill: str, params: Any, robot: Proprioception | None, home: Sequence[float] | None) -> CriticVerdict:
+    if skill == "move_arm_home":
+        if robot is None or robot.arm_joints is None:
+            return CriticVerdict(False, 0.0, "arm_home: no fresh arm joint states")
+        target = np.asarray(home if home is not None else PANDA_HOME, dtype=float)
+        if robot.arm_joints.shape != target.shape:
+            return CriticVerdict(False, 1.0, f"arm_home: {robot.arm_joints.size} joints measured, home has {target.size}")
+        errors = np.abs(robot.arm_joints - target)
+        worst = int(np.argmax(errors))
+        ok = bool(errors[worst] <= HOME_TOLERANCE_RAD)
+        return CriticVerdict(ok, 1.0, f"arm_home {'observed' if ok else 'not observed'}: the largest joint error is "
+                                      f"{errors[worst]:.3f} rad (joint {worst + 1}) "
+                                      f"{'<=' if ok else '>'} {HOME_TOLERANCE_RAD:.3f}")
+    if robot is None or robot.gripper_opening is None:
+        return CriticVerdict(False, 0.0, f"{skill}: no fresh finger joint states")
+    opening = robot.gripper_opening
+    if skill == "open_gripper":
+        requested = min(float(_arg(params, "opening", robot.max_opening) or robot.max_opening), robot.max_opening)
+        ok = opening >= requested - OPEN_TOLERANCE_M
+        return CriticVerdict(ok, 1.0, f"gripper_open {'observed' if ok else 'not observed'}: the fingers are "
+                                      f"{_cm(opening)} apart, {_cm(requested)} requested (tolerance "
+                                      f"{OPEN_TOLERANCE_M * 1000:.0f} mm)")
+    if robot.gripper_speed is None:
+        return CriticVerdict(False, 0.0, "gripper_closed: the fingers' speed is not measured")
+    stopped = robot.gripper_speed <= GRIPPER_STOPPED_SPEED
+    if not stopped:
+        return CriticVerdict(False, 1.0, f"gripper_closed not observed: the fingers are still moving "
+                                         f"({robot.gripper_speed * 1000:.1f} mm/s) at {_cm(opening)} apart")
+    if robot.gripper_command is not None and robot.gripper_command > CLOSED_OPENING:
+        return CriticVerdict(False, 1.0, f"gripper_closed not observed: the last command opened the fingers to "
+                                         f"{_cm(robot.gripper_command)}")
+    what = "nothing is between them" if opening <= CLOSED_OPENING else "something holds them apart"
+    return CriticVerdict(True, 1.0, f"gripper_closed observed: the fingers stopped {_cm(opening)} apart; {what}")
+
+
+__all__ = [
+    "CriticVerdict",
+    "ObservedBox",
+    "PerceptionFrame",
+    "Proprioception",
+    "box_distance",
+    "direction_vector",
+    "footprint_gap",
+    "holds",
+    "needs_perception",
+    "post_verdict",
+    "pre_verdict",
+    "relation_holds",
+    "same_kind",
+    "uses_perception",
+]

@@ -1,0 +1,196 @@
+"""The skills' ArmInterface over ROS: commands through the safety shield, completion from joint_states.
+
+Trajectories and gripper commands go to the shield's `safe/...` topics; the shield forwards them to
+the controllers or refuses them on `safety/refusals`, which ends the motion at once with the
+shield's reason. Time is the robot's: the stamps of joint_states, so waiting works the same in
+lockstep simulation, in real time and on hardware. Nothing here spins the node: an executor does
+that in another thread while a skill blocks in `execute`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+
+import numpy as np
+from builtin_interfaces.msg import Duration
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray, String
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from modular_robot.motion.timing import TimedPath
+from modular_robot.ros import qos
+from modular_robot.ros.conversions import stamp_to_ns
+from modular_robot.skills.interfaces import MotionResult
+
+ARM_TOPIC = "safe/arm_controller/joint_trajectory"
+GRIPPER_TOPIC = "safe/gripper_controller/commands"
+# A goal is reached when every joint is this close to it (rad) and moving slower than GOAL_SPEED.
+GOAL_TOLERANCE = 0.01
+GOAL_SPEED = 0.05
+# Robot time a trajectory may overrun its duration before it counts as failed (s).
+OVERRUN_S = 2.0
+# Fingers that moved less than this (m) over GRIPPER_SETTLE_S have stopped, on an object or not.
+GRIPPER_STILL = 2e-4
+GRIPPER_SETTLE_S = 0.2
+GRIPPER_TOLERANCE = 0.002
+GRIPPER_TIMEOUT_S = 3.0
+# After a cancel the arm holds where it is, reaching that point in this time (s).
+HOLD_S = 0.2
+# Wall time without joint_states after which the robot is taken to be gone (s).
+STALE_WALL_S = 5.0
+_POLL_S = 0.05
+
+
+def _duration(seconds: float) -> Duration:
+    whole = int(seconds)
+    return Duration(sec=whole, nanosec=int(round((seconds - whole) * 1e9)))
+
+
+class RosArm:
+    """An arm and parallel gripper driven through the safety shield.
+
+    Args:
+        node: The node that owns the subscriptions and publishers.
+        finger_joints: Joints whose positions sum to the finger opening.
+        cancel: Set while a motion must stop; `execute` then holds the arm and fails.
+        callback_group: Group for the subscriptions, so that they run while a skill blocks.
+    """
+
+    def __init__(self, node: Node, arm_joints: Sequence[str], finger_joints: Sequence[str],
+                 cancel: threading.Event, callback_group=None) -> None:
+        self._node = node
+        self._arm_joints = list(arm_joints)
+        self._finger_joints = list(finger_joints)
+        self._cancel = cancel
+        self._state = threading.Condition()
+        self._positions: dict[str, float] = {}
+        self._velocities: dict[str, float] = {}
+        self._stamp_ns = -1
+        self._received_wall = 0.0
+        self._refusals: list[str] = []
+        node.create_subscription(JointState, "joint_states", self._on_joint_states, qos.RELIABLE,
+                                 callback_group=callback_group)
+        node.create_subscription(String, "safety/refusals", self._on_refusal, qos.RELIABLE,
+                                 callback_group=callback_group)
+        self._arm_pub = node.create_publisher(JointTrajectory, ARM_TOPIC, qos.RELIABLE)
+        self._gripper_pub = node.create_publisher(Float64MultiArray, GRIPPER_TOPIC, qos.RELIABLE)
+
+    # --- subscriptions --------------------------------------------------------------------------
+
+    def _on_joint_states(self, msg: JointState) -> None:
+        if len(msg.position) != len(msg.name):
+            return
+        with self._state:
+            self._positions.update(zip(msg.name, msg.position))
+            if len(msg.velocity) == len(msg.name):
+                self._velocities.update(zip(msg.name, msg.velocity))
+            self._stamp_ns = max(self._stamp_ns, stamp_to_ns(msg.header.stamp))
+            self._received_wall = time.monotonic()
+            self._state.notify_all()
+
+    def _on_refusal(self, msg: String) -> None:
+        with self._state:
+            self._refusals.append(msg.data)
+            self._state.notify_all()
+
+    # --- ArmInterface ---------------------------------------------------------------------------
+
+    def ready(self) -> bool:
+        """Return whether joint_states have reported every arm and finger joint."""
+        with self._state:
+            return all(n in self._positions for n in self._arm_joints + self._finger_joints)
+
+    def joint_positions(self) -> np.ndarray:
+        with self._state:
+            return np.array([self._positions[n] for n in self._arm_joints])
+
+    def gripper_opening(self) -> float:
+        with self._state:
+            return float(sum(self._positions[n] for n in self._finger_joints))
+
+    def execute(self, joint_names: Sequence[str], path: TimedPath) -> MotionResult:
+        if self._cancel.is_set():
+            return MotionResult(False, "cancelled")
+        msg = JointTrajectory(joint_names=list(joint_names))
+        msg.points = [JointTrajectoryPoint(positions=[float(v) for v in q], velocities=[float(v) for v in v_],
+                                           time_from_start=_duration(float(t)))
+                      for t, q, v_ in zip(path.times, path.positions, path.velocities)]
+        goal = np.asarray(path.positions[-1], dtype=float)
+        names = list(joint_names)
+        with self._state:
+            start_ns, refusals_before = self._stamp_ns, len(self._refusals)
+        self._arm_pub.publish(msg)
+        deadline_ns = start_ns + int((path.duration + OVERRUN_S) * 1e9)
+
+        def reached() -> bool:
+            error = np.abs(np.array([self._positions[n] for n in names]) - goal)
+            speed = np.abs(np.array([self._velocities.get(n, 0.0) for n in names]))
+            return bool(np.all(error < GOAL_TOLERANCE) and np.all(speed < GOAL_SPEED))
+
+        outcome = self._wait(reached, deadline_ns, refusals_before)
+        if outcome == "the goal was not reached in time":
+            with self._state:
+                error = np.array([self._positions[n] for n in names]) - goal
+                speed = np.array([self._velocities.get(n, 0.0) for n in names])
+            worst = int(np.argmax(np.abs(error)))
+            outcome += (f" ({names[worst]} {error[worst]:+.3f} rad from it, fastest joint "
+                        f"{np.max(np.abs(speed)):.3f} rad/s)")
+        if outcome == "cancelled":
+            self._hold(names)
+            return MotionResult(False, "cancelled")
+        if outcome is not None:
+            return MotionResult(False, outcome)
+        return MotionResult(True)
+
+    def set_gripper(self, opening: float) -> MotionResult:
+        if self._cancel.is_set():
+            return MotionResult(False, "cancelled")
+        with self._state:
+            start_ns, refusals_before = self._stamp_ns, len(self._refusals)
+        self._gripper_pub.publish(Float64MultiArray(data=[float(opening)]))
+        history: list[tuple[int, float]] = []
+        settle_ns = int(GRIPPER_SETTLE_S * 1e9)
+
+        def stopped() -> bool:
+            now, current = self._stamp_ns, sum(self._positions[n] for n in self._finger_joints)
+            history.append((now, current))
+            if abs(current - opening) < GRIPPER_TOLERANCE:
+                return True
+            older = [value for stamp, value in history if stamp <= now - settle_ns]
+            # Fingers that have not moved over the settle time have stopped on something, once
+            # they had time to start moving.
+            return now - start_ns >= 2 * settle_ns and bool(older) and abs(current - older[-1]) < GRIPPER_STILL
+
+        outcome = self._wait(stopped, start_ns + int(GRIPPER_TIMEOUT_S * 1e9), refusals_before)
+        if outcome is not None:
+            return MotionResult(False, outcome)
+        return MotionResult(True)
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def _wait(self, done, deadline_ns: int, refusals_before: int) -> str | None:
+        """Wait on joint_states until done() holds; return None, "cancelled" or why it failed."""
+        with self._state:
+            while True:
+                if len(self._refusals) > refusals_before:
+                    return f"the safety shield {self._refusals[refusals_before]}"
+                if self._cancel.is_set():
+                    return "cancelled"
+                if done():
+                    return None
+                if self._stamp_ns > deadline_ns:
+                    return "the goal was not reached in time"
+                if time.monotonic() - self._received_wall > STALE_WALL_S:
+                    return f"no joint_states for {STALE_WALL_S:.0f} s"
+                self._state.wait(_POLL_S)
+
+    def _hold(self, names: list[str]) -> None:
+        """Command the arm to stay where it is now."""
+        with self._state:
+            here = [self._positions[n] for n in names]
+        msg = JointTrajectory(joint_names=names, points=[JointTrajectoryPoint(
+            positions=here, velocities=[0.0] * len(names), time_from_start=_duration(HOLD_S))])
+        self._arm_pub.publish(msg)

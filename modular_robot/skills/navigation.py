@@ -1,0 +1,616 @@
+"""Navigation skills of the mobile base: drive up to an object or to a pose, and search for an object.
+
+`navigate_to` plans on the latest occupancy grid before moving, so an unknown object, a goal in an
+obstacle or a goal with no path is refused with no motion. It then follows the path one control
+period at a time: each period it reads the pose, checks the path ahead against the latest grid
+(stopping and replanning, a bounded number of times, when something blocks it), and sends one
+velocity command. Robot time is bounded; cancellation (the base's `wait` returning False) stops
+the base at once. What the skill observes is its own pose; that the robot is near the object is
+for perception to confirm.
+
+`search` asks the semantic map first; then, FILM-style, it looks around in place and at frontier
+places of the occupancy grid (known-free cells next to unknown ones), asking the map after every
+view, until a good enough match appears or `max_places` places have been seen.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, model_validator
+from scipy import ndimage
+
+from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.navigation import (
+    APPROACH_GAP_M,
+    HUSKY_FOOTPRINT,
+    TARGET_CELL_MARGIN_M,
+    TARGET_SIDE_CLEARANCE_M,
+    CostMap,
+    DriveLimits,
+    ObjectBox,
+    OccupancyMap,
+    PathFollower,
+    Plan,
+    Point,
+    Pose,
+    build_costmap,
+    footprint_gap,
+    grid_problem,
+    path_blockage,
+    path_is_free,
+    plan_path,
+    plan_to_object,
+    wrap_angle,
+)
+from modular_robot.skills.base import OBJECT_ID_PATTERN, Skill, SkillResult, refuse
+from modular_robot.skills.interfaces import SkillContext
+
+# Seconds of robot time between velocity commands.
+CONTROL_PERIOD_S = 0.1
+# Accelerations the skills ramp at: half the safety shield's limits for the Husky (1.5 m/s^2 and
+# 3.0 rad/s^2 in config/safety/husky_base.yaml), because the shield measures acceleration between
+# the arrival times of consecutive commands, which jitter around the control period.
+LINEAR_ACCEL_MPS2 = 0.75
+ANGULAR_ACCEL_RADPS2 = 1.5
+# Robot time allowed for a drive: path length at the skill's speed times this, plus a margin for
+# turning in place, stops and replans.
+TIME_FACTOR = 3.0
+TIME_MARGIN_S = 20.0
+# Replans after the path ahead was blocked, before the skill gives up.
+MAX_BLOCKED_REPLANS = 5
+# Replans because a new grid or a moved target made the path invalid; past this the path is kept
+# (the obstacle stop still guards it).
+MAX_MAP_REPLANS = 30
+# Robot time to stand still after an obstacle stop, so that the grid catches up before replanning.
+BLOCKED_SETTLE_S = 0.5
+# How long the skill waits for a pose before refusing, or while driving before failing (s).
+LOCALISATION_WAIT_S = 2.0
+# A target whose mapped centre moves by more than this gets a new standoff pose (m).
+TARGET_MOVED_M = 0.10
+# When the target's own cells block the path with at most this much path left, the object is
+# nearer than the map said: the base stops there, facing it (m).
+TARGET_SHORTFALL_M = 0.4
+# A new grid invalidates the path only beyond this distance ahead: the base itself may stand
+# inside the inflated zone, which it is allowed to leave (m).
+REPLAN_SKIP_M = 0.3
+
+# `search` accepts a map match at or above this score. `query` scores are products of noun, colour
+# and size factors: an exact or synonym-table noun match with a matching colour scores 0.6-1.0,
+# while an object whose colour is unknown scores at most 0.5 ("possible, unconfirmed") and a
+# MiniLM-only noun match needs cosine >= 0.65 to reach 0.6. So a match at 0.6 names the described
+# kind of object with no contradicting attribute; weaker ones are worth another look.
+MATCH_SCORE = 0.6
+# Views per look-around: the camera's ~73 degree horizontal field of view overlaps 60 degree turns.
+LOOK_STEPS = 6
+# Robot time a look waits for the map to take in a fresh observation (s).
+REFRESH_TIMEOUT_S = 2.0
+# Frontier pieces smaller than this many cells are noise.
+FRONTIER_MIN_CELLS = 5
+# Frontiers are cut into pieces at most this long, each a candidate place (m).
+FRONTIER_CHUNK_M = 1.5
+# A frontier place within this distance of a place already looked from is skipped (m).
+VISITED_RADIUS_M = 1.0
+# Extra robot time for a turn in place, on top of TIME_FACTOR x angle / turn rate (s).
+TURN_MARGIN_S = 5.0
+
+
+class NavigateParams(BaseModel):
+    """Parameters of `navigate_to`: exactly one of `object` or `pose`."""
+
+    model_config = ConfigDict(extra="forbid")
+    object: str | None = Field(
+        None, min_length=1, max_length=128, pattern=OBJECT_ID_PATTERN,
+        description="Id of the object to drive up to, as in the semantic map (e.g. 'red_cube_1'): the base "
+                    "stops facing it with its front bumper about 15 cm from it. Give exactly one of 'object' "
+                    "or 'pose'.")
+    pose: list[FiniteFloat] | None = Field(
+        None, min_length=2, max_length=3,
+        description="Goal of the base in the world frame: [x, y] in metres, or [x, y, yaw] with the final "
+                    "heading in radians (x forward from the robot's start, y left, yaw counter-clockwise from "
+                    "x). Give exactly one of 'object' or 'pose'.")
+
+    @model_validator(mode="after")
+    def _exactly_one_goal(self) -> NavigateParams:
+        if (self.object is None) == (self.pose is None):
+            given = "both" if self.object is not None else "neither"
+            raise ValueError(f"give exactly one of 'object' (a map id) or 'pose' ([x, y] or [x, y, yaw]); got {given}")
+        return self
+
+
+class SearchParams(BaseModel):
+    """Parameters of `search`."""
+
+    model_config = ConfigDict(extra="forbid")
+    query: str = Field(min_length=1, max_length=200,
+                       description="Description of the object to find, e.g. 'the red cube' or 'a mug'.")
+    max_places: int = Field(
+        3, ge=1, le=10,
+        description="Places to look around from, the current one first; each look turns the base a full circle "
+                    "where there is room (a robot without a base just looks again from where it is).")
+
+
+class _Cancelled(Exception):
+    """The skill was cancelled: the base has been stopped."""
+
+
+@dataclass
+class _Target:
+    """Where a drive goes: a position (and heading), or a standoff pose in front of an object."""
+
+    label: str
+    position: Point | None = None
+    yaw: float | None = None
+    object_id: str | None = None
+    box: ObjectBox | None = None
+
+
+@dataclass
+class _Outcome:
+    """How a drive ended."""
+
+    success: bool
+    reason: str
+    moved: bool
+    observed: dict[str, Any] = field(default_factory=dict)
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _valid_pose(pose: Any) -> Pose | None:
+    """Return a pose as three floats, or None when it is missing or not finite."""
+    if pose is None:
+        return None
+    try:
+        x, y, yaw = (float(v) for v in pose)
+    except (TypeError, ValueError):
+        return None
+    return (x, y, yaw) if all(math.isfinite(v) for v in (x, y, yaw)) else None
+
+
+def _box(obj: MapObject) -> ObjectBox:
+    return ObjectBox((float(obj.position[0]), float(obj.position[1])), (float(obj.size[0]), float(obj.size[1])),
+                     float(obj.yaw))
+
+
+def _limits(ctx: SkillContext) -> DriveLimits:
+    return DriveLimits(ctx.base_linear_speed, ctx.base_angular_speed, LINEAR_ACCEL_MPS2, ANGULAR_ACCEL_RADPS2)
+
+
+def _context_problem(ctx: SkillContext) -> str | None:
+    """Return why the context's base settings are unusable, or None."""
+    for name in ("base_radius", "base_linear_speed", "base_angular_speed"):
+        value = getattr(ctx, name)
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0.0):
+            return f"the skill context's {name} must be a positive number, got {value!r}"
+    return None
+
+
+def _costmap(ctx: SkillContext, grid: OccupancyMap, target: _Target) -> CostMap:
+    """Return the costmap of a grid, the target object's own cells inflated only enough to pass it sideways."""
+    if target.box is None:
+        return build_costmap(grid, ctx.base_radius)
+    return build_costmap(grid, ctx.base_radius, target.box,
+                         min(ctx.base_radius, HUSKY_FOOTPRINT.half_width + TARGET_SIDE_CLEARANCE_M))
+
+
+def _plan(costmap: CostMap, start: Point, target: _Target) -> tuple[Plan, float | None, str]:
+    """Return the path to a target, the heading to end with, and a note on where it ends."""
+    if target.box is None:
+        return plan_path(costmap, start, target.position), target.yaw, ""
+    approach = plan_to_object(costmap, start, target.box, HUSKY_FOOTPRINT)
+    if approach.pose is None:
+        return approach.plan, None, ""
+    note = ""
+    if approach.gap > APPROACH_GAP_M + 1e-6:
+        note = (f"; nothing closer than {approach.gap:.2f} m to {target.label} is free (it stands on or "
+                f"next to something), so the base stopped there")
+    return approach.plan, approach.pose[2], note
+
+
+def _budget(length: float, ctx: SkillContext) -> float:
+    return length / ctx.base_linear_speed * TIME_FACTOR + TIME_MARGIN_S
+
+
+def _wait(ctx: SkillContext, seconds: float) -> None:
+    """Let robot time pass; on cancellation stop the base and raise _Cancelled."""
+    if not ctx.base.wait(seconds):
+        ctx.base.stop()
+        raise _Cancelled
+
+
+def _localise(ctx: SkillContext) -> Pose | None:
+    """Return the base's pose, waiting up to LOCALISATION_WAIT_S of robot time for one."""
+    waited = 0.0
+    while True:
+        pose = _valid_pose(ctx.base.pose())
+        if pose is not None or waited >= LOCALISATION_WAIT_S:
+            return pose
+        _wait(ctx, CONTROL_PERIOD_S)
+        waited += CONTROL_PERIOD_S
+
+
+def _rounded(values: Any) -> list[float]:
+    return [round(float(v), 4) for v in values]
+
+
+# --- driving ------------------------------------------------------------------------------------
+
+
+def _drive(ctx: SkillContext, target: _Target) -> _Outcome:
+    """Plan to a target, then follow the path with obstacle stops and replans; always ends with the base stopped.
+
+    Raises:
+        _Cancelled: when the base's wait reports cancellation (the base is stopped first).
+    """
+    base = ctx.base
+    problem = _context_problem(ctx)
+    if problem is not None:
+        return _Outcome(False, problem, False)
+    pose = _localise(ctx)
+    if pose is None:
+        return _Outcome(False, f"cannot drive to {target.label}: the base is not localised (no pose in the world "
+                               f"frame for {LOCALISATION_WAIT_S:.0f} s)", False)
+    grid = base.occupancy()
+    if grid is None:
+        return _Outcome(False, f"cannot drive to {target.label}: no occupancy grid has arrived, so no "
+                               f"collision-free path can be planned", False)
+    problem = grid_problem(grid)
+    if problem is not None:
+        return _Outcome(False, f"cannot drive to {target.label}: unusable occupancy grid: {problem}", False)
+    costmap = _costmap(ctx, grid, target)
+    plan, goal_yaw, where = _plan(costmap, pose[:2], target)
+    if not plan.ok:
+        return _Outcome(False, f"cannot drive to {target.label}: {plan.reason}", False)
+
+    limits = _limits(ctx)
+    follower = PathFollower(plan.path, limits, CONTROL_PERIOD_S, goal_yaw)
+    budget = _budget(plan.length, ctx)
+    elapsed = lost = travelled = 0.0
+    commanded = False
+    blocked_replans = map_replans = 0
+    note = ""
+    previous = pose
+
+    def observed(current: Pose | None) -> dict[str, Any]:
+        goal = [*follower.goal, follower.goal_yaw] if follower.goal_yaw is not None else [*follower.goal]
+        result: dict[str, Any] = {"goal": _rounded(goal), "distance_m": round(travelled, 3),
+                                  "duration_s": round(elapsed, 2), "replans": blocked_replans + map_replans}
+        if current is not None:
+            result["pose"] = _rounded(current)
+            result["position_error_m"] = round(math.dist(current[:2], follower.goal), 3)
+            if follower.goal_yaw is not None:
+                result["heading_error_rad"] = round(abs(wrap_angle(follower.goal_yaw - current[2])), 3)
+            if target.box is not None:
+                result["object"] = target.object_id
+                result["gap_m"] = round(footprint_gap(current, HUSKY_FOOTPRINT, target.box), 3)
+        return result
+
+    def failure(reason: str, current: Pose | None) -> _Outcome:
+        base.stop()
+        return _Outcome(False, reason, True, observed(current))
+
+    def replan(current: Pose) -> Plan:
+        nonlocal costmap, goal_yaw, where
+        costmap = _costmap(ctx, grid, target)
+        new_plan, new_yaw, new_where = _plan(costmap, current[:2], target)
+        if new_plan.ok:
+            goal_yaw, where = new_yaw, new_where
+        return new_plan
+
+    while True:
+        if elapsed > budget:
+            return failure(f"did not reach {target.label} within {budget:.0f} s of robot time "
+                           f"({math.dist(previous[:2], follower.goal):.2f} m from the goal)", previous)
+        current = _valid_pose(base.pose())
+        if current is None:
+            base.stop()
+            follower.halted()
+            lost += CONTROL_PERIOD_S
+            if lost > LOCALISATION_WAIT_S:
+                return failure(f"lost localisation for {LOCALISATION_WAIT_S:.0f} s while driving to {target.label}",
+                               None)
+            _wait(ctx, CONTROL_PERIOD_S)
+            elapsed += CONTROL_PERIOD_S
+            continue
+        lost = 0.0
+        travelled += math.dist(current[:2], previous[:2])
+        previous = current
+
+        stale_path = False
+        latest = base.occupancy()
+        if latest is not None and latest is not grid:
+            problem = grid_problem(latest)
+            if problem is not None:
+                return failure(f"the occupancy grid became unusable while driving to {target.label}: {problem}",
+                               current)
+            grid = latest
+            if target.object_id is not None:
+                obj = ctx.world.lookup(target.object_id)
+                if obj is not None and math.dist(_box(obj).center, target.box.center) > TARGET_MOVED_M:
+                    target.box = _box(obj)
+                    stale_path = True
+            costmap = _costmap(ctx, grid, target)
+            stale_path = stale_path or not path_is_free(costmap, follower.remaining_path(current), REPLAN_SKIP_M)
+
+        blockage = path_blockage(grid, current, follower.remaining_path(current), HUSKY_FOOTPRINT)
+        if blockage is not None:
+            if (target.box is not None and follower.remaining <= TARGET_SHORTFALL_M
+                    and bool(target.box.contains(blockage.points, TARGET_CELL_MARGIN_M).all())):
+                note = (f"; stopped {follower.remaining:.2f} m short of the standoff pose because "
+                        f"'{target.object_id}' is nearer than mapped")
+                break
+            base.stop()
+            blocked_replans += 1
+            where = _rounded(blockage.points.mean(axis=0))
+            if blocked_replans > MAX_BLOCKED_REPLANS:
+                return failure(f"blocked by an obstacle {blockage.distance:.2f} m ahead at ({where[0]:.2f}, "
+                               f"{where[1]:.2f}) on the way to {target.label}, after {MAX_BLOCKED_REPLANS} "
+                               f"replans", current)
+            _wait(ctx, BLOCKED_SETTLE_S)
+            elapsed += BLOCKED_SETTLE_S
+            current = _valid_pose(base.pose()) or current
+            latest = base.occupancy()
+            if latest is not None and grid_problem(latest) is None:
+                grid = latest
+            new_plan = replan(current)
+            if not new_plan.ok:
+                return failure(f"blocked by an obstacle {blockage.distance:.2f} m ahead at ({where[0]:.2f}, "
+                               f"{where[1]:.2f}) on the way to {target.label}, and no other way: "
+                               f"{new_plan.reason}", current)
+            follower = PathFollower(new_plan.path, limits, CONTROL_PERIOD_S, goal_yaw)
+            budget = max(budget, elapsed + _budget(new_plan.length, ctx))
+            continue
+
+        if stale_path and map_replans < MAX_MAP_REPLANS:
+            map_replans += 1
+            new_plan = replan(current)
+            if new_plan.ok:
+                follower = PathFollower(new_plan.path, limits, CONTROL_PERIOD_S, goal_yaw, initial=follower.command)
+                budget = max(budget, elapsed + _budget(new_plan.length, ctx))
+
+        command = follower.step(current)
+        if command.done:
+            break
+        base.send_velocity(command.linear, command.angular)
+        commanded = True
+        ctx.progress(f"driving to {target.label} ({command.phase})",
+                     min(1.0, max(0.0, 1.0 - follower.remaining / max(follower.length, 1e-6))))
+        _wait(ctx, CONTROL_PERIOD_S)
+        elapsed += CONTROL_PERIOD_S
+
+    base.stop()
+    final = _valid_pose(base.pose()) or previous
+    travelled += math.dist(final[:2], previous[:2])
+    return _Outcome(True, f"reached {target.label}{where}{note}", commanded, observed(final))
+
+
+def _turn(ctx: SkillContext, yaw: float) -> bool:
+    """Turn in place to a heading; return whether it was reached in time. The base ends stopped.
+
+    Raises:
+        _Cancelled: when the base's wait reports cancellation.
+    """
+    pose = _localise(ctx)
+    if pose is None:
+        return False
+    follower = PathFollower([pose[:2]], _limits(ctx), CONTROL_PERIOD_S, yaw)
+    budget = abs(wrap_angle(yaw - pose[2])) / ctx.base_angular_speed * TIME_FACTOR + TURN_MARGIN_S
+    elapsed = 0.0
+    while elapsed <= budget:
+        current = _valid_pose(ctx.base.pose())
+        if current is None:
+            break
+        command = follower.step(current)
+        if command.done:
+            ctx.base.stop()
+            return True
+        ctx.base.send_velocity(command.linear, command.angular)
+        _wait(ctx, CONTROL_PERIOD_S)
+        elapsed += CONTROL_PERIOD_S
+    ctx.base.stop()
+    return False
+
+
+def _room_to_turn(grid: OccupancyMap | None, pose: Pose) -> bool:
+    """Return whether a usable grid shows no occupied cell within the footprint's turning circle."""
+    if grid is None or grid_problem(grid) is not None:
+        return False
+    rows, cols = np.nonzero(grid.occupied())
+    if len(rows) == 0:
+        return True
+    centres = np.stack([grid.origin[0] + (cols + 0.5) * grid.resolution,
+                        grid.origin[1] + (rows + 0.5) * grid.resolution], axis=1)
+    near = np.hypot(centres[:, 0] - pose[0], centres[:, 1] - pose[1]) <= HUSKY_FOOTPRINT.radius + grid.resolution
+    return not bool(near.any())
+
+
+# --- navigate_to ----------------------------------------------------------------------------------
+
+
+def navigate_to(params: NavigateParams, ctx: SkillContext) -> SkillResult:
+    """Drive the mobile base to an object (stopping in front of it, facing it) or to a pose in the world frame.
+
+    Plans a collision-free path on the occupancy grid first and refuses without moving when the
+    object is unknown or no path exists. While driving it stops for obstacles on the path ahead and
+    replans. Succeeds when the base reached the goal; that it is near the object is unverified.
+    """
+    if params.object is not None:
+        obj = ctx.world.lookup(params.object)
+        if obj is None:
+            return refuse(f"unknown object '{params.object}': it is not in the semantic map")
+        target = _Target(f"'{params.object}'", object_id=params.object, box=_box(obj))
+        unverified = [f"robot_near({params.object})"]
+    else:
+        x, y = params.pose[0], params.pose[1]
+        yaw = params.pose[2] if len(params.pose) == 3 else None
+        target = _Target(f"({x:.2f}, {y:.2f})", position=(x, y), yaw=yaw)
+        unverified = [f"robot_at({_rounded(params.pose)})"]
+    try:
+        outcome = _drive(ctx, target)
+    except _Cancelled:
+        return SkillResult(False, "cancelled", {"moved": True})
+    if not outcome.success and not outcome.moved:
+        return refuse(outcome.reason)
+    effects: dict[str, Any] = {"moved": outcome.moved, "observed": outcome.observed}
+    if outcome.success:
+        effects["unverified"] = unverified
+    return SkillResult(outcome.success, outcome.reason, effects)
+
+
+# --- search ---------------------------------------------------------------------------------------
+
+
+def _best_match(ctx: SkillContext, query: str) -> tuple[tuple[MapObject, float] | None, tuple[MapObject, float] | None]:
+    """Return the best match at or above MATCH_SCORE (or None), and the best match of any score (or None)."""
+    matches = ctx.world.find(query, 3)
+    best = matches[0] if matches else None
+    good = next(((obj, score) for obj, score in matches if score >= MATCH_SCORE), None)
+    return good, best
+
+
+def _found(query: str, match: tuple[MapObject, float], places: int, moved: bool,
+           pose: Pose | None) -> SkillResult:
+    obj, score = match
+    observed: dict[str, Any] = {"object": obj.id, "score": round(float(score), 3), "places": places,
+                                "position": _rounded(obj.position)}
+    if pose is not None:
+        observed["pose"] = _rounded(pose)
+    return SkillResult(True, f"found '{obj.id}' ({obj.label}) matching '{query}' with score {score:.2f}",
+                       {"moved": moved, "observed": observed})
+
+
+def _not_found(query: str, places: int, best: tuple[MapObject, float] | None, moved: bool, why: str) -> SkillResult:
+    hint = "" if best is None else f"; the closest was '{best[0].id}' with score {best[1]:.2f} (< {MATCH_SCORE})"
+    place_word = "place" if places == 1 else "places"
+    return SkillResult(False, f"no object matching '{query}' after looking at {places} {place_word}{hint}{why}",
+                       {"moved": moved, "observed": {"places": places}})
+
+
+def _frontier_places(ctx: SkillContext, grid: OccupancyMap, pose: Pose, visited: list[Point]) -> list[Point]:
+    """Return free places next to unexplored space, nearest first, away from places already looked from."""
+    costmap = build_costmap(grid, ctx.base_radius)
+    known_free = (grid.data >= 0) & ~grid.occupied() & ~costmap.lethal
+    near_unknown = ndimage.binary_dilation(grid.unknown(), structure=np.ones((3, 3), bool))
+    frontier = known_free & near_unknown
+    labels, _ = ndimage.label(frontier, structure=np.ones((3, 3), bool))
+    rows, cols = np.nonzero(labels)
+    # Long frontiers (the rim of everything seen so far) are cut into pieces of about one chunk.
+    chunk = max(1, round(FRONTIER_CHUNK_M / grid.resolution))
+    keys = np.stack([labels[rows, cols], rows // chunk, cols // chunk], axis=1)
+    _, piece = np.unique(keys, axis=0, return_inverse=True)
+    places = []
+    for index in range(int(piece.max()) + 1 if len(rows) else 0):
+        members = np.nonzero(piece.ravel() == index)[0]
+        if len(members) < FRONTIER_MIN_CELLS:
+            continue
+        r, c = rows[members], cols[members]
+        centre = int(np.argmin(np.hypot(r - r.mean(), c - c.mean())))
+        place = grid.center(int(r[centre]), int(c[centre]))
+        if all(math.dist(place, seen) > VISITED_RADIUS_M for seen in visited):
+            places.append(place)
+    return sorted(places, key=lambda p: math.dist(p, pose[:2]))
+
+
+def _look_around(ctx: SkillContext, query: str) -> tuple[tuple[MapObject, float] | None,
+                                                        tuple[MapObject, float] | None, bool]:
+    """Look in LOOK_STEPS directions from here (turning only with room to), asking the map after each view.
+
+    Returns:
+        The good match (or None), the best match of any score seen (or None), and whether the base turned.
+    """
+    best = None
+    turned = False
+    pose = _valid_pose(ctx.base.pose())
+    room = pose is not None and _room_to_turn(ctx.base.occupancy(), pose)
+    for view in range(LOOK_STEPS if room else 1):
+        if view > 0:
+            current = _valid_pose(ctx.base.pose())
+            if current is None:
+                break
+            turned = True
+            if not _turn(ctx, wrap_angle(current[2] + 2.0 * math.pi / LOOK_STEPS)):
+                break
+        ctx.world.refresh(REFRESH_TIMEOUT_S)
+        good, seen = _best_match(ctx, query)
+        if seen is not None and (best is None or seen[1] > best[1]):
+            best = seen
+        if good is not None:
+            return good, best, turned
+    return None, best, turned
+
+
+def search(params: SearchParams, ctx: SkillContext) -> SkillResult:
+    """Find an object matching a description: ask the map, then look around and explore until it is seen.
+
+    Succeeds as soon as the semantic map holds a good match; its id is in the observed effects.
+    Looks around in place, then drives to unexplored places of the occupancy grid and looks there,
+    at most `max_places` places. Without a base it only looks again from where it is.
+    """
+    good, best = _best_match(ctx, params.query)
+    if good is not None:
+        return _found(params.query, good, 0, False, None)
+    if ctx.base is None:
+        ctx.world.refresh(REFRESH_TIMEOUT_S)
+        good, seen = _best_match(ctx, params.query)
+        if good is not None:
+            return _found(params.query, good, 1, False, None)
+        return _not_found(params.query, 1, seen or best, False, "")
+    problem = _context_problem(ctx)
+    if problem is not None:
+        return refuse(problem)
+    moved = False
+    places = 0
+    visited: list[Point] = []
+    why = ""
+    try:
+        for attempt in range(params.max_places):
+            pose = _localise(ctx)
+            if pose is None:
+                why = "; the base is not localised"
+                break
+            if attempt > 0:
+                grid = ctx.base.occupancy()
+                usable = grid is not None and grid_problem(grid) is None
+                candidates = _frontier_places(ctx, grid, pose, visited) if usable else []
+                if not candidates:
+                    why = "; no unexplored place is left to look from"
+                    break
+                place = candidates[0]
+                visited.append(place)
+                outcome = _drive(ctx, _Target(f"the unexplored place at ({place[0]:.2f}, {place[1]:.2f})",
+                                              position=place))
+                moved = moved or outcome.moved
+                if not outcome.success:
+                    continue
+            else:
+                visited.append(pose[:2])
+            ctx.progress(f"looking for '{params.query}' at place {places + 1}", attempt / params.max_places)
+            good, seen, turned = _look_around(ctx, params.query)
+            places += 1
+            moved = moved or turned
+            if seen is not None and (best is None or seen[1] > best[1]):
+                best = seen
+            if good is not None:
+                return _found(params.query, good, places, moved, _valid_pose(ctx.base.pose()))
+    except _Cancelled:
+        return SkillResult(False, "cancelled", {"moved": True})
+    ctx.base.stop()
+    return _not_found(params.query, places, best, moved, why)
+
+
+def _skill(name: str, function: Any, params: type[BaseModel], preconditions: tuple[str, ...],
+           effects: tuple[str, ...], requires: tuple[str, ...]) -> Skill:
+    return Skill(name, inspect.cleandoc(function.__doc__), params, preconditions, effects, function, requires)
+
+
+NAVIGATION_SKILLS: tuple[Skill, ...] = (
+    _skill("navigate_to", navigate_to, NavigateParams, ("known(object)",), ("robot_near(object)", "robot_at(pose)"),
+           ("base",)),
+    _skill("search", search, SearchParams, (), ("found(query)",), ()),
+)

@@ -1,0 +1,106 @@
+"""Skill server node: the execute_skill action and the catalog, in the simulated stack in lockstep."""
+
+import json
+
+import numpy as np
+import pytest
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray, String
+from trajectory_msgs.msg import JointTrajectory
+
+from modular_robot.core.predicates import evaluate
+from modular_robot.core.scenario import parse_scenario
+from modular_robot.core.stack import parse_stack
+from modular_robot.ros import qos
+from modular_robot.skill_trials import SkillTrial
+
+SCENE = """
+name: skill_server
+robot: panda_tabletop
+objects:
+  - {id: red_cube, type: cube, color: red, size: 0.045, pose: [0.55, 0.12, 0.0, 0.4]}
+  - {id: tray, type: tray, color: gray, pose: [0.45, -0.22, 0.0, 0.0]}
+expect:
+  - {in: [red_cube, tray]}
+"""
+
+
+def _stack(perception: bool):
+    nodes = [{"name": "sim", "executable": "sim_bridge",
+              "parameters": {"camera_width": 320, "camera_height": 240, "camera_rate_hz": 10.0}},
+             {"name": "safety_shield", "executable": "safety_shield", "parameters": {"robot": "panda_tabletop"}},
+             {"name": "skill_server", "executable": "skill_server", "parameters": {"robot": "panda_tabletop"}}]
+    if perception:
+        nodes += [{"name": "perception", "executable": "perception",
+                   "parameters": {"detector": "geometric", "self_filter": "panda"}},
+                  {"name": "semantic_map", "executable": "semantic_map"}]
+    return parse_stack({"name": "skills_test", "use_sim_time": True, "nodes": nodes})
+
+
+@pytest.fixture
+def bare():
+    """The stack without perception: the map stays empty."""
+    trial = SkillTrial(parse_scenario(SCENE), _stack(perception=False), renderer="tiny")
+    commands = []
+    node = trial.stack.client
+    node.create_subscription(JointTrajectory, "arm_controller/joint_trajectory", commands.append, qos.RELIABLE)
+    node.create_subscription(Float64MultiArray, "gripper_controller/commands", commands.append, qos.RELIABLE)
+    yield trial, commands
+    trial.close()
+
+
+def test_catalog_is_latched_with_schemas_and_availability(bare):
+    trial, _ = bare
+    received = []
+    trial.stack.client.create_subscription(String, "skills/catalog", received.append, qos.LATCHED)
+    assert trial.stack.advance_until(lambda: received, 2.0)
+    catalog = {entry["name"]: entry for entry in json.loads(received[-1].data)}
+    assert {"pick", "place", "push", "navigate_to", "search", "say"} <= set(catalog)
+    assert catalog["pick"]["available"] and not catalog["navigate_to"]["available"]
+    assert catalog["place"]["parameters"]["required"] == ["object", "relation", "target"]
+    assert "holding(object)" in catalog["place"]["preconditions"]
+
+
+@pytest.mark.parametrize("skill, args, words", [
+    ("fly", "{}", "unknown skill 'fly'"),
+    ("pick", '{"object": 7}', "object: Input should be a valid string"),
+    ("pick", "{not json", "not valid JSON"),
+    ("pick", '{"object": "ghost_cube_9"}', "unknown object 'ghost_cube_9'"),
+    ("place", '{"object": "a", "relation": "under", "target": "b"}', "relation: Input should be"),
+    ("navigate_to", '{"pose": [1.0, 0.0]}', "needs a base"),
+])
+def test_bad_calls_are_refused_without_motion(bare, skill, args, words):
+    trial, commands = bare
+    call = trial.call(skill, args, timeout_s=5.0)
+    assert call.status == "aborted" and not call.success
+    assert words in call.message, call.message
+    assert call.effects["moved"] is False
+    trial.stack.advance(0.2)
+    assert commands == []
+    # The server keeps serving.
+    assert trial.call("say", {"text": "still here"}).success
+
+
+def test_cancel_then_pick_and_place_in_tray_from_perception():
+    with SkillTrial(parse_scenario(SCENE), _stack(perception=True), renderer="tiny") as trial:
+        states = []
+        trial.stack.client.create_subscription(JointState, "joint_states", states.append, qos.RELIABLE)
+        assert trial.wait_for_map(["red_cube", "tray"]), [o.id for o in trial.map_objects()]
+        cube, tray = trial.map_id("red_cube"), trial.map_id("tray")
+        cancelled = trial.call("pick", {"object": cube}, cancel_after_s=0.6)
+        assert cancelled.status == "canceled" and "cancelled" in cancelled.message, cancelled
+        trial.stack.advance(0.5)
+        stopped_at = np.array(states[-1].position[:7])
+        assert np.all(np.abs(states[-1].velocity[:7]) < 0.01)
+        trial.stack.advance(0.5)
+        assert np.allclose(states[-1].position[:7], stopped_at, atol=1e-3)
+        picked = trial.call("pick", {"object": cube})
+        assert picked.success, picked.message
+        assert picked.effects["unverified"] == [f"holding({cube})"]
+        assert picked.feedback[0] == "validating" and any("arm motion" in p for p in picked.feedback)
+        assert trial.world.ground_truth().robot.holding == "red_cube"
+        placed = trial.call("place", {"object": cube, "relation": "in", "target": tray})
+        assert placed.success, placed.message
+        trial.stack.advance(1.0)
+        verdict = evaluate({"in": ["red_cube", "tray"]}, trial.world.ground_truth(), trial.world.ground_truth())
+        assert verdict.passed, verdict.detail
