@@ -14,7 +14,7 @@ CheckStep. Ground truth judges the outcome and the critic:
   lies in the container, stack when it rests on the other cube.
 - injected failures: the object is knocked out of the gripper after the pick, moved out of the
   container after the place, or removed before the pick. They test the critic, not the skills.
-- navigation (husky_base): navigate_to a 15-30 cm object 3-5 m away with 1-3 boxes in between;
+- navigation (husky_base): navigate_to a 15-24 cm object 3-5 m away with 1-3 boxes in between;
   success when the gap between the robot's footprint and the object's is at most 0.3 m.
 
 A post verdict agrees when its ok equals the ground truth of the skill's effect; a false success is

@@ -481,6 +481,19 @@ def test_object_on_a_table_is_approached_at_the_nearest_table_edge():
     assert abs(wrap_angle(bearing - base.yaw)) < 0.1 and not base.collided
 
 
+def test_object_larger_than_mapped_is_approached_until_just_before_it():
+    _, crates, grid = _scene()
+    # The map says a 10 cm box at (4.5, 1.5); the grid sees 30 cm, reaching 0.1 m nearer the robot.
+    crate = _crate("crate_3", (4.5, 1.5), size=(0.1, 0.1))
+    grid = _with_boxes(grid, [(4.36, 4.64, 1.36, 1.64)])
+    base = FakeBase((0.0, 1.5, 0.0), grid)
+    ctx, _ = _context(base, [crate, *crates])
+    result = navigate_to(NavigateParams(object="crate_3"), ctx)
+    assert result.success, result.reason
+    gap = footprint_gap((base.x, base.y, base.yaw), HUSKY_FOOTPRINT, ObjectBox((4.5, 1.5), (0.3, 0.3)))
+    assert 0.0 < gap <= 0.15 and not base.collided
+
+
 def test_navigate_to_pose_with_heading():
     _, crates, grid = _scene()
     base = FakeBase((0.0, 0.0, 0.0), grid)

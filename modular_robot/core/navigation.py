@@ -953,8 +953,14 @@ class PathFollower:
         ahead = [tuple(map(float, p)) for p in self._points[self._segment + 1:]]
         return [(float(pose[0]), float(pose[1])), *ahead] if ahead else [(float(pose[0]), float(pose[1])), self.goal]
 
-    def step(self, pose: Pose) -> DriveCommand:
-        """Return the command for the next control period, given the base's current pose."""
+    def step(self, pose: Pose, stop_within: float | None = None) -> DriveCommand:
+        """Return the command for the next control period, given the base's current pose.
+
+        Args:
+            pose: The base's pose.
+            stop_within: Distance along the path the base must be able to stop in (m), when
+                something is nearer than the goal; None when only the goal counts.
+        """
         x, y, yaw = (float(v) for v in pose)
         if self._phase == "done":
             return DriveCommand(0.0, 0.0, True, "done")
@@ -970,6 +976,8 @@ class PathFollower:
         alpha = wrap_angle(math.atan2(ty - y, tx - x) - yaw)
         # Distance left to stop in: along the path, or straight to the goal once it is near.
         left = distance if near else max(self.remaining, distance)
+        if stop_within is not None:
+            left = max(0.0, min(left, stop_within))
         if near and distance <= REVERSE_MAX_M and abs(alpha) > math.pi / 2:
             self._turning = False
             back = wrap_angle(alpha - math.pi)

@@ -163,7 +163,7 @@ def skill_trial_scene(seed: int, target_type: str, task: str, n_others: int | No
 def navigation_trial_scene(seed: int, n_obstacles: int | None = None) -> Scenario:
     """Return a random room for one ``husky_base`` navigation trial: a target across it, obstacles between.
 
-    The target (id ``target``, a 15-30 cm cube, cylinder or sphere) stands 3-5 m ahead and within
+    The target (id ``target``, a 15-24 cm cube, cylinder or sphere) stands 3-5 m ahead and within
     the camera's view from the start; obstacles (ids ``obstacle_<n>``, 20-40 cm boxes) stand
     between, at least 1.3 m from the robot's start so that it can turn, and clear of the target.
 
@@ -174,7 +174,7 @@ def navigation_trial_scene(seed: int, n_obstacles: int | None = None) -> Scenari
     rng = random.Random(f"navigation:{seed}")
     kind = rng.choice(("cube", "cylinder", "sphere"))
     distance, bearing = rng.uniform(3.0, 5.0), rng.uniform(-0.3, 0.3)
-    target = ObjectSpec(id="target", type=kind, color=rng.choice(COLORS), size=round(rng.uniform(0.15, 0.3), 3),
+    target = ObjectSpec(id="target", type=kind, color=rng.choice(COLORS), size=round(rng.uniform(0.15, 0.24), 3),
                         height=None, pose=ObjectPose(round(distance * math.cos(bearing), 3),
                                                      round(distance * math.sin(bearing), 3), 0.0,
                                                      round(rng.uniform(-math.pi, math.pi), 3)))

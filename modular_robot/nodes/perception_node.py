@@ -22,6 +22,7 @@ from std_msgs.msg import Header, String
 from visualization_msgs.msg import MarkerArray
 
 from modular_robot.core.perception.registry import create_detector
+from modular_robot.core.perception.geometric import GeometricParams
 from modular_robot.core.perception.self_filter import PANDA_GRASP_FRAME, PANDA_LINK_CAPSULES, panda_capsules
 from modular_robot.core.perception.types import CameraFrame, Detector
 from modular_robot.core.sync import StampSync
@@ -98,10 +99,14 @@ class PerceptionNode(Node):
         declare("sync_slop_s", 0.02, "Largest stamp difference of colour, depth and camera_info.", read_only=True)
         declare("self_filter", "panda", "Robot whose links are cut out of the view: panda or none.",
                 read_only=True)
+        declare("max_range_m", GeometricParams.max_range, "Farthest depth (m) the geometric detector uses: "
+                "depth noise grows with range, and a mobile robot looks across a room.", read_only=True)
 
     def _set_detector(self, name: str, model_dir: str) -> str:
         """Build the named detector; on failure keep none and remember why (reported on diagnostics)."""
-        params = {"model_dir": model_dir} if name in ("owlv2", "grounding_dino") else {}
+        params: dict = {"model_dir": model_dir} if name in ("owlv2", "grounding_dino") else {}
+        if name == "geometric":
+            params["params"] = GeometricParams(max_range=self.get_parameter("max_range_m").value)
         try:
             detector = create_detector(name, **params)
         except (ValueError, OSError, ImportError) as error:

@@ -73,8 +73,10 @@ LOCALISATION_WAIT_S = 2.0
 # A target whose mapped centre moves by more than this gets a new standoff pose (m).
 TARGET_MOVED_M = 0.10
 # When the target's own cells block the path with at most this much path left, the object is
-# nearer than the map said: the base stops there, facing it (m).
-TARGET_SHORTFALL_M = 0.4
+# nearer than the map said: the base creeps on, able to stop in time, and stops facing it once the
+# blockage is this near (m).
+TARGET_SHORTFALL_M = 0.5
+TARGET_CONTACT_M = 0.05
 # A new grid invalidates the path only beyond this distance ahead: the base itself may stand
 # inside the inflated zone, which it is allowed to leave (m).
 REPLAN_SKIP_M = 0.3
@@ -339,12 +341,16 @@ def _drive(ctx: SkillContext, target: _Target) -> _Outcome:
             stale_path = stale_path or not path_is_free(costmap, follower.remaining_path(current), REPLAN_SKIP_M)
 
         blockage = path_blockage(grid, current, follower.remaining_path(current), HUSKY_FOOTPRINT)
-        if blockage is not None:
-            if (target.box is not None and follower.remaining <= TARGET_SHORTFALL_M
-                    and bool(target.box.contains(blockage.points, TARGET_CELL_MARGIN_M).all())):
+        stop_within = None
+        if (blockage is not None and target.box is not None and follower.remaining <= TARGET_SHORTFALL_M
+                and bool(target.box.contains(blockage.points, TARGET_CELL_MARGIN_M).all())):
+            # The object itself is nearer than mapped: creep on until just before it.
+            if blockage.distance <= TARGET_CONTACT_M:
                 note = (f"; stopped {follower.remaining:.2f} m short of the standoff pose because "
                         f"'{target.object_id}' is nearer than mapped")
                 break
+            stop_within, blockage = blockage.distance - TARGET_CONTACT_M, None
+        if blockage is not None:
             base.stop()
             blocked_replans += 1
             where = _rounded(blockage.points.mean(axis=0))
@@ -374,7 +380,7 @@ def _drive(ctx: SkillContext, target: _Target) -> _Outcome:
                 follower = PathFollower(new_plan.path, limits, CONTROL_PERIOD_S, goal_yaw, initial=follower.command)
                 budget = max(budget, elapsed + _budget(new_plan.length, ctx))
 
-        command = follower.step(current)
+        command = follower.step(current, stop_within)
         if command.done:
             break
         base.send_velocity(command.linear, command.angular)

@@ -154,8 +154,10 @@ class GeometricParams:
         split_max_inset: See split_inset_ratio (m).
         split_floor_fraction: The lowest height band holding this fraction of the inside points is
             the container's floor.
-        split_clearance: Inside points this far above the floor (m) belong to contents, which
-            become objects of their own when their colour differs from the floor's.
+        split_clearance: Inside points this far above the floor (m) belong to contents.
+        split_floor_height: A floor at most this high above the cluster's lowest point (m) is a
+            container's, whose contents split off whatever their colour; contents of a higher
+            floor must differ from it in colour.
         split_slice: Height of the colour slices that find a stack (m).
         split_min_layer: Least height (m) of each object of a stack.
         split_layer_agreement: Least fraction of slices that must agree with a split: one colour
@@ -202,6 +204,7 @@ class GeometricParams:
     split_max_inset: float = 0.015
     split_floor_fraction: float = 0.08
     split_clearance: float = 0.012
+    split_floor_height: float = 0.02
     split_slice: float = 0.005
     split_min_layer: float = 0.015
     split_layer_agreement: float = 0.85
@@ -367,8 +370,8 @@ def _split_resting(points: NDArray[np.floating], pixel: NDArray[np.intp], rgb: N
                    p: GeometricParams) -> list[tuple[NDArray[np.intp], float | None]]:
     """Split off what rests in or on a cluster: the contents of a container, a block stacked on another.
 
-    Touching bodies fall into one cluster. Both tests split only where colours differ, so that a
-    one-colour object is never cut in two (and same-coloured touching objects stay merged).
+    Touching bodies fall into one cluster. A split needs a colour change, so that a one-colour object
+    is never cut in two, except for the contents of a container, told by its floor near the bottom.
 
     - Container-sized clusters (shorter side at least `split_container_side`): inside the footprint,
       away from the rim where the walls are, the lowest well-populated height band is the floor;
@@ -427,8 +430,12 @@ def _split_contents(points: NDArray[np.floating], pixel: NDArray[np.intp], rgb: 
     floor_top = float(np.median(z[in_band])) + p.plane_threshold
     resting = inside & (z > floor_top + p.split_clearance)
     floor = inside & (z <= floor_top)
-    if (resting.sum() < p.min_points or floor.sum() < p.min_points
-            or not _distinct_colors(_dominant_color(rgb, pixel[resting]), _dominant_color(rgb, pixel[floor]))):
+    if resting.sum() < p.min_points or floor.sum() < p.min_points:
+        return None
+    # A floor near the cluster's bottom is a container's: what stands on it is contents whatever its
+    # colour. A floor higher up (the top of a large block, or a dome's flank) needs a colour change.
+    low_floor = floor_top - float(z.min()) <= p.split_floor_height
+    if not low_floor and not _distinct_colors(_dominant_color(rgb, pixel[resting]), _dominant_color(rgb, pixel[floor])):
         return None
     # The contents' lower parts stand below the clearance: above the floor and over their footprint.
     over = np.zeros_like(footprint)
