@@ -64,16 +64,17 @@ def by_id(*objects):
 # --- helpers --------------------------------------------------------------------------------------
 
 
-def test_constants_match_the_skill_library_and_arm():
+def test_home_matches_the_arm_and_holding_follows_the_grasp_geometry():
     from modular_robot.motion.kinematics import PANDA_REST
-    from modular_robot.skills import library
 
-    assert critic.HOLDING_WIDTH_FRACTION == library.HOLDING_WIDTH_FRACTION
-    assert critic.CLOSED_OPENING == library.CLOSED_OPENING
-    assert critic.HOLDING_SLACK == library.HOLDING_SLACK
     assert critic.PANDA_HOME == PANDA_REST
-    for opening in (0.0, 0.004, 0.019, 0.021, 0.04, 0.05, 0.051, 0.08):
-        assert critic.holds(opening, 0.04) == library._holds(opening, 0.04)
+    cube_4cm = cube()
+    for opening, held in ((0.0, False), (0.019, False), (0.021, True), (0.04, True), (0.05, True), (0.051, False)):
+        assert critic.holds(opening, cube_4cm) == held, opening
+    # A duck's box can be narrower than what the fingers close on: only an open gripper is not holding it.
+    duck = MapObject("duck_1", "small yellow object", "irregular", ("yellow",), "yellow", [0.5, 0.0, 0.02],
+                     [0.04, 0.022, 0.04], 0.0)
+    assert critic.holds(0.034, duck) and not critic.holds(0.08, duck) and not critic.holds(0.002, duck)
 
 
 def test_box_and_footprint_distances():
@@ -279,6 +280,16 @@ def test_place_in_tray_ok_and_moved_afterwards_not_ok():
     # Removed: nothing red is seen.
     verdict = post_verdict("place", params, [red, box], frames(tray_seen, **AFTER_PLACE), None)
     assert not verdict.ok and "no red cube is seen" in verdict.reason
+
+
+def test_place_in_a_container_of_the_same_colour():
+    gray, box = cube("gray_cube_1", "gray", xy=(0.62, 0.05)), tray()
+    params = {"object": "gray_cube_1", "relation": "in", "target": "tray_1"}
+    # A small gray cube seen inside the large gray tray is the cube, not a view of the tray.
+    inside = seen(gray, [0.45, -0.24, 0.028], gray.size)
+    verdict = post_verdict("place", params, [gray, box],
+                           frames(inside, seen(box, box.position, box.size), **AFTER_PLACE), None)
+    assert verdict.ok, verdict
 
 
 def test_place_judges_the_target_from_the_map_where_it_is_not_seen():

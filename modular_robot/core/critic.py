@@ -41,17 +41,16 @@ import numpy as np
 from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.core.perception.types import SHAPES, Detection
 from modular_robot.core.predicates import IN_TOP_SLACK_M, IN_XY_MARGIN_M, ON_Z_TOL_M, RELATION_MARGIN_M
-from modular_robot.motion.grasping import grasp_rejection
+from modular_robot.motion.grasping import (
+    CLOSED_OPENING,
+    HOLDING_WIDTH_FRACTION,
+    grasp_rejection,
+    holding_bounds,
+    is_irregular,
+)
 
 # --- constants ------------------------------------------------------------------------------------
 
-# The same as skills.library's (importing it would pull in the arm's PyBullet kinematics); a test
-# keeps them equal. Closing on an object leaves the fingers at least this fraction of its width apart.
-HOLDING_WIDTH_FRACTION = 0.5
-# Below this opening the fingers have met, whatever the object's width.
-CLOSED_OPENING = 0.005
-# Fingers resting on an object are at most this much wider apart than it.
-HOLDING_SLACK = 0.01
 # The Panda's rest posture, which move_arm_home goes to (motion.kinematics.PANDA_REST).
 PANDA_HOME = (0.0, -0.5, 0.0, -2.2, 0.0, 1.7, 0.785)
 
@@ -62,7 +61,9 @@ HOLD_DISTANCE_M = 0.03
 LIFT_MIN_M = 0.02
 # A box this much taller than the object it stands for reaches down past it (m).
 BOX_EXTENSION_SLACK_M = 0.01
-# An observation this close (xy) to where another object of the same kind was last known is that one.
+# An observation this close (xy) to where another object of the same kind and a similar size (within
+# this factor) was last known is that one.
+CLAIM_SIZE_RATIO = 2.0
 CLAIM_DISTANCE_M = 0.02
 # A target's observation lies within this of its map position (m), or half its footprint if larger.
 TARGET_MATCH_M = 0.05
@@ -305,13 +306,19 @@ def _describe(obj: MapObject) -> str:
 def _claimed_by_other(box: ObservedBox, obj: MapObject, others: Iterable[MapObject]) -> MapObject | None:
     """Return another object of the same kind last known where the box is, which the box then shows."""
     for other in others:
-        if other.id == obj.id or not same_kind(other, box):
+        if other.id == obj.id or not same_kind(other, box) or not _similar_size(box, other):
             continue
         reach = max(CLAIM_DISTANCE_M, 0.25 * float(min(other.size[0], other.size[1])))
         if (math.dist(box.position[:2], other.position[:2]) <= reach
                 and abs(box.top - (other.position[2] + other.size[2] / 2.0)) <= max(0.02, 0.5 * other.size[2])):
             return other
     return None
+
+
+def _similar_size(box: ObservedBox, obj: MapObject) -> bool:
+    """Return whether a box's footprint is within a factor CLAIM_SIZE_RATIO of an object's (a cube is not a tray)."""
+    seen, known = float(max(box.size[0], box.size[1])), float(max(obj.size[0], obj.size[1]))
+    return known / CLAIM_SIZE_RATIO <= seen <= known * CLAIM_SIZE_RATIO
 
 
 def _candidates(obj: MapObject, boxes: Iterable[ObservedBox], others: Iterable[MapObject],
@@ -331,14 +338,15 @@ def _width(obj: MapObject) -> float:
     return float(min(obj.size[0], obj.size[1]))
 
 
-def holds(opening: float, width: float) -> bool:
-    """Return whether a finger opening shows the fingers closed on an object about `width` wide."""
-    return max(CLOSED_OPENING, HOLDING_WIDTH_FRACTION * width) < opening <= width + HOLDING_SLACK
+def holds(opening: float, obj: MapObject, max_opening: float = 0.08) -> bool:
+    """Return whether a finger opening shows the fingers closed on the object (motion.grasping.holds)."""
+    low, high = holding_bounds(_width(obj), is_irregular(obj.category), max_opening)
+    return low < opening <= high
 
 
-def _released(opening: float, width: float, max_opening: float) -> bool:
-    """Return whether a finger opening shows the fingers opened off an object `width` wide."""
-    return opening > width + HOLDING_SLACK or opening >= max_opening - GRIPPER_BLOCKED_M
+def _released(opening: float, obj: MapObject, max_opening: float) -> bool:
+    """Return whether a finger opening shows the fingers opened off the object."""
+    return opening > holding_bounds(_width(obj), is_irregular(obj.category), max_opening)[1]
 
 
 def _cm(value: float) -> str:
@@ -486,7 +494,7 @@ def _pre_place(params: Any, objects: dict[str, MapObject], memory: dict[str, Map
     if robot is None or robot.gripper_opening is None:
         return CriticVerdict(False, 1.0, "the gripper's state is unknown: no finger joint states")
     width = _width(obj)
-    if not holds(robot.gripper_opening, width):
+    if not holds(robot.gripper_opening, obj):
         return CriticVerdict(False, 1.0, f"'{object_id}' is not held: the fingers are {_cm(robot.gripper_opening)} "
                                          f"apart, the object {_cm(width)} wide")
     confidence, seen_text = 0.6, "not seen by perception (held objects may be hidden)"
@@ -606,7 +614,7 @@ def _post_pick(params: Any, before: dict[str, MapObject], frames: Sequence[Perce
         if state is None or state.gripper_opening is None or state.grasp_point is None:
             judgements.append(_FrameJudgement(False, "no gripper state (finger joints and grasp point) for the frame"))
             continue
-        if not holds(state.gripper_opening, width):
+        if not holds(state.gripper_opening, obj):
             what = "closed on nothing" if state.gripper_opening <= max(CLOSED_OPENING, HOLDING_WIDTH_FRACTION * width) \
                 else "open"
             judgements.append(_FrameJudgement(False, f"the fingers are {_cm(state.gripper_opening)} apart ({what}); "
@@ -748,7 +756,7 @@ def _post_place(params: Any, before: dict[str, MapObject], frames: Sequence[Perc
         if state is None or state.gripper_opening is None or state.grasp_point is None:
             judgements.append(_FrameJudgement(False, "no gripper state (finger joints and grasp point) for the frame"))
             continue
-        if not _released(state.gripper_opening, width, state.max_opening):
+        if not _released(state.gripper_opening, obj, state.max_opening):
             judgements.append(_FrameJudgement(False, f"the gripper is not open: the fingers are "
                                                      f"{_cm(state.gripper_opening)} apart ('{object_id}' is "
                                                      f"{_cm(width)} wide)"))

@@ -22,7 +22,7 @@ from visualization_msgs.msg import MarkerArray
 from modular_robot.core.mapping.occupancy import OccupancyGridBuilder
 from modular_robot.core.mapping.query import query
 from modular_robot.core.mapping.semantic_map import SemanticMap
-from modular_robot.core.mapping.text_embedding import TextEmbedder
+from modular_robot.core.mapping.text_embedding import default_embedder
 from modular_robot.core.perception.types import CameraFrame
 from modular_robot.core.sync import StampSync
 from modular_robot.core.tf_tree import TfError
@@ -51,7 +51,9 @@ class SemanticMapNode(Node):
         self.world_frame = get("world_frame")
         self.map_file = get("map_file")
         self.save_period_s = get("save_period_s")
-        self._embedder = TextEmbedder()
+        # Loaded now: fusing frames needs it, and loading it mid-run would stall the map for seconds.
+        self._embedder = default_embedder()
+        self._embedder.load()
         self.map = SemanticMap(text_similarity=self._embedder.similarity)
         if self.map_file:
             warning = self.map.load(self.map_file)

@@ -25,12 +25,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.core.transforms import quat_to_rpy
 from modular_robot.motion.grasping import (
-    OPENING_MARGIN,
+    CLOSED_OPENING,
     PUSH_DIRECTIONS,
     GripperPose,
     grasp_rejection,
+    holds,
+    is_irregular,
     place_pose,
     push_plan,
+    release_opening,
     top_down_grasp,
 )
 from modular_robot.motion.timing import interpolate_cartesian, time_parameterize
@@ -48,13 +51,6 @@ from modular_robot.skills.navigation import NAVIGATION_SKILLS
 RELATIONS = ("in", "on", "left_of", "right_of", "in_front_of", "behind", "near")
 # Cuts per 10 cm straight-line move: IK every 2 cm keeps the line within millimetres.
 CARTESIAN_STEPS = 5
-# Closing on an object leaves the fingers at least this fraction of its width apart; closing on
-# nothing brings them together, so a smaller opening means the grasp missed.
-HOLDING_WIDTH_FRACTION = 0.5
-# Below this opening the fingers have met, whatever the object's width.
-CLOSED_OPENING = 0.005
-# Fingers resting on an object are at most this much wider apart than it; an open gripper is wider.
-HOLDING_SLACK = 0.01
 # Gap between a target's side and the placed object's side for beside-relations (m).
 BESIDE_GAP = 0.05
 
@@ -185,11 +181,6 @@ class _Motion:
         return None, len(self.steps)
 
 
-def _holds(opening: float, width: float) -> bool:
-    """Return whether the measured opening shows fingers closed on an object about `width` wide."""
-    return max(CLOSED_OPENING, HOLDING_WIDTH_FRACTION * width) < opening <= width + HOLDING_SLACK
-
-
 # --- skills -------------------------------------------------------------------------------------
 
 
@@ -207,6 +198,7 @@ def pick(params: PickParams, ctx: SkillContext) -> SkillResult:
         return refuse(f"cannot grasp '{params.object}': {rejection}")
     box = _in_base_frame(obj, ctx)
     plan = top_down_grasp(box.position, box.size, box.yaw, ctx.max_opening)
+    irregular = is_irregular(obj.category)
     motion = _Motion(ctx)
     motion.gripper(plan.opening)
     problem = (motion.joint_move(plan.pre_grasp, f"the pose above '{params.object}'")
@@ -219,14 +211,14 @@ def pick(params: PickParams, ctx: SkillContext) -> SkillResult:
         return refuse(f"cannot pick '{params.object}': {problem}")
 
     def check_grasp(index: int) -> str | None:
-        if index == close_index and not _holds(ctx.arm.gripper_opening(), plan.width):
+        if index == close_index and not holds(ctx.arm.gripper_opening(), plan.width, irregular, ctx.max_opening):
             return f"the gripper closed on nothing where '{params.object}' was expected"
         return None
 
     stopped, _ = motion.run(check_grasp)
     opening = ctx.arm.gripper_opening()
     observed = {"gripper_opening": opening, "joints": motion.q.tolist()}
-    if stopped is None and not _holds(opening, plan.width):
+    if stopped is None and not holds(opening, plan.width, irregular, ctx.max_opening):
         stopped = f"'{params.object}' slipped out of the gripper while lifting"
     if stopped is not None:
         return SkillResult(False, stopped, {"moved": True, "observed": observed})
@@ -249,7 +241,8 @@ def place(params: PlaceParams, ctx: SkillContext) -> SkillResult:
     if params.object == params.target:
         return refuse(f"cannot place '{params.object}' relative to itself")
     opening = ctx.arm.gripper_opening()
-    if not _holds(opening, float(min(obj.size[0], obj.size[1]))):
+    width, irregular = float(min(obj.size[0], obj.size[1])), is_irregular(obj.category)
+    if not holds(opening, width, irregular, ctx.max_opening):
         return refuse(f"the gripper is {opening * 100:.1f} cm open: it does not hold '{params.object}'")
     target_box = _in_base_frame(target, ctx)
     if params.relation in ("in", "on"):
@@ -268,7 +261,7 @@ def place(params: PlaceParams, ctx: SkillContext) -> SkillResult:
         problem = (motion.joint_move(plan.pre_place, "the pose above the release")
                    or motion.line(plan.release, "descent to the release"))
         if problem is None:
-            motion.gripper(min(ctx.max_opening, float(min(obj.size[0], obj.size[1])) + OPENING_MARGIN))
+            motion.gripper(release_opening(width, irregular, ctx.max_opening))
             problem = motion.line(plan.retreat, "retreat")
         if problem is None:
             break

@@ -158,6 +158,9 @@ class GeometricParams:
         split_floor_height: A floor at most this high above the cluster's lowest point (m) is a
             container's, whose contents split off whatever their colour; contents of a higher
             floor must differ from it in colour.
+        split_min_width: Contents are at least this wide (m); thinner pieces are wall faces.
+        split_max_elongation: Contents are at most this many times longer than wide.
+        split_min_fill: Contents' points cover at least this fraction of their footprint rectangle.
         split_slice: Height of the colour slices that find a stack (m).
         split_min_layer: Least height (m) of each object of a stack.
         split_layer_agreement: Least fraction of slices that must agree with a split: one colour
@@ -205,6 +208,9 @@ class GeometricParams:
     split_floor_fraction: float = 0.08
     split_clearance: float = 0.012
     split_floor_height: float = 0.02
+    split_min_width: float = 0.015
+    split_max_elongation: float = 3.0
+    split_min_fill: float = 0.4
     split_slice: float = 0.005
     split_min_layer: float = 0.015
     split_layer_agreement: float = 0.85
@@ -444,9 +450,28 @@ def _split_contents(points: NDArray[np.floating], pixel: NDArray[np.intp], rgb: 
     rest_z = float(np.percentile(z[floor], 90))
     upper = np.flatnonzero(resting)
     labels, count = voxel_clusters(points[upper], p.voxel)
-    parts: list[tuple[NDArray[np.intp], float | None]] = [(np.flatnonzero(~resting), None)]
-    parts += [(upper[labels == label], rest_z) for label in range(count) if (labels == label).sum() >= p.min_points]
-    return parts
+    pieces = [upper[labels == label] for label in range(count)]
+    # A thin strip along the rim is the inner face of a wall, not something standing inside.
+    pieces = [piece for piece in pieces if len(piece) >= p.min_points and _compact(points[piece], p)]
+    if not pieces:
+        return None
+    inside_objects = np.concatenate(pieces)
+    remainder = np.setdiff1d(np.arange(len(points)), inside_objects)
+    return [(remainder, None)] + [(piece, rest_z) for piece in pieces]
+
+
+def _compact(points: NDArray[np.floating], p: GeometricParams) -> bool:
+    """Return whether points have an object's footprint: wide enough, not a strip, filling its rectangle.
+
+    Inner faces of a container's walls seen near a corner make L-shaped pieces whose rectangle they
+    barely fill; an object seen from above fills most of its own.
+    """
+    (_, _), (a, b), _ = cv2.minAreaRect(points[:, :2].astype(np.float32))
+    short, long_ = min(a, b), max(a, b)
+    if short < p.split_min_width or long_ > p.split_max_elongation * short:
+        return False
+    cells = np.unique(np.floor(points[:, :2] / p.split_cell).astype(np.int64), axis=0)
+    return len(cells) * p.split_cell ** 2 >= p.split_min_fill * a * b
 
 
 def _split_layers(points: NDArray[np.floating], pixel: NDArray[np.intp], rgb: NDArray[np.uint8],
