@@ -48,8 +48,6 @@ from report import Report, print_report, stdout_for_results  # noqa: E402
 SMALL_TYPES = ("cube", "cylinder", "sphere", "duck")
 INJECTIONS = ("knocked_out_of_gripper", "moved_after_place", "removed_before_pick")
 CAMERA_RATE_HZ = 5.0
-# Robot footprint (m) of the Husky around base_link, for the navigation success test.
-HUSKY_FOOTPRINT = (0.99, 0.67)
 NAVIGATE_GAP_M = 0.3
 MAP_WAIT_S = 6.0
 
@@ -158,22 +156,11 @@ def _unmoved(object_id: str, world) -> bool:
 
 
 def footprint_gap(position, yaw: float, obj) -> float:
-    """Return the distance between the robot's footprint rectangle and an object's bounding box (m)."""
-    half_x, half_y = HUSKY_FOOTPRINT[0] / 2, HUSKY_FOOTPRINT[1] / 2
-    corners = [(obj.aabb_min[0], obj.aabb_min[1]), (obj.aabb_max[0], obj.aabb_max[1]),
-               (obj.aabb_min[0], obj.aabb_max[1]), (obj.aabb_max[0], obj.aabb_min[1])]
-    cos, sin = math.cos(yaw), math.sin(yaw)
-    # Object box corners and edge samples into the robot frame; gap to the rectangle.
-    samples = []
-    for (x0, y0), (x1, y1) in zip(corners, corners[2:] + corners[:2]):
-        for t in (i / 10 for i in range(11)):
-            samples.append((x0 + (x1 - x0) * t, y0 + (y1 - y0) * t))
-    best = math.inf
-    for x, y in samples:
-        dx, dy = x - position[0], y - position[1]
-        local_x, local_y = cos * dx + sin * dy, -sin * dx + cos * dy
-        best = min(best, math.hypot(max(abs(local_x) - half_x, 0.0), max(abs(local_y) - half_y, 0.0)))
-    return best
+    """Return the distance between the Husky's footprint and an object's ground-truth bounding box (m)."""
+    from modular_robot.core.navigation import HUSKY_FOOTPRINT, ObjectBox, footprint_gap as gap
+    box = ObjectBox(((obj.aabb_min[0] + obj.aabb_max[0]) / 2, (obj.aabb_min[1] + obj.aabb_max[1]) / 2),
+                    (obj.aabb_max[0] - obj.aabb_min[0], obj.aabb_max[1] - obj.aabb_min[1]))
+    return gap((position[0], position[1], yaw), HUSKY_FOOTPRINT, box)
 
 
 def _run(job: tuple) -> list[dict]:
@@ -248,6 +235,7 @@ def summarise(records: list[dict], wall_s: float, quick: bool) -> Report:
     for skill, values in sorted(durations.items()):
         report.add(f"{skill}_median_s", round(statistics.median(values), 2), f"{skill}, {len(values)} calls", "s",
                    digits=2)
+    report.add("trial_errors", sum(r["skill"] == "trial" for r in records), "trials that raised an error", "")
     report.add("wall_s", round(wall_s, 1), "wall time", "s")
     for r in records:
         if r["post_ok"] is not None and bool(r["post_ok"]) != bool(r["truth"]):

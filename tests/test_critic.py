@@ -7,12 +7,10 @@ import pytest
 
 from modular_robot.core import critic
 from modular_robot.core.critic import (
-    HUSKY_FOOTPRINT,
     ObservedBox,
     PerceptionFrame,
     Proprioception,
     box_distance,
-    footprint_gap,
     needs_perception,
     post_verdict,
     pre_verdict,
@@ -82,11 +80,6 @@ def test_box_and_footprint_distances():
     assert box_distance([0.15, 0, 0], [0, 0, 0], [0.1, 0.1, 0.1], 0.0) == pytest.approx(0.1)
     # Turned 45 degrees, the box's corner reaches along x to 0.0707.
     assert box_distance([0.1, 0, 0], [0, 0, 0], [0.1, 0.1, 0.1], math.pi / 4) == pytest.approx(0.1 - 0.0707, abs=1e-3)
-    square = critic._footprint_corners(0, 0, 0, 1.0, 1.0)
-    assert footprint_gap(square, critic._footprint_corners(1.3, 0, 0, 0.2, 0.2)) == pytest.approx(0.7)
-    assert footprint_gap(square, critic._footprint_corners(0.5, 0, 0.3, 0.2, 0.2)) == 0.0
-    assert footprint_gap(square, critic._footprint_corners(1.0, 1.0, math.pi / 4, 0.2, 0.2)) == pytest.approx(
-        math.hypot(0.5, 0.5) - 0.1, abs=1e-6)
 
 
 def test_identity_needs_colour_and_a_compatible_category():
@@ -106,7 +99,7 @@ def test_identity_needs_colour_and_a_compatible_category():
 def test_which_skills_need_perception():
     assert needs_perception("pick") and needs_perception("place") and needs_perception("push")
     assert not needs_perception("navigate_to", {"object": "chair_1"})
-    assert uses_perception("navigate_to", {"object": "chair_1"}) and not uses_perception("navigate_to", {"x": 1, "y": 2})
+    assert uses_perception("navigate_to", {"object": "chair_1"}) and not uses_perception("navigate_to", {"pose": [1, 2]})
     assert not needs_perception("move_arm_home") and not needs_perception("say")
 
 
@@ -172,7 +165,7 @@ def test_other_pre_verdicts():
     assert not pre_verdict("push", {"object": "gone", "direction": "left", "distance": 0.1}, [red], None, None).ok
     localised = Proprioception(base_pose=(0.0, 0.0, 0.0))
     assert pre_verdict("navigate_to", {"object": "red_cube_1"}, [red], localised).ok
-    assert pre_verdict("navigate_to", {"x": 1.0, "y": 2.0}, [], localised).ok
+    assert pre_verdict("navigate_to", {"pose": [1.0, 2.0]}, [], localised).ok
     lost = pre_verdict("navigate_to", {"object": "red_cube_1"}, [red], Proprioception())
     assert not lost.ok and "not localised" in lost.reason
     assert not pre_verdict("navigate_to", {"object": "chair_9"}, [red], localised).ok
@@ -385,22 +378,21 @@ def test_push_forward_is_world_x_and_unmoved_is_not_ok():
 
 def test_navigate_to_pose_and_object():
     at = Proprioception(base_pose=(1.02, 1.97, 0.05))
-    assert post_verdict("navigate_to", {"x": 1.0, "y": 2.0}, [], [], at).ok
-    assert not post_verdict("navigate_to", {"x": 1.0, "y": 2.0, "yaw": math.pi}, [], [], at).ok
-    assert not post_verdict("navigate_to", {"x": 3.0, "y": 2.0}, [], [], at).ok
-    assert not post_verdict("navigate_to", {"x": 1.0, "y": 2.0}, [], [], Proprioception()).ok
+    assert post_verdict("navigate_to", {"pose": [1.0, 2.0]}, [], [], at).ok
+    assert not post_verdict("navigate_to", {"pose": [1.0, 2.0, math.pi]}, [], [], at).ok
+    assert not post_verdict("navigate_to", {"pose": [3.0, 2.0]}, [], [], at).ok
+    assert not post_verdict("navigate_to", {"pose": [1.0, 2.0]}, [], [], Proprioception()).ok
 
     chair = MapObject("chair_1", "chair", "chair", (), "brown", [2.0, 0.0, 0.4], [0.5, 0.5, 0.8], 0.0)
-    # Front bumper at x = 1.01 / 2 + 1.0 = 1.505; the chair's near side at 1.75: a 0.245 m gap.
+    # Front bumper at x = 0.504 + 1.0 = 1.504; the chair's near side at 1.75: a 0.246 m gap.
     near = Proprioception(base_pose=(1.0, 0.0, 0.0))
     seen_chair = frames(seen(chair, chair.position, chair.size))
     verdict = post_verdict("navigate_to", {"object": "chair_1"}, [chair], seen_chair, near)
-    assert verdict.ok and verdict.confidence == 1.0 and "0.245 m" in verdict.reason, verdict
+    assert verdict.ok and verdict.confidence == 1.0 and "0.246 m" in verdict.reason, verdict
     unseen = post_verdict("navigate_to", {"object": "chair_1"}, [chair], frames(), near)
     assert unseen.ok and unseen.confidence == pytest.approx(critic.MAP_FALLBACK_WEIGHT)
     far = post_verdict("navigate_to", {"object": "chair_1"}, [chair], seen_chair, Proprioception(base_pose=(0.5, 0, 0)))
-    assert not far.ok and "0.745 m" in far.reason
-    assert HUSKY_FOOTPRINT == (1.01, 0.69)
+    assert not far.ok and "0.746 m" in far.reason
 
 
 def test_search_uses_the_map_lookup():

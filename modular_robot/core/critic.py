@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.navigation import HUSKY_FOOTPRINT, Footprint, ObjectBox, footprint_gap
 from modular_robot.core.perception.types import SHAPES, Detection
 from modular_robot.core.predicates import IN_TOP_SLACK_M, IN_XY_MARGIN_M, ON_Z_TOL_M, RELATION_MARGIN_M
 from modular_robot.motion.grasping import (
@@ -93,10 +94,6 @@ NAVIGATE_POSITION_TOL_M = 0.15
 NAVIGATE_YAW_TOL_RAD = 0.2
 # navigate_to an object: the gap between the robot's and the object's footprints at most this (m).
 NAVIGATE_GAP_M = 0.3
-# The Husky's footprint around base_link (length along x, width along y; m): the AABB of
-# pybullet_data's husky.urdf (chassis, bumpers and wheels) is 1.01 x 0.69 m, centred on base_link
-# (Clearpath gives 0.99 x 0.67 m).
-HUSKY_FOOTPRINT = (1.01, 0.69)
 
 # Skills whose effects only perception shows (post verdicts wait for fresh camera frames).
 PERCEPTION_SKILLS = frozenset({"pick", "place", "push"})
@@ -247,41 +244,6 @@ def box_distance(point: Sequence[float], position: Sequence[float], size: Sequen
     return float(np.linalg.norm(outside))
 
 
-def _footprint_corners(x: float, y: float, yaw: float, length: float, width: float) -> np.ndarray:
-    c, s = math.cos(yaw), math.sin(yaw)
-    half = np.array([[1, 1], [-1, 1], [-1, -1], [1, -1]], dtype=float) * [length / 2.0, width / 2.0]
-    return half @ np.array([[c, s], [-s, c]]) + [x, y]
-
-
-def _segment_point_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
-    ab = b - a
-    t = 0.0 if not ab.any() else float(np.clip((p - a) @ ab / (ab @ ab), 0.0, 1.0))
-    return float(np.linalg.norm(p - (a + t * ab)))
-
-
-def _inside_polygon(p: np.ndarray, corners: np.ndarray) -> bool:
-    """Return whether a point lies inside a convex polygon with counter-clockwise corners."""
-    for i in range(len(corners)):
-        a, b = corners[i], corners[(i + 1) % len(corners)]
-        if (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0]) < -1e-12:
-            return False
-    return True
-
-
-def footprint_gap(a: np.ndarray, b: np.ndarray) -> float:
-    """Return the distance between two convex footprints (counter-clockwise corners; 0 when they overlap)."""
-    if any(_inside_polygon(p, b) for p in a) or any(_inside_polygon(p, a) for p in b):
-        return 0.0
-    # Separate convex polygons: the closest pair involves a corner of one and an edge of the other
-    # (crossing edges would have put a corner inside the other polygon).
-    best = math.inf
-    for poly, other in ((a, b), (b, a)):
-        for p in poly:
-            for i in range(len(other)):
-                best = min(best, _segment_point_distance(p, other[i], other[(i + 1) % len(other)]))
-    return best
-
-
 # --- identity -------------------------------------------------------------------------------------
 
 
@@ -403,8 +365,8 @@ def pre_verdict(skill: str, params: Any, map_objects: Mapping[str, MapObject] | 
             if obj is None:
                 return CriticVerdict(False, 1.0, f"unknown object '{target}': not in the semantic map")
             return CriticVerdict(True, 1.0, f"'{target}' is known at {_xyz(obj.position)}; the robot is localised")
-        if _arg(params, "x") is None or _arg(params, "y") is None:
-            return CriticVerdict(False, 1.0, "navigate_to needs an object or a pose (x, y)")
+        if len(list(_arg(params, "pose") or [])) not in (2, 3):
+            return CriticVerdict(False, 1.0, "navigate_to needs an object or a pose [x, y] or [x, y, yaw]")
         return CriticVerdict(True, 1.0, "a pose goal; the robot is localised")
     if skill in ("search", "say", "move_arm_home", "open_gripper", "close_gripper"):
         return CriticVerdict(True, 1.0, f"{skill} has no preconditions")
@@ -537,7 +499,7 @@ def post_verdict(skill: str, params: Any, before_map: Mapping[str, MapObject] | 
                  map_objects: Mapping[str, MapObject] | Iterable[MapObject] | None = None,
                  find: Finder | None = None, said: Sequence[str] = (),
                  home: Sequence[float] | None = None,
-                 robot_footprint: tuple[float, float] = HUSKY_FOOTPRINT) -> CriticVerdict:
+                 robot_footprint: Footprint = HUSKY_FOOTPRINT) -> CriticVerdict:
     """Judge whether a step's effects are observed.
 
     Args:
@@ -551,7 +513,7 @@ def post_verdict(skill: str, params: Any, before_map: Mapping[str, MapObject] | 
         find: Text lookup in the map now (search).
         said: What the robot said on chat/robot since the step began (say).
         home: Arm home posture (move_arm_home); PANDA_HOME when None.
-        robot_footprint: The base's footprint (length, width) around base_link (navigate_to an object).
+        robot_footprint: The base's footprint around base_link (navigate_to an object).
     """
     before = _as_map(before_map)
     if skill == "pick":
@@ -823,16 +785,17 @@ def _post_push(params: Any, before: dict[str, MapObject], frames: Sequence[Perce
 
 
 def _post_navigate(params: Any, before: dict[str, MapObject], frames: Sequence[PerceptionFrame],
-                   robot: Proprioception | None, footprint: tuple[float, float]) -> CriticVerdict:
+                   robot: Proprioception | None, footprint: Footprint) -> CriticVerdict:
     object_id = _arg(params, "object")
     if robot is None or robot.base_pose is None:
         return CriticVerdict(False, 0.0, "the robot's base pose is not observed (no transform to the base)")
     if not object_id:
         x, y, yaw = robot.base_pose
-        gx, gy, gyaw = _arg(params, "x"), _arg(params, "y"), _arg(params, "yaw")
-        if gx is None or gy is None:
-            return CriticVerdict(False, 1.0, "navigate_to needs an object or a pose (x, y)")
-        tolerance = float(_arg(params, "tolerance", None) or NAVIGATE_POSITION_TOL_M)
+        pose = list(_arg(params, "pose") or [])
+        if len(pose) not in (2, 3):
+            return CriticVerdict(False, 1.0, "navigate_to needs an object or a pose [x, y] or [x, y, yaw]")
+        gx, gy, gyaw = pose[0], pose[1], (pose[2] if len(pose) == 3 else None)
+        tolerance = NAVIGATE_POSITION_TOL_M
         error = math.dist((x, y), (float(gx), float(gy)))
         ok = error <= tolerance
         text = f"base at ({x:.3f}, {y:.3f}), {error:.3f} m from the goal ({float(gx):.3f}, {float(gy):.3f}) " \
@@ -851,9 +814,8 @@ def _post_navigate(params: Any, before: dict[str, MapObject], frames: Sequence[P
 
     def judge(state: Proprioception, box: ObservedBox, seen: bool) -> _FrameJudgement:
         x, y, yaw = state.base_pose
-        robot_corners = _footprint_corners(x, y, yaw, *footprint)
-        object_corners = _footprint_corners(box.position[0], box.position[1], box.yaw, box.size[0], box.size[1])
-        gap = footprint_gap(robot_corners, object_corners)
+        gap = footprint_gap((x, y, yaw), footprint,
+                            ObjectBox((box.position[0], box.position[1]), (box.size[0], box.size[1]), box.yaw))
         ok = gap <= NAVIGATE_GAP_M
         source = "seen" if seen else "from the map (not visible)"
         return _FrameJudgement(ok, f"gap between the robot's footprint at ({x:.2f}, {y:.2f}) and {object_id} "
@@ -929,7 +891,6 @@ __all__ = [
     "Proprioception",
     "box_distance",
     "direction_vector",
-    "footprint_gap",
     "holds",
     "needs_perception",
     "post_verdict",
