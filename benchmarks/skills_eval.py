@@ -123,6 +123,55 @@ def manipulation_trial(seed: int, target_type: str, task: str, inject: str | Non
     return records
 
 
+# A push moved the object when it went this fraction of the distance along the direction, at most.
+PUSH_TRUTH_FRACTION = (0.5, 1.5)
+PUSH_TRUTH_SLACK_M = 0.02
+PUSH_DIRECTIONS = {"forward": (1.0, 0.0), "backward": (-1.0, 0.0), "left": (0.0, 1.0), "right": (0.0, -1.0)}
+
+
+def other_skills_trial(seed: int, target_type: str) -> list[dict]:
+    """Run push, the gripper, home, say and search on the tabletop, each judged by the critic."""
+    from modular_robot.core.scene_gen import skill_trial_scene
+    from modular_robot.skill_trials import SkillTrial
+
+    rng = random.Random(f"other:{seed}")
+    records: list[dict] = []
+    with SkillTrial(skill_trial_scene(seed, target_type, "pick"), _stack("sim_tabletop.yaml")) as trial:
+        if not trial.wait_for_map(["target"], MAP_WAIT_S):
+            return [_unperceived("other", None)]
+        target = trial.map_id("target")
+        start = trial.world.ground_truth().objects["target"].center
+        # Push inward, toward the middle of the reachable table, so the object stays on it.
+        direction = "forward" if start[0] < 0.5 else "backward"
+        if abs(start[1]) > 0.15 and rng.random() < 0.5:
+            direction = "right" if start[1] > 0 else "left"
+        distance = round(rng.uniform(0.05, 0.1), 3)
+        steps = [("push", {"object": target, "direction": direction, "distance": distance}),
+                 ("close_gripper", {}), ("open_gripper", {"opening": 0.06}), ("move_arm_home", {}),
+                 ("say", {"text": f"I pushed the {target_type} {direction}."}),
+                 ("search", {"query": f"{trial.world.specs['target'].color} {target_type}"})]
+        for index, (skill, args) in enumerate(steps):
+            pre = trial.check("pre", skill, args, step_index=index)
+            call = trial.call(skill, args)
+            trial.stack.advance(0.3)
+            post = trial.check("post", skill, args, since_s=trial.sim_time, step_index=index)
+            truth = call.success
+            if skill == "push":
+                end = trial.world.ground_truth().objects["target"].center
+                along = sum((e - s) * u for e, s, u in zip(end, start, PUSH_DIRECTIONS[direction]))
+                truth = (PUSH_TRUTH_FRACTION[0] * distance <= along
+                         <= PUSH_TRUTH_FRACTION[1] * distance + PUSH_TRUTH_SLACK_M)
+            elif skill == "search":
+                truth = call.success and call.effects.get("observed", {}).get("object") == trial.map_id("target")
+            _record(records, "other", call, pre, post, truth)
+    return records
+
+
+def _unperceived(kind: str, inject: str | None) -> dict:
+    return {"kind": kind, "skill": "perceive", "reported": False, "truth": False, "message": "not in the map",
+            "duration_s": None, "pre_ok": None, "post_ok": None, "post_reason": "", "inject": inject}
+
+
 def navigation_trial(seed: int) -> list[dict]:
     """Run one Husky trial: navigate_to the target across the room."""
     from modular_robot.core.scene_gen import navigation_trial_scene
@@ -168,6 +217,8 @@ def _run(job: tuple) -> list[dict]:
     try:
         if kind == "navigate":
             return navigation_trial(seed)
+        if kind == "other":
+            return other_skills_trial(seed, target_type)
         return manipulation_trial(seed, target_type, kind, inject)
     except Exception as error:  # noqa: BLE001 - one broken trial is a failed trial, not a lost run
         return [{"kind": kind, "skill": "trial", "reported": False, "truth": False, "message": repr(error),
@@ -178,12 +229,13 @@ def _init_worker(domain_ids) -> None:
     os.environ["ROS_DOMAIN_ID"] = str(domain_ids.get())
 
 
-def jobs(picks: int, stacks: int, injected: int, navigations: int, first_seed: int) -> list[tuple]:
+def jobs(picks: int, stacks: int, injected: int, navigations: int, others: int, first_seed: int) -> list[tuple]:
     """Return the trial list: (kind, seed, target type, injection)."""
     work = [("place", first_seed + i, SMALL_TYPES[i % 4], None) for i in range(picks)]
     work += [("stack", first_seed + i, "cube", None) for i in range(stacks)]
     work += [("injected", first_seed + 1000 + i, SMALL_TYPES[i % 4], INJECTIONS[i % 3]) for i in range(injected)]
     work += [("navigate", first_seed + i, None, None) for i in range(navigations)]
+    work += [("other", first_seed + 2000 + i, SMALL_TYPES[i % 4], None) for i in range(others)]
     return work
 
 
@@ -256,14 +308,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stacks", type=int, default=30)
     parser.add_argument("--injected", type=int, default=50)
     parser.add_argument("--navigations", type=int, default=20)
+    parser.add_argument("--others", type=int, default=10,
+                        help="trials of push, gripper, home, say and search (durations and critic)")
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1, help="trials run in this many processes")
     args = parser.parse_args(argv)
     if args.quick:
-        args.picks, args.stacks, args.injected, args.navigations = 4, 2, 3, 2
+        args.picks, args.stacks, args.injected, args.navigations, args.others = 4, 2, 3, 2, 1
     out = stdout_for_results()
     started = time.monotonic()
-    work = jobs(args.picks, args.stacks, args.injected, args.navigations, args.first_seed)
+    work = jobs(args.picks, args.stacks, args.injected, args.navigations, args.others, args.first_seed)
     records: list[dict] = []
     base_domain = 100 + os.getpid() % 50
     context = multiprocessing.get_context("spawn")

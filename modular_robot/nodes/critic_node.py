@@ -116,7 +116,8 @@ class CriticNode(Node):
         self._maps: deque[tuple[int, dict[str, MapObject]]] = deque(maxlen=_MAPS_KEPT)
         self._remembered: dict[str, MapObject] = {}
         # The map each step's pre check judged, by (task_id, step_index): the post check's "before".
-        self._step_maps: OrderedDict[tuple[str, int], dict[str, MapObject]] = OrderedDict()
+        # With it, when that pre check came: what the robot says during the step counts from then.
+        self._step_maps: OrderedDict[tuple[str, int], tuple[int, dict[str, MapObject]]] = OrderedDict()
         # Each object as the map knew it when a pick of it was checked: while it is held, the map
         # sees it in part (fingers, self-filter) and may shrink or drop it.
         self._picked: dict[str, MapObject] = {}
@@ -372,7 +373,7 @@ class CriticNode(Node):
                 current = dict(self._maps[-1][1]) if self._maps else {}
                 remembered = dict(self._remembered)
                 recent = list(self._frames)[-self.post_frames:]
-                self._step_maps[key] = {**remembered, **current}
+                self._step_maps[key] = (arrival_ns, {**remembered, **current})
                 self._step_maps.move_to_end(key)
                 while len(self._step_maps) > _STEPS_KEPT:
                     self._step_maps.popitem(last=False)
@@ -399,11 +400,16 @@ class CriticNode(Node):
         def fresh_frames() -> list[PerceptionFrame]:
             return [f for f in self._frames if f.stamp_ns >= since_ns]
 
+        with self._lock:
+            step = self._step_maps.get(key)
+        # Speech happens during the step, so it counts from the step's pre check when there was one.
+        spoken_since = min(step[0], since_ns) if step is not None else since_ns
+
         def ready() -> bool:
             if wanted:
                 return len(fresh_frames()) >= self.post_frames and self._fresh_joints(since_ns)
             if skill == "say":
-                return any(t >= since_ns and s.strip() == text.strip() for t, s in self._said)
+                return any(t >= spoken_since and s.strip() == text.strip() for t, s in self._said)
             if skill in ("move_arm_home", "open_gripper", "close_gripper"):
                 return self._fresh_joints(since_ns)
             return True
@@ -412,9 +418,9 @@ class CriticNode(Node):
         with self._lock:
             frames = fresh_frames()[-self.post_frames:]
             # The map the step's pre check judged; else the map as it was at `since`.
-            before = self._with_held(skill, params, self._step_maps.get(key) or self._map_at(since_ns))
+            before = self._with_held(skill, params, step[1] if step is not None else self._map_at(since_ns))
             current = dict(self._maps[-1][1]) if self._maps else {}
-            said = [s for t, s in self._said if t >= since_ns]
+            said = [s for t, s in self._said if t >= spoken_since]
             joints_fresh = self._fresh_joints(since_ns)
         if perception and len(frames) < self.post_frames:
             return CriticVerdict(False, 0.0, f"no fresh perception: {len(frames)} of {self.post_frames} frames stamped "
