@@ -285,6 +285,19 @@ def test_place_in_a_container_of_the_same_colour():
     assert verdict.ok, verdict
 
 
+def test_stacked_on_a_support_of_its_colour():
+    top, base = cube("gray_cube_2", "gray", xy=(0.62, 0.05)), cube("gray_cube_1", "gray", xy=(0.5, 0.1), edge=0.055)
+    params = {"object": "gray_cube_2", "relation": "on", "target": "gray_cube_1"}
+    # One gray box where the support stands, as tall as both: the cube is on it.
+    merged = seen(base, [0.5, 0.1, 0.0475], [0.055, 0.055, 0.095])
+    verdict = post_verdict("place", params, [top, base], frames(merged, **AFTER_PLACE), None)
+    assert verdict.ok and verdict.confidence == pytest.approx(0.8) and "stacked on it" in verdict.reason, verdict
+    # The support alone, no taller than before: the cube is not on it (and not seen anywhere).
+    alone = seen(base, base.position, base.size)
+    verdict = post_verdict("place", params, [top, base], frames(alone, **AFTER_PLACE), None)
+    assert not verdict.ok and "not on it" in verdict.reason, verdict
+
+
 def test_place_judges_the_target_from_the_map_where_it_is_not_seen():
     red, box = cube(), tray()
     params = {"object": "red_cube_1", "relation": "in", "target": "tray_1"}

@@ -68,6 +68,10 @@ CLAIM_SIZE_RATIO = 2.0
 CLAIM_DISTANCE_M = 0.02
 # A target's observation lies within this of its map position (m), or half its footprint if larger.
 TARGET_MATCH_M = 0.05
+# An object stacked on a support of its colour merges with it: the support's box grows by the object's
+# height, within this (m); such a frame weighs less than one that sees the object apart.
+STACK_HEIGHT_TOL_M = 0.012
+STACKED_WEIGHT = 0.8
 # A frame that supports holding only by the fingers' width and the object's absence from the view.
 OCCLUDED_HOLD_WEIGHT = 0.6
 # A frame that supports an effect only through the map's word for a target it cannot see.
@@ -725,6 +729,16 @@ def _post_place(params: Any, before: dict[str, MapObject], frames: Sequence[Perc
             continue
         target_box, target_seen = _target_box(target, frame, before)
         boxes = [b for b in _candidates(obj, frame.boxes, before.values()) if b is not target_box]
+        if not boxes and relation == "on" and target_seen:
+            # Stacked on a support of the same colour, the two are seen as one box: the support's box
+            # then stands taller by the object's height.
+            grown = target_box.top - float(target.position[2] + target.size[2] / 2.0)
+            ok = abs(grown - height) <= STACK_HEIGHT_TOL_M
+            judgements.append(_FrameJudgement(
+                ok, f"no {_describe(obj)} is seen apart from {target_id}, whose box's top is {grown:+.3f} m from its "
+                    f"own ({object_id} is {height:.3f} m tall; within {STACK_HEIGHT_TOL_M:.3f} m: "
+                    f"{'stacked on it' if ok else 'not on it'})", STACKED_WEIGHT))
+            continue
         if not boxes:
             judgements.append(_FrameJudgement(False, f"no {_describe(obj)} is seen"))
             continue

@@ -30,6 +30,8 @@ GRIPPER_TOPIC = "safe/gripper_controller/commands"
 # A goal is reached when every joint is this close to it (rad) and moving slower than GOAL_SPEED.
 GOAL_TOLERANCE = 0.01
 GOAL_SPEED = 0.05
+# Every trajectory starts this long after it is sent (s).
+LEAD_S = 0.1
 # Robot time a trajectory may overrun its duration before it counts as failed (s).
 OVERRUN_S = 2.0
 # Fingers that moved less than this (m) over GRIPPER_SETTLE_S have stopped, on an object or not.
@@ -115,15 +117,17 @@ class RosArm:
         if self._cancel.is_set():
             return MotionResult(False, "cancelled")
         msg = JointTrajectory(joint_names=list(joint_names))
+        # The path starts where the joints were measured; a moment's lead lets the controller close
+        # the little they have moved since (settling after a grasp) instead of jumping.
         msg.points = [JointTrajectoryPoint(positions=[float(v) for v in q], velocities=[float(v) for v in v_],
-                                           time_from_start=_duration(float(t)))
+                                           time_from_start=_duration(LEAD_S + float(t)))
                       for t, q, v_ in zip(path.times, path.positions, path.velocities)]
         goal = np.asarray(path.positions[-1], dtype=float)
         names = list(joint_names)
         with self._state:
             start_ns, refusals_before = self._stamp_ns, len(self._refusals)
         self._arm_pub.publish(msg)
-        deadline_ns = start_ns + int((path.duration + OVERRUN_S) * 1e9)
+        deadline_ns = start_ns + int((LEAD_S + path.duration + OVERRUN_S) * 1e9)
 
         def reached() -> bool:
             error = np.abs(np.array([self._positions[n] for n in names]) - goal)
