@@ -104,3 +104,18 @@ def test_cancel_then_pick_and_place_in_tray_from_perception():
         trial.stack.advance(1.0)
         verdict = evaluate({"in": ["red_cube", "tray"]}, trial.world.ground_truth(), trial.world.ground_truth())
         assert verdict.passed, verdict.detail
+
+
+def test_object_outside_the_workspace_is_refused_and_the_arm_does_not_move():
+    scene = SCENE.replace("pose: [0.55, 0.12, 0.0, 0.4]", "pose: [0.12, 0.30, 0.0, 0.4]")
+    with SkillTrial(parse_scenario(scene), _stack(perception=True), renderer="tiny") as trial:
+        trajectories = []
+        trial.stack.client.create_subscription(JointTrajectory, "arm_controller/joint_trajectory",
+                                               trajectories.append, qos.RELIABLE)
+        assert trial.wait_for_map(["red_cube"]), [o.id for o in trial.map_objects()]
+        call = trial.call("pick", {"object": trial.map_id("red_cube")})
+        assert call.status == "aborted" and "safety shield refused" in call.message, call
+        assert "leaves the workspace" in call.message
+        trial.stack.advance(0.2)
+        assert trajectories == []
+        assert trial.world.ground_truth().objects["red_cube"].center[0] == pytest.approx(0.12, abs=0.005)

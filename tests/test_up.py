@@ -9,6 +9,7 @@ from pathlib import Path
 
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
 
 from modular_robot.ros import qos
@@ -47,8 +48,10 @@ def test_up_runs_sim_as_process_with_configured_rates_and_stops_cleanly(tmp_path
     executor.add_node(node)
     joints: list[tuple[float, float]] = []
     images: list[tuple[float, float]] = []
+    # A deep queue: the rates measured are the sim's, not how fast this probe drains its queue while
+    # the stack's other processes share the cores.
     node.create_subscription(JointState, "joint_states", lambda m: joints.append((time.monotonic(), _stamp(m))),
-                             qos.RELIABLE)
+                             QoSProfile(depth=500, reliability=ReliabilityPolicy.RELIABLE))
     node.create_subscription(Image, "camera/color/image_raw", lambda m: images.append((time.monotonic(), _stamp(m))),
                              qos.SENSOR_DATA)
     try:
