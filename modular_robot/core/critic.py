@@ -557,6 +557,14 @@ def _aggregate(effect: str, judgements: list[_FrameJudgement]) -> CriticVerdict:
     return CriticVerdict(ok, float(confidence), f"{effect} {verb} in {len(supporting)} of {n} fresh frames: {typical}")
 
 
+def _gripper_state(frame: PerceptionFrame, robot: Proprioception | None) -> Proprioception | None:
+    """Return the proprioception of a frame (else the latest) when it has the finger opening and grasp point."""
+    state = frame.robot or robot
+    if state is None or state.gripper_opening is None or state.grasp_point is None:
+        return None
+    return state
+
+
 def _missing(object_id: str, before: dict[str, MapObject]) -> CriticVerdict | None:
     if object_id not in before:
         return CriticVerdict(False, 1.0, f"'{object_id}' was never in the semantic map: its identity is unknown")
@@ -576,8 +584,8 @@ def _post_pick(params: Any, before: dict[str, MapObject], frames: Sequence[Perce
     rest_top = float(obj.position[2] + obj.size[2] / 2.0)
     judgements = []
     for frame in frames:
-        state = frame.robot or robot
-        if state is None or state.gripper_opening is None or state.grasp_point is None:
+        state = _gripper_state(frame, robot)
+        if state is None:
             judgements.append(_FrameJudgement(False, "no gripper state (finger joints and grasp point) for the frame"))
             continue
         if not holds(state.gripper_opening, obj):
@@ -718,8 +726,8 @@ def _post_place(params: Any, before: dict[str, MapObject], frames: Sequence[Perc
     width, height = _width(obj), float(obj.size[2])
     judgements = []
     for frame in frames:
-        state = frame.robot or robot
-        if state is None or state.gripper_opening is None or state.grasp_point is None:
+        state = _gripper_state(frame, robot)
+        if state is None:
             judgements.append(_FrameJudgement(False, "no gripper state (finger joints and grasp point) for the frame"))
             continue
         if not _released(state.gripper_opening, obj, state.max_opening):
