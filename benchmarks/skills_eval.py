@@ -177,8 +177,9 @@ def navigation_trial(seed: int) -> list[dict]:
 
     records: list[dict] = []
     scenario = navigation_trial_scene(seed)
-    # TinyRenderer: the EGL path's depth reads about 0.7% long (against ray-cast truth), which at
-    # 4-5 m puts the floor centimetres off its plane and hides what stands on it.
+    # TinyRenderer: with EGL the floor's depth reads about 0.7% long against ray-cast truth (EGL
+    # draws the floor slab a few millimetres low), which at 4-5 m puts the floor centimetres off its
+    # plane and hides what stands on it.
     with SkillTrial(scenario, _stack("sim_husky.yaml"), renderer="tiny") as trial:
         if not trial.wait_for_map(["target"], MAP_WAIT_S, within_m=0.25):
             # Not in view from the start (behind an obstacle): look for it first, as a planner would.
