@@ -350,7 +350,8 @@ def test_ros_base_wait_counts_sim_time_and_returns_on_cancel(harness):
         waiter = threading.Thread(target=wait, args=(100.0,))
         waiter.start()
         harness.advance(0.2)
-        time.sleep(0.1)
+        # A 100 s wait must not end after 0.2 s of robot time: give it a moment to (wrongly) return.
+        waiter.join(0.1)
         assert waiter.is_alive()
         cancel.set()
         waiter.join(1.0)

@@ -48,13 +48,13 @@ from modular_robot.ros.conversions import stamp_to_ns
 from modular_robot.ros.object_msgs import msg_to_detection, msg_to_object
 from modular_robot.ros.spin import spin_node
 from modular_robot.ros.tf_listener import TfListener
+from modular_robot.sim.robots import FINGER_JOINTS
 from modular_robot.skills.base import CallError
 from modular_robot.skills.library import validate_call
 from modular_robot_interfaces.msg import ObjectObservationArray, SemanticMap, Verdict
 from modular_robot_interfaces.srv import CheckStep, QueryObjects
 
 ROBOTS = ("panda_tabletop", "husky_base", "mobile_manipulator")
-FINGER_JOINTS = ("panda_finger_joint1", "panda_finger_joint2")
 _FRAMES_KEPT = 300
 _MAPS_KEPT = 200
 _JOINT_STATES_KEPT = 1000
