@@ -34,6 +34,7 @@ EXECUTABLES: dict[str, tuple[str, str]] = {
     "safety_shield": ("modular_robot.nodes.safety_shield_node", "SafetyShieldNode"),
     "critic": ("modular_robot.nodes.critic_node", "CriticNode"),
     "skill_server": ("modular_robot.nodes.skill_server_node", "SkillServerNode"),
+    "planner": ("modular_robot.nodes.planner_node", "PlannerNode"),
 }
 
 _STACK_KEYS = {"name", "namespace", "use_sim_time", "nodes"}

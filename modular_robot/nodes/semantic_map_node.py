@@ -147,7 +147,12 @@ class SemanticMapNode(Node):
     def _on_query(self, request: QueryObjects.Request, response: QueryObjects.Response) -> QueryObjects.Response:
         with self._lock:
             objects = self.map.objects()
-        matches = query(objects, request.text, int(request.max_results) or 5, similarity=self._embedder.similarity)
+        if request.text.strip():
+            matches = query(objects, request.text, int(request.max_results) or 5, similarity=self._embedder.similarity)
+        else:
+            # A blank text asks for a snapshot of the whole map (max_results 0: no limit).
+            matches = [(obj, 1.0) for obj in sorted(objects, key=lambda o: o.id)]
+            matches = matches[:int(request.max_results)] if request.max_results else matches
         response.objects = [object_to_msg(obj) for obj, _ in matches]
         response.scores = [float(score) for _, score in matches]
         return response

@@ -168,7 +168,7 @@ class SkillServerNode(Node):
         """Track the held object: set by a successful pick, cleared by anything that opens the fingers."""
         if name == "pick" and outcome.effects.get("moved"):
             self.held.held = picked if outcome.success else None
-        elif name in ("place", "open_gripper", "push") and outcome.effects.get("moved"):
+        elif name in ("place", "place_at", "open_gripper", "push") and outcome.effects.get("moved"):
             self.held.held = None
 
     def _stop_motion(self) -> None:

@@ -1,0 +1,293 @@
+"""Run one task: plan, check each step with the critic, execute it, and replan when reality disagrees.
+
+The planner node supplies `TaskPorts` (ROS clients for the map, the critic and the skill server);
+everything here is plain Python, so the whole loop is unit-tested without ROS. For each step the
+critic gives a pre verdict (preconditions hold in the current map), the skill server runs the call,
+and the critic gives a post verdict from perception newer than the step's start. Success is claimed
+only when every post verdict is ok. A failed verdict or a failed call triggers `repair`: the rest
+of the plan is re-grounded in the current map and the failed step decomposed into what it needs
+(as-needed decomposition, ADaPT), within `max_attempts` plans per task.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.planning.dialogue import Dialogue, Turn, moves_between
+from modular_robot.core.planning.plan import Call, Plan, Planner, PlanRequest, validate_plan
+from modular_robot.core.planning.repair import Failure, repair
+
+# Step statuses, as in modular_robot_interfaces/PlanStep.
+PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED = 0, 1, 2, 3, 4
+STATUS_WORDS = {PENDING: "pending", RUNNING: "running", SUCCEEDED: "done", FAILED: "failed", SKIPPED: "skipped"}
+# Skills whose call moves the named object.
+MOVING_SKILLS = ("pick", "place", "place_at", "push")
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """A critic verdict as the executor sees it."""
+
+    ok: bool
+    confidence: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """What the skill server answered for one call.
+
+    Attributes:
+        success: The skill ran to completion and its own checks passed.
+        message: Its reason.
+        cancelled: The call was cancelled (the task was cancelled).
+        moved: Whether any motion was commanded.
+    """
+
+    success: bool
+    message: str
+    cancelled: bool = False
+    moved: bool = True
+
+
+class TaskPorts(Protocol):
+    """The stack as the executor uses it."""
+
+    def snapshot(self) -> list[MapObject]:
+        """Return the semantic map's objects now."""
+        ...
+
+    def check(self, task_id: str, step_index: int, phase: str, call: Call, since_ns: int) -> CheckResult:
+        """Ask the critic for a "pre" or "post" verdict on a step."""
+        ...
+
+    def execute(self, call: Call, feedback: Callable[[str], None]) -> CallOutcome:
+        """Run a call on the skill server until it finishes or the task is cancelled."""
+        ...
+
+    def now_ns(self) -> int:
+        """Return the stack's clock (sim time in simulation)."""
+        ...
+
+    def cancelled(self) -> bool:
+        """Return whether the task was cancelled."""
+        ...
+
+
+@dataclass
+class Step:
+    """One step of the published plan."""
+
+    call: Call
+    status: int = PENDING
+
+
+@dataclass
+class TaskReport:
+    """What a finished task reports.
+
+    Attributes:
+        success: The task's goal holds on the critic's evidence (answers count as successes).
+        summary: The robot's human-readable answer.
+        kind: The first plan's kind.
+        revisions: How many plans were made (1 + replans).
+        transcript: Events in order: {"role": "plan"|"verdict"|"skill"|"replan"|..., "text": ...}.
+        tokens: Token counts summed over the task's model calls.
+        planning_ms: Wall time of the first planning call.
+        first_motion_ms: Wall time from the instruction to the first motion command (None if none).
+    """
+
+    success: bool
+    summary: str
+    kind: str
+    revisions: int = 0
+    transcript: list[dict] = field(default_factory=list)
+    tokens: dict[str, int] = field(default_factory=dict)
+    planning_ms: float = 0.0
+    first_motion_ms: float | None = None
+
+
+@dataclass
+class TaskEvents:
+    """Callbacks the node turns into TaskPlan messages and action feedback."""
+
+    plan: Callable[[list[Step], int], None] = lambda steps, revision: None
+    status: Callable[[int, str], None] = lambda step, text: None
+
+
+def render_plan(steps: Sequence[Step], revision: int) -> str:
+    """Return the plan as readable lines with each step's status."""
+    lines = [f"plan revision {revision}"]
+    lines += [f"  {i}. {s.call}  [{STATUS_WORDS[s.status]}]" for i, s in enumerate(steps, start=1)]
+    return "\n".join(lines)
+
+
+class TaskExecutor:
+    """Plans and runs tasks for one robot, keeping the dialogue between them.
+
+    Args:
+        planner: The planner backend.
+        ports: The stack's map, critic and skill server.
+        skills: Skills this robot can run.
+        max_attempts: Plans per task at most (the first one included).
+        dialogue: The conversation's memory (a new one by default).
+    """
+
+    def __init__(self, planner: Planner, ports: TaskPorts, skills: Sequence[str], max_attempts: int = 3,
+                 dialogue: Dialogue | None = None) -> None:
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
+        self.planner = planner
+        self.ports = ports
+        self.skills = tuple(skills)
+        self.max_attempts = max_attempts
+        self.dialogue = dialogue or Dialogue()
+        self.held: str | None = None
+
+    def run(self, task_id: str, instruction: str, events: TaskEvents | None = None) -> TaskReport:
+        """Plan and execute one instruction; never raises on bad input."""
+        events = events or TaskEvents()
+        started = time.perf_counter()
+        events.status(0, "planning")
+        before = self.ports.snapshot()
+        request = PlanRequest(instruction, before, self.dialogue, self.skills, self.held)
+        plan = self.planner.plan(request)
+        planning_ms = (time.perf_counter() - started) * 1000.0
+        report = TaskReport(False, "", plan.kind, 1, tokens=dict(plan.tokens), planning_ms=planning_ms)
+        report.transcript.append({"role": "plan", "text": _describe_plan(plan), "planning_ms": round(planning_ms, 1),
+                                  "tokens": dict(plan.tokens)})
+        if plan.kind == "execute":
+            problems = validate_plan(plan, before, self.skills)
+            if problems:
+                plan = Plan("refuse", reply="I cannot run that plan: " + "; ".join(problems))
+                report.kind = "refuse"
+        if plan.kind != "execute":
+            report.success = plan.kind == "answer"
+            report.summary = plan.reply
+            self.dialogue.add_turn(Turn(instruction, plan.reply, plan.kind, success=report.success))
+            events.status(0, plan.reply)
+            return report
+        self._execute(task_id, plan, before, events, report, started)
+        after = self.ports.snapshot()
+        touched = {str(s.args.get("object")) for s in plan.steps if s.skill in MOVING_SKILLS}
+        self.dialogue.record_moves(moves_between(_centres(before), _centres(after), touched, self.held))
+        self.dialogue.add_turn(Turn(instruction, report.summary, "execute",
+                                    tuple(str(s) for s in plan.steps), report.success))
+        return report
+
+    def _execute(self, task_id: str, plan: Plan, before: list[MapObject], events: TaskEvents,
+                 report: TaskReport, started: float) -> None:
+        steps = [Step(call) for call in plan.steps]
+        events.plan(steps, report.revisions)
+        index = 0
+        while index < len(steps):
+            if self.ports.cancelled():
+                report.summary = f"Cancelled before step {index + 1} ({steps[index].call}); the robot was stopped."
+                report.transcript.append({"role": "cancel", "text": report.summary})
+                return
+            step = steps[index]
+            step.status = RUNNING
+            events.plan(steps, report.revisions)
+            failure = self._run_step(task_id, index, step.call, events, report, started)
+            if failure is None:
+                step.status = SUCCEEDED
+                index += 1
+                continue
+            step.status = FAILED
+            events.plan(steps, report.revisions)
+            if failure.phase == "cancelled" or self.ports.cancelled():
+                report.summary = f"Cancelled during step {index + 1} ({step.call}); the robot was stopped."
+                report.transcript.append({"role": "cancel", "text": report.summary})
+                return
+            if report.revisions >= self.max_attempts:
+                report.summary = (f"I could not finish: step {index + 1} {step.call} failed "
+                                  f"({failure.phase}: {failure.reason}). I gave up after {report.revisions} "
+                                  f"plan{'s' if report.revisions > 1 else ''}.")
+                return
+            current = self.ports.snapshot()
+            repaired = repair([s.call for s in steps[index:]], failure, before, current, self.held, self.skills)
+            if isinstance(repaired, str):
+                report.summary = f"I could not finish: step {index + 1} {step.call} failed ({failure.reason}); {repaired}."
+                return
+            report.revisions += 1
+            steps = [s for s in steps[:index]] + [Step(call) for call in repaired]
+            text = (f"replanning after step {index + 1} {failure.call} failed ({failure.phase}: {failure.reason}): "
+                    + ", ".join(str(c) for c in repaired))
+            report.transcript.append({"role": "replan", "revision": report.revisions, "text": text})
+            events.status(index + 1, f"{text} (plan {report.revisions} of at most {self.max_attempts})")
+            events.plan(steps, report.revisions)
+        verified = ", ".join(str(s.call) for s in steps)
+        report.success = True
+        report.summary = (f"Done{'' if report.revisions == 1 else f' after {report.revisions - 1} replan' + ('s' if report.revisions > 2 else '')}: "
+                          f"{_intent(plan)}{verified} (every step verified by the critic).")
+        events.plan(steps, report.revisions)
+
+    def _run_step(self, task_id: str, index: int, call: Call, events: TaskEvents, report: TaskReport,
+                  started: float) -> Failure | None:
+        number = index + 1
+        pre = self.ports.check(task_id, index, "pre", call, 0)
+        self._verdict(report, events, number, call, "pre", pre)
+        if not pre.ok:
+            self._learn_from(call, "pre", pre.reason)
+            return Failure(call, "pre", pre.reason)
+        since = self.ports.now_ns()
+        if report.first_motion_ms is None:
+            report.first_motion_ms = (time.perf_counter() - started) * 1000.0
+        events.status(number, f"step {number} running {call}")
+        outcome = self.ports.execute(call, lambda phase: events.status(number, f"step {number} {call.skill}: {phase}"))
+        report.transcript.append({"role": "skill", "step": number, "call": str(call), "success": outcome.success,
+                                  "text": outcome.message})
+        if outcome.cancelled:
+            return Failure(call, "cancelled", outcome.message)
+        if not outcome.success:
+            events.status(number, f"step {number} {call.skill} failed: {outcome.message}")
+            self._learn_from(call, "execute", outcome.message)
+            return Failure(call, "execute", outcome.message, moved=outcome.moved)
+        post = self.ports.check(task_id, index, "post", call, since)
+        self._verdict(report, events, number, call, "post", post)
+        if not post.ok:
+            self._learn_from(call, "post", post.reason)
+            return Failure(call, "post", post.reason)
+        self._learn_from(call, "ok", "")
+        return None
+
+    def _verdict(self, report: TaskReport, events: TaskEvents, number: int, call: Call, phase: str,
+                 verdict: CheckResult) -> None:
+        word = "ok" if verdict.ok else "FAILED"
+        text = f"step {number} {phase}-check {word} ({verdict.confidence:.2f}): {verdict.reason}"
+        report.transcript.append({"role": "verdict", "step": number, "phase": phase, "call": str(call),
+                                  "ok": verdict.ok, "confidence": round(verdict.confidence, 3), "text": verdict.reason})
+        events.status(number, text)
+
+    def _learn_from(self, call: Call, outcome: str, reason: str) -> None:
+        """Track what the gripper holds from the verified outcomes of calls."""
+        obj = call.args.get("object")
+        if outcome == "ok":
+            if call.skill == "pick":
+                self.held = obj
+            elif call.skill in ("place", "place_at", "open_gripper", "push"):
+                self.held = None
+        elif call.skill == "pick" and outcome in ("post", "execute"):
+            self.held = None
+        elif call.skill in ("place", "place_at") and (outcome == "post" or (outcome == "pre" and self.held == obj)):
+            self.held = None
+
+
+def _centres(objects: Sequence[MapObject]) -> dict[str, np.ndarray]:
+    return {o.id: np.asarray(o.position, dtype=float) for o in objects}
+
+
+def _describe_plan(plan: Plan) -> str:
+    if plan.kind == "execute":
+        return f"{plan.reply + ': ' if plan.reply else ''}" + ", ".join(str(c) for c in plan.steps)
+    return f"{plan.kind}: {plan.reply}"
+
+
+def _intent(plan: Plan) -> str:
+    return f"{plan.reply} — " if plan.reply else ""

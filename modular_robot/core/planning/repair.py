@@ -1,0 +1,100 @@
+"""Replan the rest of a task after a step failed: re-ground it in the current map, decompose the failed step.
+
+Decomposition is as-needed (ADaPT): a step is only broken into sub-steps when it failed, and only
+into what its failure says is missing. A place whose object is no longer in the gripper becomes
+pick + place; a pick that found nothing where the map had the object first sends the arm home, out
+of the camera's view, so that the next attempt works from a fresh map; other steps are retried on
+the re-grounded map. Objects that the map re-identified under a new id are found again by their
+label and kind, nearest to where they were.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.planning.plan import OBJECT_ARGUMENTS, Call
+
+# A vanished id is re-found as an object of the same label and kind within this distance (m).
+REGROUND_RADIUS_M = 0.5
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a step failed.
+
+    Attributes:
+        call: The failed call.
+        phase: "pre" (the critic's precondition check), "execute" (the skill failed or refused),
+            "post" (the critic did not see the effect) or "cancelled".
+        reason: The critic's or the skill's reason.
+        moved: Whether the failed call commanded motion.
+    """
+
+    call: Call
+    phase: str
+    reason: str
+    moved: bool = True
+
+
+def repair(remaining: Sequence[Call], failure: Failure, planned_on: Sequence[MapObject],
+           current: Sequence[MapObject], held: str | None, skills: Sequence[str]) -> list[Call] | str:
+    """Return the calls that finish the task from here, or why there are none.
+
+    Args:
+        remaining: The failed call and every call after it, as planned.
+        failure: Why the first of them failed.
+        planned_on: The map the plan was made from (to re-find objects whose id changed).
+        current: The map now.
+        held: Id of the object the gripper holds now, or None.
+        skills: Skills this robot can run.
+    """
+    ids = {o.id for o in current}
+    renamed: dict[str, str] = {}
+    for call in remaining:
+        for name in OBJECT_ARGUMENTS.get(call.skill, ()):
+            object_id = call.args.get(name)
+            if object_id is None or object_id in ids or object_id in renamed:
+                continue
+            found = _refind(object_id, planned_on, current)
+            if found is None:
+                return f"'{object_id}' is no longer in the map"
+            renamed[object_id] = found
+    calls = [_rename(call, renamed) for call in remaining]
+    failed, rest = calls[0], calls[1:]
+    home = [Call("move_arm_home")] if "move_arm_home" in skills else []
+    obj = failed.args.get("object")
+    if failed.skill in ("place", "place_at"):
+        if held != obj:
+            if "pick" not in skills:
+                return f"'{obj}' is no longer held and this robot cannot pick"
+            return [Call("pick", {"object": obj}), failed, *rest]
+        return [*home, failed, *rest]
+    if failed.skill == "pick":
+        if held is not None and held != obj:
+            return f"the gripper still holds '{held}'"
+        return [*home, failed, *rest]
+    if failed.skill == "push":
+        return [*home, failed, *rest]
+    return [failed, *rest]
+
+
+def _refind(object_id: str, planned_on: Sequence[MapObject], current: Sequence[MapObject]) -> str | None:
+    """Return the id of the current object that is most likely the one called `object_id` before."""
+    old = next((o for o in planned_on if o.id == object_id), None)
+    if old is None:
+        return None
+    same = [o for o in current if o.label == old.label and o.category == old.category]
+    if not same:
+        return None
+    nearest = min(same, key=lambda o: math.dist(o.position, old.position))
+    return nearest.id if math.dist(nearest.position, old.position) <= REGROUND_RADIUS_M else None
+
+
+def _rename(call: Call, renamed: dict[str, str]) -> Call:
+    if not renamed:
+        return call
+    args = {k: renamed.get(v, v) if k in OBJECT_ARGUMENTS.get(call.skill, ()) else v for k, v in call.args.items()}
+    return Call(call.skill, args)

@@ -1,0 +1,264 @@
+"""The planner node: serves `execute_task`, turning instructions into verified skill plans.
+
+Each goal is planned by the configured backend (`rules` offline by default, `transformers` with a
+local model directory, or `openai` against any OpenAI-compatible server) from a snapshot of the
+semantic map (`query_objects` with an empty text returns every object). Every step goes through the
+critic (`check_step`, pre and post) and the skill server (`execute_skill`); a failed verdict makes
+the executor replan from the current map, at most `max_attempts` plans per task. The plan is
+published on the latched `task_plan` at every change; feedback carries the plan text, the step and
+one status line. Cancelling a task cancels the running skill, which stops the robot.
+
+The dialogue (pronouns, follow-ups, clarifications, undo) lives here for the node's lifetime.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import uuid
+from collections.abc import Callable
+
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.node import Node
+from std_msgs.msg import String
+
+from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.planning.executor import (
+    CallOutcome,
+    CheckResult,
+    Step,
+    TaskEvents,
+    TaskExecutor,
+    render_plan,
+)
+from modular_robot.core.planning.plan import Call, Planner
+from modular_robot.ros import qos
+from modular_robot.ros.conversions import ns_to_stamp
+from modular_robot.ros.object_msgs import msg_to_object
+from modular_robot.ros.spin import spin_node
+from modular_robot.skills.library import SKILLS
+from modular_robot_interfaces.action import ExecuteSkill, ExecuteTask
+from modular_robot_interfaces.msg import PlanStep, TaskPlan
+from modular_robot_interfaces.srv import CheckStep, QueryObjects
+
+BACKENDS = ("rules", "transformers", "openai")
+# Wall time to wait for a service answer or for a server to appear (s).
+SERVICE_TIMEOUT_S = 10.0
+
+
+def make_planner(backend: str, parameters: Callable[[str], object]) -> Planner:
+    """Build the planner backend a node's parameters ask for.
+
+    Raises:
+        ValueError: for an unknown backend or missing settings.
+    """
+    if backend == "rules":
+        from modular_robot.core.planning.rules import RulesPlanner
+
+        return RulesPlanner()
+    if backend == "transformers":
+        from modular_robot.core.planning.transformers_backend import TransformersPlanner
+
+        model_dir = str(parameters("model_dir"))
+        if not model_dir:
+            raise ValueError("backend 'transformers' needs the parameter model_dir (a local model directory)")
+        return TransformersPlanner(model_dir)
+    if backend == "openai":
+        from modular_robot.core.planning.openai_backend import OpenAIPlanner
+
+        base_url, model = str(parameters("base_url")), str(parameters("model"))
+        if not base_url or not model:
+            raise ValueError("backend 'openai' needs the parameters base_url and model")
+        api_key = os.environ.get(str(parameters("api_key_env")), "") or "none"
+        return OpenAIPlanner(base_url, model, api_key=api_key)
+    raise ValueError(f"parameter backend must be one of {BACKENDS}, got {backend!r}")
+
+
+class _RosPorts:
+    """The executor's view of the stack, over ROS clients; blocking calls wait on threading events."""
+
+    def __init__(self, node: Node, group: ReentrantCallbackGroup) -> None:
+        self.node = node
+        self.query = node.create_client(QueryObjects, "query_objects", callback_group=group)
+        self.critic = node.create_client(CheckStep, "check_step", callback_group=group)
+        self.skills = ActionClient(node, ExecuteSkill, "execute_skill", callback_group=group)
+        self.goal_handle = None
+        self._skill_handle = None
+        self._lock = threading.Lock()
+
+    def _wait(self, future, timeout_s: float | None) -> bool:
+        done = threading.Event()
+        future.add_done_callback(lambda _: done.set())
+        return done.wait(timeout_s)
+
+    def snapshot(self) -> list[MapObject]:
+        if not self.query.wait_for_service(timeout_sec=SERVICE_TIMEOUT_S):
+            self.node.get_logger().warning("no semantic map serving 'query_objects': planning on an empty map")
+            return []
+        future = self.query.call_async(QueryObjects.Request(text="", max_results=0))
+        if not self._wait(future, SERVICE_TIMEOUT_S) or future.result() is None:
+            self.node.get_logger().warning("the semantic map did not answer 'query_objects'")
+            return []
+        return [msg_to_object(o) for o in future.result().objects]
+
+    def check(self, task_id: str, step_index: int, phase: str, call: Call, since_ns: int) -> CheckResult:
+        if not self.critic.wait_for_service(timeout_sec=SERVICE_TIMEOUT_S):
+            return CheckResult(False, 0.0, "no critic is serving 'check_step'")
+        request = CheckStep.Request(task_id=task_id, step_index=step_index, phase=phase, skill=call.skill,
+                                    args_json=call.args_json())
+        if since_ns:
+            request.since = ns_to_stamp(since_ns)
+        future = self.critic.call_async(request)
+        if not self._wait(future, None) or future.result() is None:
+            return CheckResult(False, 0.0, "the critic did not answer")
+        verdict = future.result().verdict
+        return CheckResult(bool(verdict.ok), float(verdict.confidence), verdict.reason)
+
+    def execute(self, call: Call, feedback: Callable[[str], None]) -> CallOutcome:
+        if not self.skills.wait_for_server(timeout_sec=SERVICE_TIMEOUT_S):
+            return CallOutcome(False, "no skill server is serving 'execute_skill'", moved=False)
+        goal_future = self.skills.send_goal_async(
+            ExecuteSkill.Goal(skill=call.skill, args_json=call.args_json()),
+            feedback_callback=lambda msg: feedback(msg.feedback.phase))
+        self._wait(goal_future, None)
+        handle = goal_future.result()
+        if handle is None or not handle.accepted:
+            return CallOutcome(False, "the skill server rejected the call", moved=False)
+        with self._lock:
+            self._skill_handle = handle
+        if self.cancelled():
+            handle.cancel_goal_async()
+        result_future = handle.get_result_async()
+        self._wait(result_future, None)
+        with self._lock:
+            self._skill_handle = None
+        response = result_future.result()
+        moved = bool(json.loads(response.result.effects_json or "{}").get("moved", True))
+        cancelled = self.cancelled()
+        return CallOutcome(bool(response.result.success) and not cancelled, response.result.message,
+                           cancelled=cancelled, moved=moved)
+
+    def cancel_skill(self) -> None:
+        """Cancel the running skill goal, if any (the skill server stops the motion)."""
+        with self._lock:
+            handle = self._skill_handle
+        if handle is not None:
+            handle.cancel_goal_async()
+
+    def now_ns(self) -> int:
+        return self.node.get_clock().now().nanoseconds
+
+    def cancelled(self) -> bool:
+        handle = self.goal_handle
+        return handle is not None and handle.is_cancel_requested
+
+
+class PlannerNode(Node):
+    """Serve `execute_task`: plan, check, execute and replan, one task at a time."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("planner", **kwargs)
+        read_only = {"backend", "model_dir", "base_url", "model", "api_key_env"}
+        for name, default, description in (
+                ("backend", "rules", f"Planner backend: {', '.join(BACKENDS)}."),
+                ("model_dir", "", "Local model directory of the 'transformers' backend."),
+                ("base_url", "", "OpenAI-compatible endpoint of the 'openai' backend, e.g. http://localhost:11434/v1."),
+                ("model", "", "Model name of the 'openai' backend."),
+                ("api_key_env", "OPENAI_API_KEY", "Environment variable holding the 'openai' backend's API key."),
+                ("max_attempts", 3, "Plans per task at most: the first plan and its replans.")):
+            self.declare_parameter(name, default, ParameterDescriptor(description=description,
+                                                                      read_only=name in read_only))
+        self.add_on_set_parameters_callback(self._check_parameters)
+        backend = self.get_parameter("backend").value
+        planner = make_planner(backend, lambda name: self.get_parameter(name).value)
+        max_attempts = int(self.get_parameter("max_attempts").value)
+        if max_attempts < 1:
+            raise ValueError(f"parameter max_attempts must be at least 1, got {max_attempts}")
+        group = ReentrantCallbackGroup()
+        self.ports = _RosPorts(self, group)
+        self.tasks = TaskExecutor(planner, self.ports, tuple(SKILLS), max_attempts)
+        self._busy = threading.Lock()
+        self.plan_pub = self.create_publisher(TaskPlan, "task_plan", qos.LATCHED)
+        self.create_subscription(String, "skills/catalog", self._on_catalog, qos.LATCHED, callback_group=group)
+        self._server = ActionServer(self, ExecuteTask, "execute_task", execute_callback=self._execute,
+                                    goal_callback=lambda goal: GoalResponse.ACCEPT,
+                                    cancel_callback=self._on_cancel, callback_group=group)
+        self.get_logger().info(f"planning with the '{backend}' backend, at most {max_attempts} plans per task")
+
+    def _check_parameters(self, parameters: list) -> SetParametersResult:
+        for parameter in parameters:
+            if parameter.name == "max_attempts":
+                if int(parameter.value) < 1:
+                    return SetParametersResult(successful=False, reason="max_attempts must be at least 1")
+                self.tasks.max_attempts = int(parameter.value)
+        return SetParametersResult(successful=True)
+
+    def _on_catalog(self, msg: String) -> None:
+        try:
+            entries = json.loads(msg.data)
+            available = tuple(e["name"] for e in entries if e.get("available", True) and e["name"] in SKILLS)
+        except (ValueError, KeyError, TypeError) as error:
+            self.get_logger().warning(f"ignoring a malformed skills/catalog: {error}")
+            return
+        self.tasks.skills = available
+
+    def _on_cancel(self, goal_handle) -> CancelResponse:
+        self.get_logger().info("task cancel requested: cancelling the running skill")
+        self.ports.cancel_skill()
+        return CancelResponse.ACCEPT
+
+    def _execute(self, goal_handle) -> ExecuteTask.Result:
+        instruction = goal_handle.request.instruction.strip()
+        if not self._busy.acquire(blocking=False):
+            goal_handle.abort()
+            return ExecuteTask.Result(success=False, summary=f"I am busy with another task; '{instruction}' was not started.")
+        try:
+            return self._run(goal_handle, instruction)
+        finally:
+            self.ports.goal_handle = None
+            self._busy.release()
+
+    def _run(self, goal_handle, instruction: str) -> ExecuteTask.Result:
+        task_id = uuid.uuid4().hex[:8]
+        self.ports.goal_handle = goal_handle
+        current = {"plan": "", "step": 0}
+
+        def publish_plan(steps: list[Step], revision: int) -> None:
+            msg = TaskPlan(task_id=task_id, instruction=instruction, revision=revision,
+                           steps=[PlanStep(skill=s.call.skill, args_json=s.call.args_json(), status=s.status)
+                                  for s in steps])
+            self.plan_pub.publish(msg)
+            current["plan"] = render_plan(steps, revision)
+
+        def status(step: int, text: str) -> None:
+            current["step"] = step
+            goal_handle.publish_feedback(ExecuteTask.Feedback(plan=current["plan"], step=step, status=text))
+
+        self.get_logger().info(f"task {task_id}: {instruction!r}")
+        if not instruction:
+            report_summary, success = "Tell me what to do, e.g. 'put the red cube in the tray'.", False
+            goal_handle.abort()
+            return ExecuteTask.Result(success=success, summary=report_summary)
+        report = self.tasks.run(task_id, instruction, TaskEvents(plan=publish_plan, status=status))
+        tokens = f", tokens {report.tokens}" if report.tokens else ""
+        self.get_logger().info(f"task {task_id} planned in {report.planning_ms:.1f} ms{tokens}; "
+                               f"{'succeeded' if report.success else 'not done'}: {report.summary}")
+        if goal_handle.is_cancel_requested:
+            goal_handle.canceled()
+        elif report.success:
+            goal_handle.succeed()
+        else:
+            goal_handle.abort()
+        return ExecuteTask.Result(success=report.success, summary=report.summary)
+
+
+def main(args=None) -> None:
+    """Run the planner node until shutdown."""
+    spin_node(PlannerNode, "planner", args, multithreaded=True)
+
+
+if __name__ == "__main__":
+    main()

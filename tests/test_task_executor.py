@@ -1,0 +1,198 @@
+"""The task executor and plan repair without ROS: verdict handling, replanning, cancel, dialogue memory."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.planning.dialogue import Dialogue
+from modular_robot.core.planning.executor import (
+    FAILED,
+    SUCCEEDED,
+    CallOutcome,
+    CheckResult,
+    TaskEvents,
+    TaskExecutor,
+    render_plan,
+)
+from modular_robot.core.planning.plan import Call, Plan, PlanRequest
+from modular_robot.core.planning.repair import Failure, repair
+from modular_robot.skills.library import SKILLS
+
+
+def cube(object_id="red_cube_1", xy=(0.55, 0.10), label="small red cube"):
+    return MapObject(object_id, label, "cube", ("red", "small"), "red", [xy[0], xy[1], 0.02], [0.04] * 3)
+
+
+def tray():
+    return MapObject("tray_1", "large gray tray", "tray", ("gray", "large"), "gray", [0.45, -0.25, 0.025],
+                     [0.24, 0.24, 0.05])
+
+
+PICK = Call("pick", {"object": "red_cube_1"})
+PLACE = Call("place", {"object": "red_cube_1", "relation": "in", "target": "tray_1"})
+
+
+class ScriptedPlanner:
+    """Returns the given plans in turn and records the requests."""
+
+    name = "scripted"
+
+    def __init__(self, *plans: Plan) -> None:
+        self.plans = list(plans)
+        self.requests: list[PlanRequest] = []
+
+    def plan(self, request: PlanRequest) -> Plan:
+        self.requests.append(request)
+        return self.plans.pop(0)
+
+
+class Stack:
+    """A stack whose critic answers from a script: verdicts[(skill, phase)] is a list used in turn."""
+
+    def __init__(self, objects, verdicts=None, after=None, cancel_after_calls=None) -> None:
+        self.objects = list(objects)
+        self.after = after
+        self.verdicts = {k: list(v) for k, v in (verdicts or {}).items()}
+        self.calls: list[Call] = []
+        self.checks: list[tuple[str, str, int]] = []
+        self.cancel_after_calls = cancel_after_calls
+        self.clock = 0
+
+    def snapshot(self):
+        if self.calls and self.after is not None:
+            return list(self.after)
+        return list(self.objects)
+
+    def check(self, task_id, step_index, phase, call, since_ns):
+        self.checks.append((call.skill, phase, since_ns))
+        script = self.verdicts.get((call.skill, phase))
+        if script:
+            return script.pop(0)
+        return CheckResult(True, 0.9, f"{call.skill} {phase} ok")
+
+    def execute(self, call, feedback):
+        self.calls.append(call)
+        feedback("moving")
+        self.clock += 1_000_000_000
+        return CallOutcome(True, "done")
+
+    def now_ns(self):
+        return self.clock
+
+    def cancelled(self):
+        return self.cancel_after_calls is not None and len(self.calls) >= self.cancel_after_calls
+
+
+def run(stack, *plans, max_attempts=3, dialogue=None):
+    planner = ScriptedPlanner(*plans)
+    executor = TaskExecutor(planner, stack, tuple(SKILLS), max_attempts, dialogue)
+    plans_seen, statuses = [], []
+    events = TaskEvents(plan=lambda steps, revision: plans_seen.append(([s.status for s in steps], revision)),
+                        status=lambda step, text: statuses.append((step, text)))
+    report = executor.run("t1", "put the red cube in the tray", events)
+    return report, executor, plans_seen, statuses
+
+
+def test_a_verified_plan_succeeds_and_every_step_is_checked_before_and_after():
+    stack = Stack([cube(), tray()])
+    report, executor, plans_seen, statuses = run(stack, Plan("execute", (PICK, PLACE), "put the cube in the tray"))
+    assert report.success and report.revisions == 1
+    assert stack.calls == [PICK, PLACE]
+    assert [(s, p) for s, p, _ in stack.checks] == [("pick", "pre"), ("pick", "post"), ("place", "pre"),
+                                                   ("place", "post")]
+    # The post check only counts perception from after the step started.
+    assert stack.checks[1][2] == 0 and stack.checks[3][2] == 1_000_000_000
+    assert plans_seen[-1] == ([SUCCEEDED, SUCCEEDED], 1)
+    assert any("post-check ok" in text for _, text in statuses)
+    assert "verified" in report.summary
+    assert executor.held is None
+    assert report.first_motion_ms is not None and report.first_motion_ms >= report.planning_ms
+
+
+def test_a_failed_place_verdict_replans_with_a_pick_and_the_transcript_shows_why():
+    stack = Stack([cube(), tray()], verdicts={("place", "pre"): [
+        CheckResult(False, 0.95, "the gripper is empty: it does not hold red_cube_1")]})
+    report, _, plans_seen, _ = run(stack, Plan("execute", (PICK, PLACE)))
+    assert report.success and report.revisions == 2
+    assert stack.calls == [PICK, PICK, PLACE]
+    failed = [e for e in report.transcript if e["role"] == "verdict" and not e["ok"]]
+    assert failed and "does not hold" in failed[0]["text"]
+    replans = [e for e in report.transcript if e["role"] == "replan"]
+    assert replans and "does not hold" in replans[0]["text"] and "pick(object=red_cube_1)" in replans[0]["text"]
+    # The published plan keeps the finished step and shows the failed one before the replan.
+    assert ([SUCCEEDED, FAILED], 1) in plans_seen
+    assert plans_seen[-1] == ([SUCCEEDED, SUCCEEDED, SUCCEEDED], 2)
+
+
+def test_replanning_stops_after_max_attempts_with_the_reason():
+    never = [CheckResult(False, 0.9, "red_cube_1 is not in tray_1")] * 5
+    stack = Stack([cube(), tray()], verdicts={("place", "post"): never})
+    report, _, _, _ = run(stack, Plan("execute", (PICK, PLACE)), max_attempts=2)
+    assert not report.success and report.revisions == 2
+    assert "not in tray_1" in report.summary and "gave up after 2 plans" in report.summary
+    assert stack.calls == [PICK, PLACE, PICK, PLACE]
+
+
+def test_cancel_stops_before_the_next_step():
+    stack = Stack([cube(), tray()], cancel_after_calls=1)
+    report, _, _, _ = run(stack, Plan("execute", (PICK, PLACE)))
+    assert not report.success and "Cancelled" in report.summary
+    assert stack.calls == [PICK]
+
+
+def test_answers_succeed_refusals_do_not_and_nothing_moves():
+    stack = Stack([cube(), tray()])
+    report, executor, _, _ = run(stack, Plan("answer", reply="I see a red cube and a tray."))
+    assert report.success and report.summary == "I see a red cube and a tray." and not stack.calls
+    report, _, _, _ = run(stack, Plan("refuse", reply="I cannot find a purple elephant."))
+    assert not report.success and "purple elephant" in report.summary and not stack.calls
+
+
+def test_a_plan_naming_an_object_not_in_the_map_is_refused_before_anything_runs():
+    stack = Stack([cube(), tray()])
+    report, _, _, _ = run(stack, Plan("execute", (Call("pick", {"object": "green_cube_9"}),)))
+    assert not report.success and report.kind == "refuse"
+    assert "green_cube_9" in report.summary and not stack.calls and not stack.checks
+
+
+def test_the_dialogue_remembers_turns_and_what_moved():
+    moved = [cube(xy=(0.45, -0.25)), tray()]
+    stack = Stack([cube(), tray()], after=moved)
+    dialogue = Dialogue()
+    report, executor, _, _ = run(stack, Plan("execute", (PICK, PLACE)), dialogue=dialogue)
+    assert report.success
+    assert dialogue.turns[-1].user == "put the red cube in the tray" and dialogue.turns[-1].success
+    (move,) = dialogue.last_moves()
+    assert move.object_id == "red_cube_1"
+    assert np.allclose(move.before, (0.55, 0.10, 0.02)) and np.allclose(move.after, (0.45, -0.25, 0.02))
+
+
+def test_render_plan_marks_each_steps_status():
+    from modular_robot.core.planning.executor import Step
+
+    text = render_plan([Step(PICK, SUCCEEDED), Step(PLACE)], 2)
+    assert text.splitlines() == ["plan revision 2", "  1. pick(object=red_cube_1)  [done]",
+                                 "  2. place(object=red_cube_1, relation=in, target=tray_1)  [pending]"]
+
+
+def test_repair_refinds_an_object_whose_id_changed_and_gives_up_on_a_vanished_one():
+    before = [cube(), tray()]
+    renamed = [cube("red_cube_2", xy=(0.60, 0.12)), tray()]
+    calls = repair([PLACE], Failure(PLACE, "pre", "not holding"), before, renamed, None, tuple(SKILLS))
+    assert calls == [Call("pick", {"object": "red_cube_2"}),
+                     Call("place", {"object": "red_cube_2", "relation": "in", "target": "tray_1"})]
+    gone = repair([PLACE], Failure(PLACE, "pre", "not holding"), before, [tray()], None, tuple(SKILLS))
+    assert gone == "'red_cube_1' is no longer in the map"
+
+
+def test_repair_decomposes_only_what_failed():
+    objects = [cube(), tray()]
+    still_held = repair([PLACE], Failure(PLACE, "execute", "arm motion failed"), objects, objects, "red_cube_1",
+                        tuple(SKILLS))
+    assert still_held == [Call("move_arm_home"), PLACE]
+    missed_pick = repair([PICK, PLACE], Failure(PICK, "post", "closed on nothing"), objects, objects, None,
+                         tuple(SKILLS))
+    assert missed_pick == [Call("move_arm_home"), PICK, PLACE]
+    other_held = repair([PICK], Failure(PICK, "pre", "gripper not empty"), objects, objects, "tray_1", tuple(SKILLS))
+    assert other_held == "the gripper still holds 'tray_1'"
