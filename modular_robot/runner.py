@@ -20,6 +20,8 @@ from modular_robot.sim.world import SimWorld
 from modular_robot_interfaces.action import ExecuteTask
 from modular_robot.ros import qos
 from modular_robot_interfaces.msg import PlanStep, SemanticMap, TaskPlan
+from std_msgs.msg import Float64MultiArray
+from trajectory_msgs.msg import JointTrajectory
 
 _SETTLE_S = 1.0
 _SERVER_WAIT_S = 3.0
@@ -37,6 +39,7 @@ class ScenarioResult:
     wall_s: float
     sim_s: float
     transcript: list[dict] = field(default_factory=list)
+    first_motion_ms: list[float | None] = field(default_factory=list)
 
 
 class _Episode:
@@ -58,6 +61,29 @@ class _Episode:
         client_node.create_subscription(TaskPlan, "task_plan", self._on_plan, 10)
         self.semantic_map: SemanticMap | None = None
         client_node.create_subscription(SemanticMap, "semantic_map", self._on_map, qos.LATCHED)
+        # The first command reaching the arm's controllers after a goal is sent: the latency a
+        # user feels from their words to motion (wall time, every node computing as it does live).
+        self.sent_wall: float | None = None
+        self.first_motion_ms: list[float | None] = []
+        for kind, topic in ((JointTrajectory, "arm_controller/joint_trajectory"),
+                            (Float64MultiArray, "gripper_controller/commands")):
+            client_node.create_subscription(kind, topic, self._on_motion, qos.RELIABLE)
+        self.last_status = ""
+        self.last_plan = ""
+
+    def _on_motion(self, msg) -> None:
+        with self.lock:
+            if self.sent_wall is not None and self.first_motion_ms and self.first_motion_ms[-1] is None:
+                self.first_motion_ms[-1] = round((time.monotonic() - self.sent_wall) * 1000.0, 1)
+
+    def _on_feedback(self, feedback) -> None:
+        fb = feedback.feedback
+        if fb.plan and fb.plan != self.last_plan:
+            self.last_plan = fb.plan
+            self.log("plan", fb.plan.replace("\n", "\n" + " " * 24))
+        if fb.status and fb.status != self.last_status:
+            self.last_status = fb.status
+            self.log("planner", fb.status)
 
     def _on_map(self, msg: SemanticMap) -> None:
         with self.lock:
@@ -120,11 +146,12 @@ class _Episode:
             self.log("robot", reply)
             self.replies.append([reply])
             return
-        goal_future = self.client.send_goal_async(
-            ExecuteTask.Goal(instruction=command),
-            feedback_callback=lambda fb: self.transcript.append(
-                {"sim_s": round(self.world.sim_time, 3), "role": "feedback",
-                 "text": f"step {fb.feedback.step}: {fb.feedback.status}", "plan": fb.feedback.plan}))
+        with self.lock:
+            self.sent_wall = time.monotonic()
+            self.first_motion_ms.append(None)
+        self.last_status = self.last_plan = ""
+        goal_future = self.client.send_goal_async(ExecuteTask.Goal(instruction=command),
+                                                  feedback_callback=self._on_feedback)
         if not self.wait(goal_future, deadline_sim) or not goal_future.result().accepted:
             reply = "the planner did not accept the task"
             self.log("robot", reply)
@@ -143,6 +170,9 @@ class _Episode:
         ok = response.status == GoalStatus.STATUS_SUCCEEDED and result.success
         self.reported_success = self.reported_success or ok
         self.log("robot", result.summary)
+        motion_ms = self.first_motion_ms[-1]
+        if motion_ms is not None:
+            self.log("sim", f"first motion command {motion_ms:.0f} ms (wall) after the instruction was sent")
         self.replies.append([result.summary])
 
 
@@ -181,7 +211,7 @@ def run_scenario(scenario: Scenario, out_dir: Path, stack: Stack | None = None, 
         name=scenario.name, category=scenario.category, passed=passed,
         false_success=episode.reported_success and not passed,
         predicates=[asdict(r) for r in results], wall_s=round(time.monotonic() - wall_start, 3),
-        sim_s=round(sim_s, 3), transcript=episode.transcript)
+        sim_s=round(sim_s, 3), transcript=episode.transcript, first_motion_ms=episode.first_motion_ms)
     if verbose:
         print(format_table(scenario.name, results))
     return outcome

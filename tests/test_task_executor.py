@@ -196,3 +196,19 @@ def test_repair_decomposes_only_what_failed():
     assert missed_pick == [Call("move_arm_home"), PICK, PLACE]
     other_held = repair([PICK], Failure(PICK, "pre", "gripper not empty"), objects, objects, "tray_1", tuple(SKILLS))
     assert other_held == "the gripper still holds 'tray_1'"
+
+
+def test_a_place_refused_because_the_object_left_the_gripper_is_replanned_with_a_pick():
+    class Refusing(Stack):
+        def execute(self, call, feedback):
+            if call.skill == "place" and self.calls.count(PLACE) == 0 and PLACE not in self.refused:
+                self.refused.append(PLACE)
+                return CallOutcome(False, "the gripper is 0.0 cm open: it does not hold 'red_cube_1'", moved=False)
+            return super().execute(call, feedback)
+
+    stack = Refusing([cube(), tray()], verdicts={("place", "pre"): [
+        CheckResult(True, 0.9, "holding"), CheckResult(False, 0.9, "not holding red_cube_1")]})
+    stack.refused = []
+    report, _, _, _ = run(stack, Plan("execute", (PICK, PLACE)))
+    assert report.success and report.revisions == 2
+    assert stack.calls == [PICK, PICK, PLACE]

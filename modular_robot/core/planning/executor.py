@@ -247,7 +247,12 @@ class TaskExecutor:
             return Failure(call, "cancelled", outcome.message)
         if not outcome.success:
             events.status(number, f"step {number} {call.skill} failed: {outcome.message}")
-            self._learn_from(call, "execute", outcome.message)
+            if call.skill in ("place", "place_at") and not outcome.moved:
+                # Refused before moving: ask the critic again whether the object is still held
+                # (something may have taken it from the gripper since the pre-check).
+                again = self.ports.check(task_id, index, "pre", call, 0)
+                self._verdict(report, events, number, call, "pre", again)
+                self._learn_from(call, "pre" if not again.ok else "execute", again.reason)
             return Failure(call, "execute", outcome.message, moved=outcome.moved)
         post = self.ports.check(task_id, index, "post", call, since)
         self._verdict(report, events, number, call, "post", post)
