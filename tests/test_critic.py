@@ -98,6 +98,7 @@ def test_identity_needs_colour_and_a_compatible_category():
 
 def test_which_skills_need_perception():
     assert needs_perception("pick") and needs_perception("place") and needs_perception("push")
+    assert needs_perception("place_at") and "place_at" in critic.KNOWN_SKILLS
     assert not needs_perception("navigate_to", {"object": "chair_1"})
     assert uses_perception("navigate_to", {"object": "chair_1"}) and not uses_perception("navigate_to", {"pose": [1, 2]})
     assert not needs_perception("move_arm_home") and not needs_perception("say")
@@ -154,6 +155,47 @@ def test_place_pre_needs_the_object_held_and_the_target_known():
     assert not never.ok and "never held it" in never.reason
     unreachable = pre_verdict("place", params, [box], robot(), lambda obj: "too far", remembered=[red])
     assert not unreachable.ok and "'tray_1' is unreachable: too far" in unreachable.reason
+
+
+def test_place_at_pre_needs_the_object_held_and_the_spot_free():
+    red, box = cube(), tray()
+    params = {"object": "red_cube_1", "position": [0.45, 0.15]}
+    asked = []
+
+    def reachable(obj):
+        asked.append(obj)  # and returns None: reachable
+
+    ok = pre_verdict("place_at", params, [box], robot(opening=0.0395), reachable, remembered=[red])
+    assert ok.ok and ok.confidence == pytest.approx(0.6), ok
+    assert "is held" in ok.reason and "the spot (0.450, 0.150) is free" in ok.reason and "reachable" in ok.reason
+    # Reach is asked of the cube as it would stand there, on the table.
+    assert asked[0].id == "red_cube_1" and asked[0].position == pytest.approx([0.45, 0.15, 0.02])
+    seen_held = pre_verdict("place_at", params, [box], robot(opening=0.0395), reachable, remembered=[red],
+                            frames=frames(held_box()))
+    assert seen_held.ok and seen_held.confidence == 1.0 and "seen at the gripper" in seen_held.reason
+    unchecked = pre_verdict("place_at", params, [box], robot(), None, remembered=[red])
+    assert unchecked.ok and "reachability not checked" in unchecked.reason
+    # Put back where it stood: the map's stale record of the cube itself does not take the spot.
+    back = pre_verdict("place_at", {**params, "position": [0.55, 0.10]}, [red, box], robot(), reachable)
+    assert back.ok, back
+
+    taken = pre_verdict("place_at", {**params, "position": [0.50, -0.18]}, [box], robot(), reachable,
+                        remembered=[red])
+    assert not taken.ok and "the spot (0.500, -0.180) is not free: 'tray_1'" in taken.reason, taken
+    # Two 4 cm cubes 5 cm apart: their bounding circles (2.8 cm each) overlap.
+    blue = cube("blue_cube_1", "blue", xy=(0.45, 0.20))
+    assert not pre_verdict("place_at", params, [blue], robot(), reachable, remembered=[red]).ok
+    assert pre_verdict("place_at", {**params, "position": [0.45, 0.13]}, [blue], robot(), reachable,
+                       remembered=[red]).ok
+    not_held = pre_verdict("place_at", params, [box], robot(opening=0.001), reachable, remembered=[red])
+    assert not not_held.ok and "not held" in not_held.reason
+    far = pre_verdict("place_at", {**params, "position": [1.5, 0.0]}, [box], robot(), lambda obj: "no IK solution",
+                      remembered=[red])
+    assert not far.ok and "the spot (1.500, 0.000) is unreachable: no IK solution" in far.reason
+    never = pre_verdict("place_at", params, [box], robot(), reachable)
+    assert not never.ok and "never held it" in never.reason
+    malformed = pre_verdict("place_at", {**params, "position": [0.45]}, [box], robot(), reachable, remembered=[red])
+    assert not malformed.ok and "two finite numbers" in malformed.reason
 
 
 def test_other_pre_verdicts():
@@ -332,6 +374,44 @@ def test_stacked_cubes_merged_into_one_cluster_still_show_on():
                            frames(beside, seen(blue, blue.position, blue.size), opening=0.06, grasp=[0.4, 0.2, 0.18]),
                            None)
     assert not verdict.ok and "not over" in verdict.reason
+
+
+def test_place_at_post_needs_the_object_resting_at_the_position():
+    red = cube()
+    params = {"object": "red_cube_1", "position": [0.45, 0.15]}
+    released = {"opening": 0.06, "grasp": [0.45, 0.15, 0.13]}
+    at_spot = seen(red, [0.462, 0.147, 0.021], red.size)
+    verdict = post_verdict("place_at", params, [red], frames(at_spot, **released), None)
+    assert verdict.ok and verdict.confidence == 1.0, verdict
+    assert "at(red_cube_1, (0.450, 0.150)) observed in 3 of 3" in verdict.reason and "0.012 m" in verdict.reason
+    # Came to rest 8 cm from the position.
+    off = seen(red, [0.53, 0.15, 0.02], red.size)
+    verdict = post_verdict("place_at", params, [red], frames(off, **released), None)
+    assert not verdict.ok and verdict.confidence == 0.0
+    assert "0.080 m from the position > 0.030" in verdict.reason, verdict
+    # Over the position but on something 4 cm tall, not on the table.
+    raised = seen(red, [0.45, 0.15, 0.06], red.size)
+    verdict = post_verdict("place_at", params, [red], frames(raised, **released), None)
+    assert not verdict.ok and "not on it" in verdict.reason and "+0.040" in verdict.reason, verdict
+
+
+def test_place_at_post_not_ok_while_held_unseen_or_without_fresh_frames():
+    red = cube()
+    params = {"object": "red_cube_1", "position": [0.45, 0.15]}
+    at_spot = seen(red, [0.45, 0.15, 0.02], red.size)
+    closed = post_verdict("place_at", params, [red], frames(at_spot, opening=0.04, grasp=[0.45, 0.15, 0.02]), None)
+    assert not closed.ok and "not open" in closed.reason
+    at_gripper = seen(red, [0.45, 0.15, 0.06], red.size)
+    held = post_verdict("place_at", params, [red], frames(at_gripper, opening=0.06, grasp=[0.45, 0.15, 0.06]), None)
+    assert not held.ok and "not released" in held.reason
+    unseen = post_verdict("place_at", params, [red], frames(opening=0.06, grasp=[0.45, 0.15, 0.13]), None)
+    assert not unseen.ok and "no red cube is seen" in unseen.reason
+    # A blue cube at the position is not the red one.
+    blue = seen("blue", [0.45, 0.15, 0.02], red.size)
+    assert not post_verdict("place_at", params, [red], frames(blue, opening=0.06, grasp=[0.45, 0.15, 0.13]), None).ok
+    stale = post_verdict("place_at", params, [red], [], robot(opening=0.06))
+    assert not stale.ok and stale.confidence == 0.0 and "no fresh perception" in stale.reason
+    assert "never in the semantic map" in post_verdict("place_at", params, [], frames(at_spot), robot()).reason
 
 
 @pytest.mark.parametrize("relation, offset, ok", [

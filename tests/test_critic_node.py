@@ -1,13 +1,16 @@
-"""Critic node in the simulated stack: verdicts from real perception after a real pick, and after knocking it out.
+"""Critic node in the simulated stack: verdicts from real perception after a real pick, after knocking it
+out, and after putting a cube down at a position.
 
 The stack (sim, perception, map, safety shield, skill server, critic) runs in lockstep through
 `SkillTrial`, which steps the simulator while the nodes spin on a multi-threaded executor: the
 critic's service blocks while it waits for fresh frames.
 """
 
+import math
 import time
 
 import pytest
+from trajectory_msgs.msg import JointTrajectory
 
 from modular_robot.core.scenario import Disturbance, ObjectPose, parse_scenario
 from modular_robot.core.stack import parse_stack
@@ -117,3 +120,52 @@ def test_every_verdict_is_published(episode):
     published = episode["verdicts"]
     assert len(published) == 10
     assert [v.ok for v in published] == [True, True, True, False, False, False, False, True, False, False]
+
+
+PLACE_AT_SCENE = """
+name: critic_place_at
+robot: panda_tabletop
+objects:
+  - {id: red_cube, type: cube, color: red, size: 0.04, pose: [0.55, 0.10, 0.0, 0.5]}
+  - {id: blue_cube, type: cube, color: blue, size: 0.04, pose: [0.45, 0.10, 0.0, 0.0]}
+expect:
+  - {holding: red_cube}
+"""
+
+
+def test_place_at_a_free_spot_is_confirmed_and_an_occupied_one_refused():
+    with SkillTrial(parse_scenario(PLACE_AT_SCENE), parse_stack(STACK), renderer="tiny") as trial:
+        trajectories = []
+        trial.stack.client.create_subscription(JointTrajectory, "arm_controller/joint_trajectory",
+                                               trajectories.append, qos.RELIABLE)
+        assert trial.wait_for_map(["red_cube", "blue_cube"], 4.0), [o.id for o in trial.map_objects()]
+        cube, blue = trial.map_id("red_cube"), trial.map_id("blue_cube")
+        assert trial.check("pre", "pick", {"object": cube}, step_index=1).ok
+        picked = trial.call("pick", {"object": cube})
+        assert picked.success, picked.message
+
+        # Onto the blue cube's spot: refused by the critic and by the skill, with no motion.
+        occupied = {"object": cube, "position": [0.45, 0.10]}
+        pre_occupied = trial.check("pre", "place_at", occupied, step_index=2)
+        assert not pre_occupied.ok and f"is not free: '{blue}'" in pre_occupied.reason, pre_occupied.reason
+        commanded = len(trajectories)
+        refused = trial.call("place_at", occupied)
+        assert refused.status == "aborted" and f"the spot is taken by '{blue}'" in refused.message, refused
+        assert refused.effects["moved"] is False
+        trial.stack.advance(0.2)
+        assert len(trajectories) == commanded
+        assert trial.world.ground_truth().robot.holding == "red_cube"
+
+        # 10 cm to the right of where it stood, on the free table.
+        spot = [0.55, 0.0]
+        args = {"object": cube, "position": spot}
+        pre = trial.check("pre", "place_at", args, step_index=3)
+        assert pre.ok and "is held" in pre.reason and "free" in pre.reason and "reachable" in pre.reason, pre.reason
+        placed = trial.call("place_at", args)
+        assert placed.success, placed.message
+        trial.stack.advance(0.5)
+        post = trial.check("post", "place_at", args, since_s=trial.sim_time, step_index=3)
+        assert post.ok and post.confidence >= 0.66, post.reason
+        truth = trial.world.ground_truth()
+        assert truth.robot.holding is None
+        assert math.dist(truth.objects["red_cube"].center[:2], spot) < 0.02, truth.objects["red_cube"].center

@@ -120,13 +120,18 @@ def _run(name, args, ctx):
 
 def test_catalog_lists_every_skill_with_schema_and_conditions():
     catalog = {entry["name"]: entry for entry in skill_catalog()}
-    assert {"pick", "place", "push", "move_arm_home", "open_gripper", "close_gripper", "say"} <= set(catalog)
+    assert {"pick", "place", "place_at", "push", "move_arm_home", "open_gripper", "close_gripper", "say"} <= set(catalog)
     place = catalog["place"]
     assert place["parameters"]["properties"]["relation"]["enum"] == [
         "in", "on", "left_of", "right_of", "in_front_of", "behind", "near"]
     assert place["parameters"]["required"] == ["object", "relation", "target"]
     assert all(p["description"] for p in place["parameters"]["properties"].values())
     assert "holding(object)" in place["preconditions"] and "gripper_empty" in catalog["pick"]["preconditions"]
+    place_at = catalog["place_at"]
+    assert place_at["parameters"]["required"] == ["object", "position"]
+    assert place_at["parameters"]["properties"]["position"]["minItems"] == 2
+    assert place_at["preconditions"] == ["holding(object)", "free(position)", "reachable(position)"]
+    assert place_at["effects"] == ["at(object, position)", "gripper_empty", "not holding(object)"]
     assert catalog["open_gripper"]["parameters"]["properties"]["opening"]["maximum"] == 0.08
     for entry in catalog.values():
         assert entry["description"] and not entry["description"].startswith(" ")
@@ -147,6 +152,10 @@ def test_predicates_bind_to_call_arguments():
     ("pick", "[1]", "must be a JSON object"),
     ("pick", "{object}", "not valid JSON"),
     ("place", '{"object": "a", "relation": "under", "target": "b"}', "relation: Input should be 'in'"),
+    ("place_at", '{"object": "a", "position": [0.5]}', "position: List should have at least 2 items"),
+    ("place_at", '{"object": "a", "position": [0.5, 0.1, 0.0]}', "position: List should have at most 2 items"),
+    ("place_at", '{"object": "a", "position": [0.5, NaN]}', "position.1: Input should be a finite number"),
+    ("place_at", '{"object": "a", "position": [0.5, 0.1], "z": 0.2}', "z: Extra inputs"),
     ("open_gripper", '{"opening": 0.5}', "opening: Input should be less than or equal to 0.08"),
     ("say", '{"text": ""}', "text: String should have at least 1 character"),
 ])
@@ -247,6 +256,56 @@ def test_place_refuses_when_not_holding_or_target_unknown(kinematics):
     result = _run("place", {"object": "red_cube", "relation": "on", "target": "shelf"}, ctx)
     assert not result.success and "unknown object 'shelf'" in result.reason
     assert arm.trajectories == []
+
+
+def test_place_at_releases_the_object_centred_on_the_position(kinematics):
+    ctx, arm = _context(kinematics, [_cube(), _tray()])
+    assert _run("pick", {"object": "red_cube"}, ctx).success
+    result = _run("place_at", {"object": "red_cube", "position": [0.45, 0.15]}, ctx)
+    assert result.success, result.reason
+    assert result.effects["unverified"] == ["at(red_cube, [0.45, 0.15])", "not holding(red_cube)"]
+    # Carry, descent, retreat; the fingers open at the descent's end.
+    assert len(arm.trajectories) == 3 + 3 and arm.gripper_commands[-1] > 0.04
+    release, _ = kinematics.forward(arm.trajectories[-2].positions[-1])
+    # Centred on the point, the cube (held 2 cm below its 4 cm top) with its bottom 1 cm above the table.
+    assert np.linalg.norm(release - [0.45, 0.15, 0.03]) < 0.005
+    assert result.effects["observed"]["release_position"] == pytest.approx([0.45, 0.15, 0.03], abs=1e-9)
+
+
+def test_place_at_a_world_position_in_a_shifted_arm_base_frame(kinematics):
+    # The arm stands at world (1, 0) turned a half turn: world (0.5, -0.1) is base (0.5, 0.1).
+    base_from_world = Transform.from_xyz_rpy(1.0, 0.0, 0.0, yaw=math.pi)
+    ctx, arm = _context(kinematics, [_cube(xy=(0.45, -0.10))], arm_base_from_world=base_from_world)
+    arm.opening = 0.04
+    result = _run("place_at", {"object": "red_cube", "position": [0.5, -0.1]}, ctx)
+    assert result.success, result.reason
+    release, _ = kinematics.forward(arm.trajectories[-2].positions[-1])
+    assert np.linalg.norm(release - [0.5, 0.1, 0.03]) < 0.005
+
+
+@pytest.mark.parametrize("opening, position, words", [
+    (0.001, [0.45, 0.15], "does not hold 'red_cube'"),
+    (0.04, [0.5, -0.2], "the spot is taken by 'tray'"),
+    (0.04, [0.62, 0.10], "the spot is taken by 'blue_cube'"),
+    (0.04, [1.5, 0.0], "unreachable"),
+])
+def test_place_at_refuses_without_moving(kinematics, opening, position, words):
+    blue = _cube("blue_cube", xy=(0.66, 0.12))
+    ctx, arm = _context(kinematics, [_cube(), _tray(), blue])
+    arm.opening = opening
+    result = _run("place_at", {"object": "red_cube", "position": position}, ctx)
+    assert not result.success and words in result.reason and result.effects["moved"] is False, result
+    assert arm.trajectories == [] and arm.gripper_commands == []
+
+
+def test_place_at_the_spot_the_held_object_was_picked_from(kinematics):
+    # The map may still hold the picked cube where it stood: its own record does not take the spot.
+    ctx, _ = _context(kinematics, [_cube()])
+    assert _run("pick", {"object": "red_cube"}, ctx).success
+    result = _run("place_at", {"object": "red_cube", "position": [0.55, 0.10]}, ctx)
+    assert result.success, result.reason
+    unknown = _run("place_at", {"object": "green_cube", "position": [0.4, 0.0]}, ctx)
+    assert not unknown.success and "unknown object 'green_cube'" in unknown.reason
 
 
 def test_home_and_gripper_skills_report_observed_state(kinematics):

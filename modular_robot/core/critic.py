@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -45,6 +45,7 @@ from modular_robot.core.predicates import IN_TOP_SLACK_M, IN_XY_MARGIN_M, ON_Z_T
 from modular_robot.motion.grasping import (
     CLOSED_OPENING,
     HOLDING_WIDTH_FRACTION,
+    WORLD_SURFACE_Z,
     grasp_rejection,
     holding_bounds,
     is_irregular,
@@ -80,6 +81,11 @@ MAP_FALLBACK_WEIGHT = 0.7
 SAME_SURFACE_TOL_M = 2 * ON_Z_TOL_M
 # "near" (no distance given): the footprints' bounding circles at most this far apart (m).
 NEAR_GAP_M = 0.10
+# place_at: the object's observed centre lies within this of the position in xy (m). A released cube
+# lands within about 1 cm of the release point and perception's centre of a resting box scatters by
+# under 1 cm; 3 cm allows both and is still less than a small object's width, so the object covers
+# the spot asked for (a neighbouring spot is a different place).
+PLACE_AT_TOL_M = 0.03
 # push: the observed displacement along the direction is at least this fraction of the distance...
 PUSH_MIN_FRACTION = 0.5
 # ...and at most this fraction of it plus PUSH_SLACK_M ("not much further").
@@ -100,8 +106,8 @@ NAVIGATE_YAW_TOL_RAD = 0.2
 NAVIGATE_GAP_M = 0.3
 
 # Skills whose effects only perception shows (post verdicts wait for fresh camera frames).
-PERCEPTION_SKILLS = frozenset({"pick", "place", "push"})
-KNOWN_SKILLS = ("pick", "place", "push", "navigate_to", "search", "say", "move_arm_home", "open_gripper",
+PERCEPTION_SKILLS = frozenset({"pick", "place", "place_at", "push"})
+KNOWN_SKILLS = ("pick", "place", "place_at", "push", "navigate_to", "search", "say", "move_arm_home", "open_gripper",
                 "close_gripper")
 DIRECTIONS = ("left", "right", "forward", "backward")
 
@@ -342,8 +348,9 @@ def pre_verdict(skill: str, params: Any, map_objects: Mapping[str, MapObject] | 
         map_objects: The semantic map now.
         robot_state: The latest proprioception, or None when none was received.
         reachable: Says why the arm cannot reach an object; reachability is not checked when None.
+            For place_at it is asked about the held object as it would stand at the position.
         remembered: Objects the map knew at some time (last known version of each), for the object
-            a place holds, which the map may have dropped since its place was seen empty.
+            a place or place_at holds, which the map may have dropped since its place was seen empty.
         frames: Recent perception frames, optional evidence (an object seen at the gripper).
     """
     objects = _as_map(map_objects)
@@ -352,6 +359,8 @@ def pre_verdict(skill: str, params: Any, map_objects: Mapping[str, MapObject] | 
         return _pre_pick(params, objects, robot_state, reachable, frames)
     if skill == "place":
         return _pre_place(params, objects, memory, robot_state, reachable, frames)
+    if skill == "place_at":
+        return _pre_place_at(params, objects, memory, robot_state, reachable, frames)
     if skill == "push":
         obj = objects.get(_arg(params, "object"))
         if obj is None:
@@ -457,11 +466,26 @@ def _pre_place(params: Any, objects: dict[str, MapObject], memory: dict[str, Map
         return CriticVerdict(False, 1.0, f"unknown target '{target_id}': not in the semantic map")
     if object_id == target_id:
         return CriticVerdict(False, 1.0, f"cannot place '{object_id}' relative to itself")
+    held = _held(obj, robot, frames, memory)
+    if not held.ok:
+        return held
+    verdict = _reach(target, reachable, f"{held.reason}; '{target_id}' is known")
+    return CriticVerdict(verdict.ok, min(verdict.confidence, held.confidence) if verdict.ok else verdict.confidence,
+                         verdict.reason)
+
+
+def _held(obj: MapObject, robot: Proprioception | None, frames: Sequence[PerceptionFrame],
+          memory: dict[str, MapObject]) -> CriticVerdict:
+    """Judge whether the gripper holds an object, before putting it down.
+
+    The fingers must measure its width. Frames that show it at the grasp point raise the confidence;
+    a majority that show it resting where it stood means the fingers hold something else.
+    """
     if robot is None or robot.gripper_opening is None:
         return CriticVerdict(False, 1.0, "the gripper's state is unknown: no finger joint states")
     width = _width(obj)
     if not holds(robot.gripper_opening, obj):
-        return CriticVerdict(False, 1.0, f"'{object_id}' is not held: the fingers are {_cm(robot.gripper_opening)} "
+        return CriticVerdict(False, 1.0, f"'{obj.id}' is not held: the fingers are {_cm(robot.gripper_opening)} "
                                          f"apart, the object {_cm(width)} wide")
     confidence, seen_text = 0.6, "not seen by perception (held objects may be hidden)"
     if frames:
@@ -473,12 +497,54 @@ def _pre_place(params: Any, objects: dict[str, MapObject], memory: dict[str, Map
             confidence, seen_text = 1.0, f"seen at the gripper in {seen} of {judged} frames"
         elif resting and len(resting) * 2 > len(frames):
             b = resting[-1]
-            return CriticVerdict(False, 1.0, f"'{object_id}' is not held: it is seen resting where it was, at "
+            return CriticVerdict(False, 1.0, f"'{obj.id}' is not held: it is seen resting where it was, at "
                                              f"{_xyz(b.position)}")
-    verdict = _reach(target, reachable, f"'{object_id}' is held (fingers {_cm(robot.gripper_opening)} apart, object "
-                                        f"{_cm(width)}; {seen_text}); '{target_id}' is known")
-    return CriticVerdict(verdict.ok, min(verdict.confidence, confidence) if verdict.ok else verdict.confidence,
-                         verdict.reason)
+    return CriticVerdict(True, confidence, f"'{obj.id}' is held (fingers {_cm(robot.gripper_opening)} apart, object "
+                                           f"{_cm(width)}; {seen_text})")
+
+
+def _spot(params: Any) -> tuple[float, float] | None:
+    """Return place_at's position as (x, y), or None unless it is two finite numbers."""
+    position = _arg(params, "position")
+    try:
+        x, y = (float(v) for v in position)
+    except (TypeError, ValueError):
+        return None
+    return (x, y) if math.isfinite(x) and math.isfinite(y) else None
+
+
+def _pre_place_at(params: Any, objects: dict[str, MapObject], memory: dict[str, MapObject],
+                  robot: Proprioception | None, reachable: Reachable | None,
+                  frames: Sequence[PerceptionFrame]) -> CriticVerdict:
+    object_id = _arg(params, "object")
+    obj = memory.get(object_id)
+    if obj is None:
+        return CriticVerdict(False, 1.0, f"unknown object '{object_id}': the semantic map never held it")
+    spot = _spot(params)
+    if spot is None:
+        return CriticVerdict(False, 1.0, f"place_at needs a position [x, y] of two finite numbers, got "
+                                         f"{_arg(params, 'position')!r}")
+    held = _held(obj, robot, frames, memory)
+    if not held.ok:
+        return held
+    where = f"({spot[0]:.3f}, {spot[1]:.3f})"
+    # The skill's own test (bounding circles of the footprints), so the critic refuses what it refuses.
+    radius = float(np.hypot(obj.size[0], obj.size[1])) / 2.0
+    blocking = [(math.dist(o.position[:2], spot), radius + float(np.hypot(o.size[0], o.size[1])) / 2.0, o)
+                for o in objects.values() if o.id != object_id]
+    blocking = [b for b in blocking if b[0] < b[1]]
+    if blocking:
+        distance, reach, other = min(blocking, key=lambda b: b[0])
+        return CriticVerdict(False, 1.0, f"the spot {where} is not free: '{other.id}' stands {distance:.3f} m from it "
+                                         f"at {_xyz(other.position)}, closer than the footprints' reach {reach:.3f} m")
+    ok_reason = f"{held.reason}; the spot {where} is free"
+    if reachable is None:
+        return CriticVerdict(True, min(0.8, held.confidence), f"{ok_reason}; reachability not checked")
+    standing = replace(obj, position=np.array([spot[0], spot[1], WORLD_SURFACE_Z + float(obj.size[2]) / 2.0]))
+    problem = reachable(standing)
+    if problem:
+        return CriticVerdict(False, 1.0, f"the spot {where} is unreachable: {problem}")
+    return CriticVerdict(True, held.confidence, f"{ok_reason}; reachable")
 
 
 # --- post verdicts --------------------------------------------------------------------------------
@@ -524,6 +590,8 @@ def post_verdict(skill: str, params: Any, before_map: Mapping[str, MapObject] | 
         return _post_pick(params, before, frames, robot_state)
     if skill == "place":
         return _post_place(params, before, frames, robot_state)
+    if skill == "place_at":
+        return _post_place_at(params, before, frames, robot_state)
     if skill == "push":
         return _post_push(params, before, frames, robot_state)
     if skill == "navigate_to":
@@ -760,6 +828,54 @@ def _post_place(params: Any, before: dict[str, MapObject], frames: Sequence[Perc
                                     float(target.size[2]), state.base_pose, (object_id, target_id))
         source = "" if target_seen else f" ({target_id} not visible: its map box stands in)"
         judgements.append(_FrameJudgement(ok, detail + source, 1.0 if target_seen else MAP_FALLBACK_WEIGHT))
+    return _aggregate(effect, judgements)
+
+
+def _post_place_at(params: Any, before: dict[str, MapObject], frames: Sequence[PerceptionFrame],
+                   robot: Proprioception | None) -> CriticVerdict:
+    object_id = _arg(params, "object")
+    if (missing := _missing(object_id, before)) is not None:
+        return missing
+    spot = _spot(params)
+    if spot is None:
+        return CriticVerdict(False, 1.0, f"place_at needs a position [x, y] of two finite numbers, got "
+                                         f"{_arg(params, 'position')!r}")
+    obj = before[object_id]
+    effect = f"at({object_id}, ({spot[0]:.3f}, {spot[1]:.3f}))"
+    if not frames:
+        return CriticVerdict(False, 0.0, f"{effect}: no fresh perception")
+    width, height = _width(obj), float(obj.size[2])
+    judgements = []
+    for frame in frames:
+        state = _gripper_state(frame, robot)
+        if state is None:
+            judgements.append(_FrameJudgement(False, "no gripper state (finger joints and grasp point) for the frame"))
+            continue
+        if not _released(state.gripper_opening, obj, state.max_opening):
+            judgements.append(_FrameJudgement(False, f"the gripper is not open: the fingers are "
+                                                     f"{_cm(state.gripper_opening)} apart ('{object_id}' is "
+                                                     f"{_cm(width)} wide)"))
+            continue
+        boxes = _candidates(obj, frame.boxes, before.values())
+        if not boxes:
+            judgements.append(_FrameJudgement(False, f"no {_describe(obj)} is seen"))
+            continue
+        box = min(boxes, key=lambda b: math.dist(b.position[:2], spot))
+        distance = box_distance(state.grasp_point, box.position, box.size, box.yaw)
+        if distance <= HOLD_DISTANCE_M:
+            judgements.append(_FrameJudgement(False, f"{object_id} is seen at the gripper ({distance:.3f} m from the "
+                                                     f"grasp point): not released"))
+            continue
+        off = math.dist(box.position[:2], spot)
+        near = off <= PLACE_AT_TOL_M
+        gap = _bottom(box, height) - WORLD_SURFACE_Z
+        resting = abs(gap) <= ON_Z_TOL_M
+        near_text = (f"{object_id} centre ({box.position[0]:.3f}, {box.position[1]:.3f}) is {off:.3f} m from the "
+                     f"position {'<=' if near else '>'} {PLACE_AT_TOL_M:.3f}")
+        rest_text = (f"its bottom is {gap:+.3f} m from the surface at z={WORLD_SURFACE_Z:.3f} "
+                     f"({'on' if resting else 'not on'} it within {ON_Z_TOL_M:.3f})")
+        failed = [t for t, good in ((near_text, near), (rest_text, resting)) if not good]
+        judgements.append(_FrameJudgement(near and resting, "; ".join(failed) if failed else f"{near_text}; {rest_text}"))
     return _aggregate(effect, judgements)
 
 

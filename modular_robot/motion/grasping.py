@@ -34,6 +34,9 @@ APPROACH_HEIGHT = 0.10
 # Height above a support or a container's rim at which the held object's bottom is released.
 RELEASE_CLEARANCE = 0.01
 PLACE_RELATIONS = ("in", "on")
+# Height of the surface loose objects rest on, in the world frame: z = 0 is the table top of
+# panda_tabletop and the floor of mobile robots (sim.world builds both there).
+WORLD_SURFACE_Z = 0.0
 # Closing on an object leaves the fingers at least this fraction of its width apart; closing on
 # nothing brings them together, so a smaller opening means the grasp missed.
 HOLDING_WIDTH_FRACTION = 0.5

@@ -14,8 +14,8 @@ stamp), and semantic maps. A post verdict needs the map from before the step: wh
 names looked like and where they were. That is the map the step's pre check judged (by task_id and
 step_index), else the newest map published before `since`; objects the map has dropped since are
 filled in from memory. During a pick the map sees the cube in part (the gripper hides it, the
-self-filter cuts it) and then drops it, so the object a place puts down is taken as the map knew it
-when its pick was checked. Reachability is checked with the arm's kinematics.
+self-filter cuts it) and then drops it, so the object a place or place_at puts down is taken as the
+map knew it when its pick was checked. Reachability is checked with the arm's kinematics.
 
 The service callback blocks while it waits for frames: it has its own callback group, and the node
 needs a multi-threaded executor (`main` uses one).
@@ -273,7 +273,7 @@ class CriticNode(Node):
 
     def _reachable(self, skill: str, params) -> critic.Reachable | None:
         """Return the reachability check of a skill's objects, or None where it does not apply."""
-        if skill not in ("pick", "place", "push"):
+        if skill not in ("pick", "place", "place_at", "push"):
             return None
         if self._kinematics is None:
             return lambda obj: f"this robot ({self.robot}) has no arm"
@@ -295,6 +295,12 @@ class CriticNode(Node):
         def poses_for(obj: MapObject) -> list[tuple[str, GripperPose]] | str:
             box = in_base(obj)
             relation = getattr(params, "relation", None)
+            if skill == "place_at":
+                # obj is the held object standing at the position: it is released onto the surface under it.
+                support = _Box(box.position - [0.0, 0.0, float(box.size[2]) / 2.0],
+                               np.array([box.size[0], box.size[1], 0.0]), box.yaw)
+                plan = place_pose(support, "on", box.size)
+                return [("the pose above the release", plan.pre_place), ("the release", plan.release)]
             if skill == "place" and relation in ("in", "on"):
                 held = remembered.get(getattr(params, "object", ""))
                 size = held.size if held is not None else np.array([0.04, 0.04, 0.04])
@@ -388,8 +394,8 @@ class CriticNode(Node):
         return self._post(skill, params, since_ns, arrival_ns, key)
 
     def _with_held(self, skill: str, params, objects: dict[str, MapObject]) -> dict[str, MapObject]:
-        """Return the objects with the one a place puts down as it was when picked; lock held."""
-        held = self._picked.get(getattr(params, "object", "")) if skill == "place" else None
+        """Return the objects with the one a place or place_at puts down as it was when picked; lock held."""
+        held = self._picked.get(getattr(params, "object", "")) if skill in ("place", "place_at") else None
         return {**objects, held.id: held} if held is not None else objects
 
     def _post(self, skill: str, params, since_ns: int, arrival_ns: int, key: tuple[str, int]) -> CriticVerdict:

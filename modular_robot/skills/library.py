@@ -20,14 +20,16 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationError
 
 from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.core.transforms import quat_to_rpy
 from modular_robot.motion.grasping import (
     CLOSED_OPENING,
     PUSH_DIRECTIONS,
+    WORLD_SURFACE_Z,
     GripperPose,
+    PlacePlan,
     grasp_rejection,
     holds,
     is_irregular,
@@ -75,6 +77,18 @@ class PlaceParams(BaseModel):
                     "robot's view) or 'near' it.")
     target: str = Field(description="Id of the reference object (container, support or landmark).",
                         min_length=1, max_length=128, pattern=OBJECT_ID_PATTERN)
+
+
+class PlaceAtParams(BaseModel):
+    """Parameters of `place_at`."""
+
+    model_config = ConfigDict(extra="forbid")
+    object: str = Field(description="Id of the held object to put down.", min_length=1, max_length=128,
+                        pattern=OBJECT_ID_PATTERN)
+    position: list[FiniteFloat] = Field(
+        min_length=2, max_length=2,
+        description="Where the object's centre goes: [x, y] in the world frame (m), e.g. the position the "
+                    "semantic map gave it before it was picked.")
 
 
 class PushParams(BaseModel):
@@ -257,12 +271,7 @@ def place(params: PlaceParams, ctx: SkillContext) -> SkillResult:
             return refuse(f"no free spot {params.relation.replace('_', ' ')} '{params.target}'")
     problems = []
     for plan in plans:
-        motion = _Motion(ctx)
-        problem = (motion.joint_move(plan.pre_place, "the pose above the release")
-                   or motion.line(plan.release, "descent to the release"))
-        if problem is None:
-            motion.gripper(release_opening(width, irregular, ctx.max_opening))
-            problem = motion.line(plan.retreat, "retreat")
+        motion, problem = _release_motion(plan, width, irregular, ctx)
         if problem is None:
             break
         problems.append(problem)
@@ -277,6 +286,60 @@ def place(params: PlaceParams, ctx: SkillContext) -> SkillResult:
     return SkillResult(True, f"released '{params.object}' {params.relation} '{params.target}' and retreated; "
                              f"where it came to rest is unverified",
                        {"moved": True, "observed": observed, "unverified": unverified})
+
+
+def place_at(params: PlaceAtParams, ctx: SkillContext) -> SkillResult:
+    """Put the held object down at world position [x, y], resting on the surface below, and let go.
+
+    The surface is the table top, or the floor for mobile robots; used to put an object back where
+    it was. Refused when another object takes up the spot. Succeeds when the arm reached the release
+    pose, opened and retreated. Where the object came to rest is for perception to confirm.
+    """
+    obj = ctx.world.lookup(params.object)
+    if obj is None:
+        return refuse(f"unknown object '{params.object}': it is not in the semantic map")
+    opening = ctx.arm.gripper_opening()
+    width, irregular = float(min(obj.size[0], obj.size[1])), is_irregular(obj.category)
+    if not holds(opening, width, irregular, ctx.max_opening):
+        return refuse(f"the gripper is {opening * 100:.1f} cm open: it does not hold '{params.object}'")
+    x, y = params.position
+    where = f"at ({x:.3f}, {y:.3f})"
+    transform = ctx.arm_base_from_world
+    # A support as wide as the object with its top on the surface: released "on" it, the object
+    # stands centred on the point, turned as the map last saw it.
+    spot = _BaseBox(transform.apply(np.array([x, y, WORLD_SURFACE_Z])), np.array([obj.size[0], obj.size[1], 0.0]),
+                    obj.yaw + quat_to_rpy(transform.rotation)[2])
+    blocking = [o.id for o in ctx.world.objects() if o.id != obj.id and _occupied(spot, [_in_base_frame(o, ctx)])]
+    if blocking:
+        return refuse(f"cannot place '{params.object}' {where}: the spot is taken by "
+                      f"{', '.join(repr(b) for b in blocking)}")
+    plan = place_pose(spot, "on", obj.size)
+    motion, problem = _release_motion(plan, width, irregular, ctx)
+    if problem is not None:
+        return refuse(f"cannot place '{params.object}' {where}: {problem}")
+    stopped, _ = motion.run()
+    observed = {"gripper_opening": ctx.arm.gripper_opening(), "joints": motion.q.tolist(),
+                "release_position": plan.release.position.tolist()}
+    if stopped is not None:
+        return SkillResult(False, stopped, {"moved": True, "observed": observed})
+    unverified = bind_predicates(("at(object, position)", "not holding(object)"), params)
+    return SkillResult(True, f"released '{params.object}' {where} and retreated; where it came to rest is unverified",
+                       {"moved": True, "observed": observed, "unverified": unverified})
+
+
+def _release_motion(plan: PlacePlan, width: float, irregular: bool, ctx: SkillContext) -> tuple[_Motion, str | None]:
+    """Plan the carry above a release pose, the straight descent, the opening and the retreat.
+
+    Returns:
+        The motion, and why it is impossible (None when it is not).
+    """
+    motion = _Motion(ctx)
+    problem = (motion.joint_move(plan.pre_place, "the pose above the release")
+               or motion.line(plan.release, "descent to the release"))
+    if problem is None:
+        motion.gripper(release_opening(width, irregular, ctx.max_opening))
+        problem = motion.line(plan.retreat, "retreat")
+    return motion, problem
 
 
 def push(params: PushParams, ctx: SkillContext) -> SkillResult:
@@ -385,6 +448,8 @@ SKILLS: dict[str, Skill] = {skill.name: skill for skill in (
            ("holding(object)", "not gripper_empty")),
     _skill("place", place, PlaceParams, ("holding(object)", "known(target)", "reachable(target)"),
            ("relation(object, target)", "gripper_empty", "not holding(object)")),
+    _skill("place_at", place_at, PlaceAtParams, ("holding(object)", "free(position)", "reachable(position)"),
+           ("at(object, position)", "gripper_empty", "not holding(object)")),
     _skill("push", push, PushParams, ("known(object)", "reachable(object)", "gripper_empty"),
            ("pushed(object, direction, distance)",)),
     _skill("move_arm_home", move_arm_home, NoParams, (), ("arm_home",)),
