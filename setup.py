@@ -33,6 +33,7 @@ setup(
             "safety_shield = modular_robot.nodes.safety_shield_node:main",
             "critic = modular_robot.nodes.critic_node:main",
             "skill_server = modular_robot.nodes.skill_server_node:main",
+            "chat = modular_robot.nodes.chat_node:main",
             "planner = modular_robot.nodes.planner_node:main",
         ],
     },

@@ -1,4 +1,4 @@
-"""The `modular-robot` command: `up` a stack, `run` scenarios."""
+"""The `modular-robot` command: `up` a stack, `run` scenarios, `chat` with the robot."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from modular_robot.core.planning.chat_format import add_chat_arguments
 from modular_robot.stack_runner import interface_environment
 
 DEFAULT_STACK = "config/stacks/sim_tabletop.yaml"
@@ -69,6 +70,12 @@ def cmd_run(args) -> int:
     return 0 if passed == len(results) else 1
 
 
+def cmd_chat(args) -> int:
+    from modular_robot.nodes.chat_node import run_chat
+
+    return run_chat(args.once, args.namespace, args.server_timeout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the `modular-robot` command."""
     parser = argparse.ArgumentParser(prog="modular-robot", description=__doc__)
@@ -86,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--stack", default=None, help="stack YAML whose non-sim nodes join the episode")
     run.add_argument("--renderer", default="auto", choices=("auto", "egl", "tiny"))
     run.set_defaults(func=cmd_run)
+    chat = sub.add_parser("chat", help="give the robot instructions through the task planner (Ctrl-C cancels a task)")
+    add_chat_arguments(chat).set_defaults(func=cmd_chat)
     return parser
 
 
