@@ -50,7 +50,7 @@ $(INSTALL)/.stamp: $(VENV)/.stamp $(INTERFACE_FILES)
 	@touch $@
 
 demo: setup
-	$(VENV)/bin/modular-robot run sim/scenarios/spine_tabletop.yaml --stack config/stacks/sim_tabletop.yaml \
+	$(VENV)/bin/modular-robot run sim/scenarios/demo_tabletop.yaml --stack config/stacks/sim_tabletop.yaml \
 	  --out reports/demo
 
 test: setup

@@ -67,6 +67,7 @@ def cmd_run(args) -> int:
     write_results(results, out / "results.json")
     passed = sum(r.passed for r in results)
     print(f"{passed}/{len(results)} scenarios passed; report in {out}/")
+    print("PASS" if passed == len(results) else "FAIL")
     return 0 if passed == len(results) else 1
 
 
