@@ -118,8 +118,11 @@ class RulesPlanner:
     def plan(self, request: PlanRequest) -> Plan:
         """Return the plan, answer, clarifying question or refusal for the request's instruction."""
         dialogue = request.dialogue
+        raw = " ".join(request.instruction.lower().split()).strip(" .!?")
         text = strip_polite(request.instruction.strip()).strip(" .!")
         low = text.lower().rstrip("?").strip()
+        # "Can you see a ball?" is a question before "can you" is taken for politeness.
+        asked = raw if is_question(raw) else low
         if not low:
             return _not_understood(request.instruction)
         if is_unsafe(low):
@@ -129,13 +132,13 @@ class RulesPlanner:
             if is_cancel(low):
                 dialogue.pending = None
                 return Plan("answer", reply="All right, I will leave it.")
-            if not self._is_command(low):
+            if not self._is_command(asked):
                 return self._answer_clarification(request, pending, low)
             dialogue.pending = None
         if is_courtesy(low):
             return Plan("answer", reply="Hello! Tell me what to do, for example " + EXAMPLES[0] + ".")
-        if is_question(low):
-            found = answer(low, request.objects, self._similarity, request.robot_pose, request.held,
+        if is_question(asked):
+            found = answer(asked, request.objects, self._similarity, request.robot_pose, request.held,
                            dialogue.referents)
             if found is not None:
                 if found.referents:
@@ -269,9 +272,9 @@ class RulesPlanner:
 
     def _pick(self, ctx: _Context, index: int, clause: Clause) -> None:
         quantity = self._quantity(clause.obj)
-        if quantity.mode in ("all", "both", "count") and (quantity.count != 1 or quantity.pronoun):
-            if not (quantity.pronoun and len(ctx.referents) == 1):
-                _refuse("I can hold only one object at a time; tell me where to put them instead.")
+        plural = quantity.mode in ("all", "both", "count") and (quantity.count != 1 or quantity.pronoun)
+        if plural and not (quantity.pronoun and len(ctx.referents) == 1):
+            _refuse("I can hold only one object at a time; tell me where to put them instead.")
         if surface_only(quantity.description):
             _refuse(f"I cannot pick up the {bare(quantity.description)}: it is not an object I can move.")
         obj = self._one(ctx, clause.obj, f"{index}:object")

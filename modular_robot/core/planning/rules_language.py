@@ -18,8 +18,8 @@ _POLITE = re.compile(
     r"^(?:(?:ok(?:ay)?|hey|hi|so|robot|please|kindly|well|alright)\b[\s,]*)*"
     r"(?:(?:could|can|would|will) you(?: please)?(?: kindly)?|would you mind|"
     r"i (?:want|need|would like|'d like|d like) you to|i'd like you to|go ahead and|try to|"
-    r"be so kind as to|i want to)?\s*(?:please\s+)?", re.I)
-_TRAILING = re.compile(r"[\s,]*(?:please|for me|thanks|thank you|now|if you can|if possible|robot)\s*$", re.I)
+    r"be so kind as to|i want to)?\s*(?:please\s+)?", re.IGNORECASE)
+_TRAILING = re.compile(r"[\s,]*(?:please|for me|thanks|thank you|now|if you can|if possible|robot)\s*$", re.IGNORECASE)
 
 # Words that start a command: a clause begins at one of these after "and" or a comma.
 COMMAND_VERBS = (
@@ -33,12 +33,12 @@ _VERB_ALTERNATION = "|".join(COMMAND_VERBS)
 # "next" is a sequence word unless it is "next to".
 _SEQUENCE = re.compile(
     r"\s*,?\s*\b(?:and then|and after that|and afterwards|and finally|and next|after that|afterwards|"
-    r"then|finally|next(?! to\b))\b\s*,?\s*", re.I)
-_AND_VERB = re.compile(rf"\s*(?:,\s*and|,|\band)\s+(?=(?:{_VERB_ALTERNATION})\b)", re.I)
+    r"then|finally|next(?! to\b))\b\s*,?\s*", re.IGNORECASE)
+_AND_VERB = re.compile(rf"\s*(?:,\s*and|,|\band)\s+(?=(?:{_VERB_ALTERNATION})\b)", re.IGNORECASE)
 _EXCEPT = re.compile(r"\s*,?\s*\b(?:except(?: for)?|but not|other than|apart from|excluding|not including|"
-                     r"save for|with the exception of|leaving out|aside from)\s+(.+)$", re.I)
+                     r"save for|with the exception of|leaving out|aside from)\s+(.+)$", re.IGNORECASE)
 _SENTENCE = re.compile(r"[;!?]+|\.(?!\d)")
-_LEADING = re.compile(r"^(?:first(?: of all)?|firstly|to start|and|also|lastly|second(?:ly)?|then)\b[\s,]*", re.I)
+_LEADING = re.compile(r"^(?:first(?: of all)?|firstly|to start|and|also|lastly|second(?:ly)?|then)\b[\s,]*", re.IGNORECASE)
 
 # Place relations, longest first where one is the start of another.
 PLACE_RELATIONS: tuple[tuple[str, str], ...] = (
@@ -55,6 +55,11 @@ PLACE_RELATIONS: tuple[tuple[str, str], ...] = (
     ("inside of", "in"), ("inside", "in"), ("into", "in"), ("in", "in"), ("within", "in"),
     ("over to", "to"), ("to", "to"), ("towards", "to"), ("toward", "to"),
 )
+_DISTANCE_SUPERLATIVES = frozenset({"closest", "nearest", "farthest", "furthest", "close", "far", "away"})
+_ROBOT_WORDS = frozenset({"you", "me", "us", "the robot", "yourself", "myself"})
+# Relations said as a movement: after "take", "get" or "bring" only these name a destination.
+_DIRECTED_RELATIONS = frozenset({"to", "towards", "toward", "over to", "into", "onto", "on to"})
+_CARRY_VERBS = frozenset({"take", "get", "bring", "carry", "transfer"})
 _POSITION_ANCHORS = frozenset({"the left", "the right", "the front", "the back", "left", "right"})
 SURFACE_WORDS = frozenset({"table", "tabletop", "floor", "ground", "surface", "desk", "counter"})
 
@@ -74,7 +79,7 @@ _UNITS = {"cm": 0.01, "centimeter": 0.01, "centimeters": 0.01, "centimetre": 0.0
           "m": 1.0, "meter": 1.0, "meters": 1.0, "metre": 1.0, "metres": 1.0,
           "inch": 0.0254, "inches": 0.0254, "in": 0.0254}
 _UNIT = "(" + "|".join(sorted(_UNITS, key=len, reverse=True)) + r")\b"
-_DISTANCE = re.compile(rf"\s*(?:by |about |around |roughly |approximately |some |for )?{_NUMBER}\s*{_UNIT}", re.I)
+_DISTANCE = re.compile(rf"\s*(?:by |about |around |roughly |approximately |some |for )?{_NUMBER}\s*{_UNIT}", re.IGNORECASE)
 _DIRECTIONS: tuple[tuple[str, str], ...] = (
     (r"(?:to the |towards the |toward the |to your |to my |)left(?:wards)?(?: side)?", "left"),
     (r"(?:to the |towards the |toward the |to your |to my |)right(?:wards)?(?: side)?", "right"),
@@ -83,7 +88,7 @@ _DIRECTIONS: tuple[tuple[str, str], ...] = (
 )
 _DIRECTION = re.compile(
     r"\s+(?:" + "|".join(f"(?P<d{i}>{pattern})" for i, (pattern, _) in enumerate(_DIRECTIONS)) +
-    r")(?: a (?:bit|little)| slightly| a little bit)?$", re.I)
+    r")(?: a (?:bit|little)| slightly| a little bit)?$", re.IGNORECASE)
 DEFAULT_PUSH_M = 0.10
 
 # Verbs by command: the verb's words, as a regex alternation.
@@ -93,37 +98,37 @@ _PLACE = (r"put|place|move|drop|set|stack|lay|bring|transfer|carry|take|deposit|
 _PUSH = r"push|slide|nudge|shove|move|shift|scoot|bump"
 _NAVIGATE = re.compile(
     r"^(?:go|drive|navigate|head|travel|move|come|roll|walk|get)(?: yourself)?\s+(?:over |up |back |on )?"
-    r"(?:to|towards|toward|up to|next to|near)\s+(.+)$|^approach\s+(.+)$", re.I)
+    r"(?:to|towards|toward|up to|next to|near)\s+(.+)$|^approach\s+(.+)$", re.IGNORECASE)
 _POSE = re.compile(r"^(?:the )?(?:position|point|coordinates?|pose|location)?\s*\(?\s*(?:x\s*=?\s*)?"
-                   r"(-?\d+(?:\.\d+)?)\s*(?:m\b)?\s*,?\s*(?:y\s*=?\s*)?(-?\d+(?:\.\d+)?)\s*(?:m\b)?\s*\)?$", re.I)
-_SEARCH = re.compile(r"^(?:find|locate|search for|search|look for|look around for|hunt for|seek)\s+(.+)$", re.I)
+                   r"(-?\d+(?:\.\d+)?)\s*(?:m\b)?\s*,?\s*(?:y\s*=?\s*)?(-?\d+(?:\.\d+)?)\s*(?:m\b)?\s*\)?$", re.IGNORECASE)
+_SEARCH = re.compile(r"^(?:find|locate|search for|search|look for|look around for|hunt for|seek)\s+(.+)$", re.IGNORECASE)
 _HOME = re.compile(
     r"^(?:(?:go|move|return|come|head|get|send|bring|put|take)\b)?(?:\s+(?:your|the|my|its))?(?:\s+arm)?"
     r"(?:\s+back)?(?:\s+to)?(?:\s+(?:the|its|your))?\s*(?:home|rest|ready|initial|starting)"
-    r"(?:\s+(?:position|pose|configuration|posture))?$|^(?:reset|home)(?: your| the)? arm$", re.I)
+    r"(?:\s+(?:position|pose|configuration|posture))?$|^(?:reset|home)(?: your| the)? arm$", re.IGNORECASE)
 _GRIPPER = re.compile(
     r"^(open|close|shut)(?: up)?\s+(?:your |the |my )?(?:gripper|hand|fingers|claw|grip)"
-    r"(?:\s+(?:to|by)\s+" + _NUMBER + r"\s*" + _UNIT + r")?(?: fully| all the way| completely)?$", re.I)
-_RELEASE = re.compile(r"^(?:let go|release)(?: of)?(?: it| that| the object)?$", re.I)
+    r"(?:\s+(?:to|by)\s+" + _NUMBER + r"\s*" + _UNIT + r")?(?: fully| all the way| completely)?$", re.IGNORECASE)
+_RELEASE = re.compile(r"^(?:let go|release)(?: of)?(?: it| that| the object)?$", re.IGNORECASE)
 _SAY = re.compile(r"^(?:say|speak|announce|read out)\s+(?P<text>.+)$|"
-                  r"^tell (?:me|us|the user|everyone|them|him|her)\s+(?:that\s+)?(?P<told>.+)$", re.I)
+                  r"^tell (?:me|us|the user|everyone|them|him|her)\s+(?:that\s+)?(?P<told>.+)$", re.IGNORECASE)
 _UNDO = re.compile(r"^(?:undo|revert|reverse|take back|cancel)(?: (?:that|it|this|what you did|the last "
                    r"(?:move|action|step|thing|command|task)|your last (?:move|action)))?(?: please)?$|"
-                   r"^take that back$", re.I)
+                   r"^take that back$", re.IGNORECASE)
 _PUT_BACK = re.compile(
     r"^(?:put|place|move|bring|return|set)\s+(?P<object>.+?)\s+back(?:\s+(?:where (?:it|they|that|this) "
     r"(?:was|were|came from)|to where (?:it|they) (?:was|were)|in (?:its|their) (?:place|spot)|to its place|"
     r"again))?$|^(?:put|place|move|bring|return)\s+back\s+(?P<object2>.+)$|^return\s+(?P<object3>.+?)"
-    r"(?:\s+to (?:its|their) (?:place|spot|original (?:place|position|spot)))$", re.I)
+    r"(?:\s+to (?:its|their) (?:place|spot|original (?:place|position|spot)))$", re.IGNORECASE)
 _FOLLOW_UP = re.compile(
     r"^(?:(?:now )?(?:do|repeat) (?:the same|that|this|it)(?: thing)?(?: again)?|(?:and )?(?:the )?same"
     r"(?: thing)?(?: again)?|again|repeat)\s+(?:with|for|to|on)\s+(?P<object>.+)$|"
     r"^(?:now|and now|next|and|also|then)\s+(?P<object2>.+?)(?:\s+too|\s+as well)?$|"
-    r"^(?P<object3>.+?)\s+(?:too|as well)$", re.I)
+    r"^(?P<object3>.+?)\s+(?:too|as well)$", re.IGNORECASE)
 _CANCEL = re.compile(r"^(?:cancel|never ?mind|forget (?:it|that|about it)|stop|no|none|neither|"
-                     r"nothing|abort)$", re.I)
+                     r"nothing|abort)$", re.IGNORECASE)
 _COURTESY = re.compile(r"^(?:hello|hi|hey|good (?:morning|afternoon|evening)|thanks|thank you|"
-                       r"(?:good|nice|great) (?:job|work)|well done|ok|okay|cool)$", re.I)
+                       r"(?:good|nice|great) (?:job|work)|well done|ok|okay|cool)$", re.IGNORECASE)
 
 # Requests to change the rules the robot moves by: refused whatever else they say.
 _UNSAFE = re.compile(
@@ -135,7 +140,7 @@ _UNSAFE = re.compile(
     r"\b(?:as fast as (?:possible|you can)|at (?:full|maximum|max|top) speed|full speed|max(?:imum)? speed|"
     r"top speed|go faster|move faster|drive faster|faster|speed up|no (?:limits|safety|rules)|"
     r"without (?:any )?(?:safety|limits|checks|collision)|unsafe|dangerous(?:ly)?|recklessly|"
-    r"jailbreak|developer mode|god mode|unlimited)\b", re.I)
+    r"jailbreak|developer mode|god mode|unlimited)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -212,8 +217,8 @@ def strip_polite(text: str) -> str:
         previous = text
         text = _POLITE.sub("", text, count=1).strip(" ,")
         text = _TRAILING.sub("", text).strip(" ,")
-        text = re.sub(r"^(?:please|now)\b[\s,]*(?=\w+\s)", "", text, flags=re.I) \
-            if re.match(rf"^(?:please|now)\b[\s,]*(?:{_VERB_ALTERNATION})\b", text, re.I) else text
+        text = re.sub(r"^(?:please|now)\b[\s,]*(?=\w+\s)", "", text, flags=re.IGNORECASE) \
+            if re.match(rf"^(?:please|now)\b[\s,]*(?:{_VERB_ALTERNATION})\b", text, re.IGNORECASE) else text
     return text
 
 
@@ -283,11 +288,12 @@ def _parse_manipulation(low: str) -> Clause | None:
             name = next(_DIRECTIONS[int(key[1:])][1] for key, value in direction.groupdict().items() if value)
             return Clause("push", obj=Ref(obj), direction=name,
                           distance=DEFAULT_PUSH_M if distance is None else distance)
-    match = re.match(rf"^(?:{_PLACE})\s+(.+)$", low)
+    match = re.match(rf"^({_PLACE})\s+(.+)$", low)
     if match:
-        split = split_destination(match.group(1))
-        if split is not None:
-            obj, relation, target = split
+        split = split_destination(match.group(2))
+        # "Take the cube in the tray" picks the cube that is in the tray; "take it to the tray" moves it.
+        if split is not None and (match.group(1) not in _CARRY_VERBS or split[3]):
+            obj, relation, target, _ = split
             # "all the cubes in the tray except the blue one": the exception belongs to the objects.
             exception = _EXCEPT.search(target)
             if exception is not None:
@@ -314,11 +320,15 @@ def _parse_follow_up(low: str) -> Clause | None:
     return Clause("follow_up", obj=Ref(phrase))
 
 
-def split_destination(rest: str) -> tuple[str, str, str] | None:
+def split_destination(rest: str) -> tuple[str, str, str, bool] | None:
     """Split "X <relation> Y" at its last place relation whose Y is an object phrase.
 
     "the cube left of the tray in the bowl" splits at "in" ("the cube left of the tray", "in",
-    "the bowl"); "the cube in the tray on the left" at "in", since "the left" is a place, not an object.
+    "the bowl"); "the cube in the tray on the left" at "in", since "the left" is a place, not an
+    object; "the ball closest to you" not at all, since "to" there measures a distance.
+
+    Returns:
+        (X, relation, Y, whether the relation was said as a direction: "to", "into", "onto"), or None.
     """
     words = rest.split()
     matches: list[tuple[int, int, str]] = []
@@ -329,16 +339,17 @@ def split_destination(rest: str) -> tuple[str, str, str] | None:
             parts = phrase.split()
             if words[index:index + len(parts)] == parts and (best is None or len(parts) > best[1]):
                 best = (index, len(parts), relation)
-        if best is None:
-            index += 1
+        if best is None or words[index - 1] in _DISTANCE_SUPERLATIVES:
+            index += 1 if best is None else best[1]
             continue
         matches.append(best)
         index += best[1]
     for start, length, relation in reversed(matches):
         target = " ".join(words[start + length:])
-        if target and target not in _POSITION_ANCHORS and not re.match(
+        if target and target not in _POSITION_ANCHORS and target not in _ROBOT_WORDS and not re.match(
                 r"^(?:the )?(?:left|right|front|back)(?: side)?$", target):
-            return " ".join(words[:start]), relation, target
+            directed = " ".join(words[start:start + length]) in _DIRECTED_RELATIONS
+            return " ".join(words[:start]), relation, target, directed
     return None
 
 
