@@ -152,8 +152,20 @@ def _count(objects: list[MapObject], description: str, similarity: TextSimilarit
     if not found:
         return Answer(f"There are no {phrase}.")
     verb = "is" if len(found) == 1 else "are"
+    if len(found) == 1:
+        phrase = _singular(phrase)
     names = join_words([f"the {full_name(o)}" for o in found])
     return Answer(f"There {verb} {len(found)} {phrase}: {names}.", tuple(o.id for o in found))
+
+
+def _singular(phrase: str) -> str:
+    """Return a plural noun phrase in the singular ("red things" -> "red thing"), roughly."""
+    head, _, last = phrase.rpartition(" ")
+    if last.endswith("ies"):
+        last = last[:-3] + "y"
+    elif last.endswith("s") and not last.endswith("ss"):
+        last = last[:-1]
+    return f"{head} {last}".strip()
 
 
 def _exists(objects: list[MapObject], description: str, similarity: TextSimilarity,
