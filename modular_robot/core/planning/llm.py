@@ -63,6 +63,8 @@ _PHRASE_SPLIT_RE = re.compile(r"\b(?:and|then|into|onto|in|on|to|from|with|at|in
 _OPEN_ARGUMENT_WORDS = frozenset({"the", "a", "an", "it", "them", "one", "please", "me"})
 
 SchemaForm = Literal["decoding", "api"]
+# How a backend's refusal of an invalid model plan begins.
+INVALID_PLAN_REPLY = "the language model's plan was invalid: "
 
 
 class InvalidPlan(ValueError):

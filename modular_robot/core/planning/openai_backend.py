@@ -16,7 +16,7 @@ from typing import Any
 import openai
 
 from modular_robot.core.mapping.semantic_map import TextSimilarity
-from modular_robot.core.planning.llm import InvalidPlan, build_prompt, parse_plan, plan_schema
+from modular_robot.core.planning.llm import INVALID_PLAN_REPLY, InvalidPlan, build_prompt, parse_plan, plan_schema
 from modular_robot.core.planning.plan import Plan, PlanRequest
 
 # One re-ask: a model that fails twice on the same request rarely gets it right the third time.
@@ -94,7 +94,7 @@ class OpenAIPlanner:
                                                          f"plan: one JSON object that follows the schema."}]
                 continue
             return replace(plan, tokens=dict(tokens))
-        return Plan("refuse", reply=f"the language model's plan was invalid: {reason}", tokens=tokens)
+        return Plan("refuse", reply=INVALID_PLAN_REPLY + reason, tokens=tokens)
 
 
 def _short(text: str, limit: int = 300) -> str:
