@@ -41,11 +41,10 @@ MAX_TEXT_CHARS = 120
 MAX_CANDIDATES = 5
 # Dialogue turns shown to the model; older ones rarely matter for pronouns and follow-ups.
 PROMPT_TURNS = 6
-# Grid of numbers in the "decoding" form: 1 cm for bounded quantities (distances, openings are in
-# metres), 10 cm within +-10 m for unbounded ones (navigation poses). A grid bounds the digits a
-# model can write, which a plain JSON number does not.
+# Grid of numbers in the "decoding" form: 1 cm (or 0.01 rad) within the parameter's bounds, and
+# within +-10 m where it has none (poses, positions: a table-top or room-sized world). A grid bounds
+# the digits a model can write, which a plain JSON number does not.
 NUMBER_STEP = 0.01
-UNBOUNDED_STEP = 0.1
 UNBOUNDED_LIMIT = 10.0
 # Worst-case UTF-8 bytes of one string character as JSON writes it: a \uXXXX escape.
 MAX_BYTES_PER_CHAR = 6
@@ -193,7 +192,7 @@ def _argument_schema(skill: str, name: str, spec: dict[str, Any], ids: list[str]
         base["maxLength"] = min(int(base.get("maxLength", MAX_TEXT_CHARS)), MAX_TEXT_CHARS)
     elif kind in ("number", "integer"):
         base = _number_schema(base, form)
-    elif kind == "array":
+    elif kind == "array" and base.get("items", {}).get("type") in ("number", "integer"):
         base["items"] = _number_schema(dict(base["items"]), form)
     return base
 
@@ -209,11 +208,10 @@ def _number_schema(spec: dict[str, Any], form: SchemaForm) -> dict[str, Any]:
         low = -int(UNBOUNDED_LIMIT) if low is None else int(low)
         high = int(UNBOUNDED_LIMIT) if high is None else int(high)
         return {"type": "integer", "enum": list(range(low, high + 1)), **described}
-    step = NUMBER_STEP if low is not None and high is not None else UNBOUNDED_STEP
     low = -UNBOUNDED_LIMIT if low is None else float(low)
     high = UNBOUNDED_LIMIT if high is None else float(high)
-    first, last = round(low / step), round(high / step)
-    values = [round(k * step, 6) for k in range(first, last + 1)]
+    first, last = round(low / NUMBER_STEP), round(high / NUMBER_STEP)
+    values = [round(k * NUMBER_STEP, 6) for k in range(first, last + 1)]
     values = [v for v in values if _in_range(v, spec)]
     return {"type": "number", "enum": values, **described}
 
