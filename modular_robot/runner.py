@@ -24,6 +24,11 @@ from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
 _SETTLE_S = 1.0
+# Before the first command, the stack gets this long (sim time) to see the scene, as a robot has
+# looked at the table before anyone talks to it: until its map has held the same objects for
+# _MAP_STABLE_S, at most _WARMUP_S.
+_WARMUP_S = 5.0
+_MAP_STABLE_S = 1.0
 _SERVER_WAIT_S = 3.0
 
 
@@ -129,6 +134,18 @@ class _Episode:
         self.log("sim", f"disturbance: {disturbance.action} {disturbance.object}"
                         + (f" to {list(disturbance.pose)}" if disturbance.pose else ""))
 
+    def warm_up(self, until_sim: float) -> None:
+        """Step until the semantic map has held the same number of objects for a while (or `until_sim`)."""
+        count, since = -1, self.world.sim_time
+        while self.world.sim_time < until_sim:
+            with self.lock:
+                now = len(self.semantic_map.objects) if self.semantic_map is not None else -1
+            if now != count:
+                count, since = now, self.world.sim_time
+            elif count > 0 and self.world.sim_time - since >= _MAP_STABLE_S:
+                return
+            self.step()
+
     def wait(self, future, deadline_sim: float) -> bool:
         while not future.done():
             if self.world.sim_time >= deadline_sim:
@@ -194,6 +211,8 @@ def run_scenario(scenario: Scenario, out_dir: Path, stack: Stack | None = None, 
         episode = _Episode(scenario, lockstep)
         lockstep.log = lambda line: episode.log("sim", line)
         deadline = world.sim_time + scenario.timeout_s
+        if scenario.commands:
+            episode.warm_up(world.sim_time + _WARMUP_S)
         for command in scenario.commands:
             episode.send(command, deadline)
         settle_until = world.sim_time + _SETTLE_S
