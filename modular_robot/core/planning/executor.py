@@ -222,10 +222,10 @@ class TaskExecutor:
             report.transcript.append({"role": "replan", "revision": report.revisions, "text": text})
             events.status(index + 1, f"{text} (plan {report.revisions} of at most {self.max_attempts})")
             events.plan(steps, report.revisions)
-        verified = ", ".join(str(s.call) for s in steps)
         report.success = True
-        report.summary = (f"Done{'' if report.revisions == 1 else f' after {report.revisions - 1} replan' + ('s' if report.revisions > 2 else '')}: "
-                          f"{_intent(plan)}{verified} (every step verified by the critic).")
+        replans = report.revisions - 1
+        after = f" after {replans} replan{'s' if replans > 1 else ''}" if replans else ""
+        report.summary = f"Done{after}: {_intent(plan, steps)}. Every step was verified by the critic."
         events.plan(steps, report.revisions)
 
     def _run_step(self, task_id: str, index: int, call: Call, events: TaskEvents, report: TaskReport,
@@ -294,5 +294,9 @@ def _describe_plan(plan: Plan) -> str:
     return f"{plan.kind}: {plan.reply}"
 
 
-def _intent(plan: Plan) -> str:
-    return f"{plan.reply} — " if plan.reply else ""
+def _intent(plan: Plan, steps: Sequence[Step]) -> str:
+    """Return what was done: the planner's statement of intent, else the calls."""
+    text = plan.reply.strip().rstrip(".")
+    if text.lower().startswith("i will "):
+        return text[len("i will "):]
+    return text or ", ".join(str(s.call) for s in steps)
