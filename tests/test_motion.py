@@ -14,11 +14,16 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from modular_robot.core.trajectory import JointLimits, sample, validate_trajectory
 from modular_robot.core.transforms import quat_to_rpy
 from modular_robot.motion.grasping import (
+    CONTAINER_WALL,
     FINGER_HALF_THICKNESS,
+    NEIGHBOUR_GAP,
+    PLACE_MARGIN,
     PUSH_RUN_UP,
     PUSH_SPAN_MARGIN,
+    footprint_radius,
     grasp_rejection,
     place_pose,
+    place_spots,
     push_plan,
     top_down_grasp,
     top_down_orientation,
@@ -129,6 +134,72 @@ def test_place_in_container_clears_its_walls_and_on_support_rests_on_top():
     assert on.release.position[2] - 0.02 == pytest.approx(0.05 + 0.01)
     assert place_pose(_Box([0.5, 0.1, 0.05], [0.06, 0.06, 0.1]), "in", (0.08, 0.05, 0.04)) is None
     assert place_pose(tray, "under", held) is None
+
+
+def _local(point, box):
+    """Return a point's x, y in a box's frame."""
+    c, s = math.cos(box.yaw), math.sin(box.yaw)
+    d = np.asarray(point)[:2] - box.position[:2]
+    return np.array([c * d[0] + s * d[1], -s * d[0] + c * d[1]])
+
+
+def test_place_spots_start_at_the_centre_and_avoid_what_lies_in_the_container():
+    tray = _Box([0.45, -0.25, 0.02], [0.30, 0.20, 0.04], yaw=0.3)
+    held = (0.04, 0.04, 0.04)
+    radius = footprint_radius(held)
+    empty = place_spots(tray, "in", held, [])
+    assert np.allclose(empty[0], tray.position[:2])
+    # Nearest the centre first, each spot's circle inside the walls with the margin.
+    offsets = [float(np.hypot(*_local(p, tray))) for p in empty]
+    assert np.all(np.diff(offsets) > -1e-9) and len(empty) > 50
+    assert all(np.all(np.abs(_local(p, tray)) + radius + PLACE_MARGIN <= tray.size[:2] / 2 - CONTAINER_WALL + 1e-9)
+               for p in empty)
+    occupant = _Box([0.45, -0.25, 0.06], [0.05, 0.05, 0.04])
+    # Objects outside the footprint (the table's other cubes) take no spot in it.
+    outside = _Box([0.45, 0.0, 0.02], [0.05, 0.05, 0.04])
+    spots = place_spots(tray, "in", held, [occupant, outside])
+    assert math.dist(spots[0], tray.position[:2]) >= radius + footprint_radius(occupant.size) + NEIGHBOUR_GAP
+    clear = [p for p in empty if math.dist(p, occupant.position[:2]) >= footprint_radius(occupant.size) + radius
+             + NEIGHBOUR_GAP]
+    assert np.array_equal(spots, clear)
+
+
+def test_place_spots_fill_a_container_and_keep_a_round_ones_walls_clear():
+    bowl = _Box([0.5, 0.0, 0.03], [0.16, 0.16, 0.06])
+    held = (0.04, 0.04, 0.04)
+    spots = place_spots(bowl, "in", held, [])
+    # The map's box does not say the bowl is round: no spot reaches into its box's corners.
+    assert max(math.dist(p, bowl.position[:2]) for p in spots) + footprint_radius(held) + PLACE_MARGIN <= \
+        0.08 - CONTAINER_WALL + 1e-9
+    assert place_spots(bowl, "in", held, [_Box([0.5, 0.0, 0.02], [0.04, 0.04, 0.04])]) == []
+    tray = _Box([0.45, -0.25, 0.025], [0.24, 0.24, 0.05])
+    placed = []
+    while spots := place_spots(tray, "in", held, placed):
+        placed.append(_Box([*spots[0], 0.02], held))
+    assert len(placed) >= 4
+    assert all(math.dist(a.position[:2], b.position[:2]) >= 2 * footprint_radius(held) + NEIGHBOUR_GAP - 1e-9
+               for i, a in enumerate(placed) for b in placed[i + 1:])
+
+
+def test_place_spots_on_a_large_support_avoid_its_load_and_a_small_one_stacks_centred():
+    held = (0.04, 0.04, 0.04)
+    box = _Box([0.5, 0.0, 0.05], [0.30, 0.20, 0.10], yaw=-0.2)
+    load = _Box([0.5, 0.0, 0.12], [0.05, 0.05, 0.04])
+    spots = place_spots(box, "on", held, [load])
+    assert math.dist(spots[0], load.position[:2]) >= footprint_radius(held) + footprint_radius(load.size)
+    assert np.all(np.abs(_local(spots[0], box)) + footprint_radius(held) <= box.size[:2] / 2)
+    assert np.allclose(place_spots(box, "on", held, [])[0], box.position[:2])
+    cube = _Box([0.5, 0.1, 0.025], [0.05, 0.05, 0.05])
+    on_cube = _Box([0.5, 0.1, 0.07], [0.04, 0.04, 0.04])
+    assert [p.tolist() for p in place_spots(cube, "on", held, [on_cube])] == [[0.5, 0.1]]
+    assert place_spots(box, "under", held, []) == []
+
+
+def test_place_pose_releases_above_a_given_spot():
+    tray = _Box([0.45, -0.25, 0.02], [0.30, 0.20, 0.04])
+    plan = place_pose(tray, "in", (0.04, 0.04, 0.04), spot=(0.50, -0.22))
+    assert plan.release.position == pytest.approx([0.50, -0.22, 0.04 + 0.01 + 0.02])
+    assert plan.pre_place.position[:2] == pytest.approx([0.50, -0.22])
 
 
 @pytest.mark.parametrize("direction, axis, sign", [("forward", 0, 1), ("backward", 0, -1), ("left", 1, 1),

@@ -234,6 +234,56 @@ def test_pick_then_place_in_tray_releases_above_the_tray(kinematics):
     assert arm.gripper_commands[-1] > 0.04
 
 
+def test_place_in_a_tray_with_its_centre_taken_releases_beside_the_occupant(kinematics):
+    # The geometric detector reports what rests in the tray as objects of its own.
+    occupant = _cube("blue_cube", xy=(0.45, -0.25), yaw=0.0)
+    occupant.position[2] = 0.028
+    ctx, arm = _context(kinematics, [_cube(), _tray(), occupant])
+    arm.opening = 0.04
+    result = _run("place", {"object": "red_cube", "relation": "in", "target": "tray"}, ctx)
+    assert result.success, result.reason
+    release, _ = kinematics.forward(arm.trajectories[-2].positions[-1])
+    assert result.effects["observed"]["release_position"] == pytest.approx(release, abs=0.005)
+    # Clear of the occupant (bounding circles of two 4 cm cubes), the cube's circle inside the walls.
+    assert math.dist(release[:2], occupant.position[:2]) >= 0.04 * math.sqrt(2)
+    assert np.all(np.abs(release[:2] - [0.45, -0.25]) + 0.02 * math.sqrt(2) <= [0.15, 0.10])
+    assert release[2] == pytest.approx(0.04 + 0.01 + 0.02, abs=0.005)
+
+
+def test_place_in_a_tray_ignores_the_held_objects_own_record(kinematics):
+    # Picked from the tray's centre, the cube may still be mapped there: its own record takes no spot.
+    ctx, arm = _context(kinematics, [_cube(xy=(0.45, -0.25)), _tray()])
+    arm.opening = 0.04
+    assert _run("place", {"object": "red_cube", "relation": "in", "target": "tray"}, ctx).success
+    release, _ = kinematics.forward(arm.trajectories[-2].positions[-1])
+    assert np.linalg.norm(release[:2] - [0.45, -0.25]) < 0.005
+
+
+def test_place_in_a_full_container_is_refused_without_moving(kinematics):
+    bin_ = MapObject("bin", "gray bin", "box", ("gray",), "gray", [0.5, -0.2, 0.04], [0.12, 0.12, 0.08], 0.0)
+    ctx, arm = _context(kinematics, [_cube(), bin_, _cube("blue_cube", xy=(0.51, -0.19))])
+    arm.opening = 0.04
+    result = _run("place", {"object": "red_cube", "relation": "in", "target": "bin"}, ctx)
+    assert not result.success and result.effects["moved"] is False
+    assert result.reason == "no free spot in 'bin' for 'red_cube'"
+    assert arm.trajectories == [] and arm.gripper_commands == []
+
+
+@pytest.mark.parametrize("support, size, off_centre", [("box", [0.30, 0.20, 0.06], True),
+                                                        ("green_cube", [0.05, 0.05, 0.06], False)])
+def test_place_on_a_loaded_support_avoids_the_load_unless_stacking(kinematics, support, size, off_centre):
+    below = MapObject(support, support, "box", (), None, [0.45, -0.2, 0.03], size, 0.0)
+    load = _cube("blue_cube", xy=(0.45, -0.2), yaw=0.0)
+    load.position[2] = 0.08
+    ctx, arm = _context(kinematics, [_cube(), below, load])
+    arm.opening = 0.04
+    result = _run("place", {"object": "red_cube", "relation": "on", "target": support}, ctx)
+    assert result.success, result.reason
+    release, _ = kinematics.forward(arm.trajectories[-2].positions[-1])
+    assert (math.dist(release[:2], [0.45, -0.2]) >= 0.04 * math.sqrt(2)) is off_centre
+    assert release[2] == pytest.approx(0.06 + 0.01 + 0.02, abs=0.005)
+
+
 @pytest.mark.parametrize("relation, axis, sign", [("left_of", 1, 1.0), ("right_of", 1, -1.0),
                                                   ("in_front_of", 0, -1.0), ("behind", 0, 1.0)])
 def test_place_beside_a_target_releases_on_that_side(kinematics, relation, axis, sign):

@@ -34,6 +34,23 @@ APPROACH_HEIGHT = 0.10
 # Height above a support or a container's rim at which the held object's bottom is released.
 RELEASE_CLEARANCE = 0.01
 PLACE_RELATIONS = ("in", "on")
+# The map's box of a container is its outside: walls up to this thick are assumed inside it (m).
+CONTAINER_WALL = 0.01
+# Least gap between a placed object's bounding circle and a container's walls or a support's
+# edge, so that a release a few millimetres off still lands inside (m).
+PLACE_MARGIN = 0.005
+# Least gap between the bounding circles of a placed object and one already there: wide enough
+# for a release a centimetre off to land clear, and for perception to see the two apart (m).
+NEIGHBOUR_GAP = 0.015
+# Spacing of the candidate release points over a container's or support's inner area (m); coarser
+# on large supports, so that no more than about this many cells span the longer side.
+SPOT_STEP = 0.01
+SPOT_CELLS = 24
+# A support at least this many times as wide as the held object's bounding circle takes several
+# objects side by side (a table, a large box); a smaller one (a cube to stack on) takes one, centred.
+LARGE_SUPPORT_RATIO = 2.0
+# Points on a container's inscribed ellipse at which a candidate's clearance from it is measured.
+ELLIPSE_SAMPLES = 180
 # Height of the surface loose objects rest on, in the world frame: z = 0 is the table top of
 # panda_tabletop and the floor of mobile robots (sim.world builds both there).
 WORLD_SURFACE_Z = 0.0
@@ -230,13 +247,15 @@ def top_down_grasp(position: Sequence[float], size: Sequence[float], yaw: float,
 
 def place_pose(target_box: Box, relation: str, held_object_size: Sequence[float],
                held_grasp_depth: float | None = None,
-               arm_base: Sequence[float] = (0.0, 0.0, 0.0)) -> PlacePlan | None:
+               arm_base: Sequence[float] = (0.0, 0.0, 0.0),
+               spot: Sequence[float] | None = None) -> PlacePlan | None:
     """Plan where to release a held object in or on a target box.
 
-    The object is released above the target's centre with its bottom `RELEASE_CLEARANCE` above the
-    target's top: for `on` the support's surface, for `in` the container's rim, so it clears the
-    walls and drops inside. A top-down grasp holds an object with its long side along the gripper's
-    x, so the gripper yaw follows the target's long side, lining the two up.
+    The object is released above a spot on the target (its centre unless given; `place_spots`
+    finds free ones) with its bottom `RELEASE_CLEARANCE` above the target's top: for `on` the
+    support's surface, for `in` the container's rim, so it clears the walls and drops inside. A
+    top-down grasp holds an object with its long side along the gripper's x, so the gripper yaw
+    follows the target's long side, lining the two up.
 
     Args:
         target_box: The container's or support's observed box.
@@ -244,6 +263,7 @@ def place_pose(target_box: Box, relation: str, held_object_size: Sequence[float]
         held_object_size: The held object's box extent (m).
         held_grasp_depth: How far below its top the object is held; `grasp_depth` of its height if None.
         arm_base: The arm base's x, y (m) and yaw (rad) in the boxes' frame.
+        spot: The release point's x, y (m) in the boxes' frame; the target's centre if None.
 
     Returns:
         The plan, or None for an unknown relation or an object wider than the container.
@@ -258,14 +278,80 @@ def place_pose(target_box: Box, relation: str, held_object_size: Sequence[float]
     centre = np.asarray(target_box.position, dtype=float)
     top = centre[2] + target_size[2] / 2.0
     release_z = top + RELEASE_CLEARANCE + float(held[2]) - depth
+    x, y = (float(centre[0]), float(centre[1])) if spot is None else (float(spot[0]), float(spot[1]))
     long_side = target_box.yaw + (math.pi / 2 if target_size[1] > target_size[0] else 0.0)
-    toward = math.atan2(centre[1] - arm_base[1], centre[0] - arm_base[0])
+    toward = math.atan2(y - arm_base[1], x - arm_base[0])
     gripper_yaw = _nearest_half_turn(long_side, toward)
     quaternion = top_down_orientation(gripper_yaw)
-    release = np.array([centre[0], centre[1], release_z])
+    release = np.array([x, y, release_z])
     up = np.array([0.0, 0.0, APPROACH_HEIGHT])
     return PlacePlan(GripperPose(release + up, quaternion), GripperPose(release, quaternion),
                      GripperPose(release + up, quaternion), gripper_yaw)
+
+
+def footprint_radius(size: Sequence[float]) -> float:
+    """Return the radius of a box's bounding circle in the horizontal plane, whatever its yaw."""
+    return float(np.hypot(size[0], size[1])) / 2.0
+
+
+def place_spots(target_box: Box, relation: str, held_object_size: Sequence[float],
+                others: Sequence[Box]) -> list[np.ndarray]:
+    """Return the free release points in or on a target for a held object, best first.
+
+    The target's centre comes first, then points of a grid over its inner area, nearest the centre
+    first (ties by angle about the target's x axis, so the order is deterministic). A point is free
+    when the held object's bounding circle keeps `NEIGHBOUR_GAP` from the bounding circle of every
+    object whose centre lies over the target's footprint (what already rests in or on it). Off the
+    centre, the circle must also keep `PLACE_MARGIN` inside the container's walls (assumed
+    `CONTAINER_WALL` thick), within the ellipse inscribed in them, since the map's box does not
+    tell a round bowl from a tray; on a support, inside its top's edges. A small support (its shorter
+    side under `LARGE_SUPPORT_RATIO` times the object's bounding circle) offers only its centre,
+    free or not: that is stacking.
+
+    Args:
+        target_box: The container's or support's observed box.
+        relation: "in" or "on".
+        held_object_size: The held object's box extent (m).
+        others: Boxes of the other objects in the scene, not the held object nor the target.
+
+    Returns:
+        Release points (x, y) in the boxes' frame; empty when none is free or the relation is unknown.
+    """
+    if relation not in PLACE_RELATIONS:
+        return []
+    centre = np.asarray(target_box.position, dtype=float)[:2]
+    half = np.asarray(target_box.size, dtype=float)[:2] / 2.0
+    radius = footprint_radius(held_object_size)
+    if relation == "on" and 2.0 * min(half) < LARGE_SUPPORT_RATIO * 2.0 * radius:
+        return [centre]
+    c, s = math.cos(target_box.yaw), math.sin(target_box.yaw)
+    rotation = np.array([[c, -s], [s, c]])
+    occupants = [(np.asarray(o.position, dtype=float)[:2], footprint_radius(o.size)) for o in others
+                 if np.all(np.abs(rotation.T @ (np.asarray(o.position, dtype=float)[:2] - centre)) <= half)]
+    reach = radius + PLACE_MARGIN
+    step = max(SPOT_STEP, 2.0 * float(max(half)) / SPOT_CELLS)
+    counts = np.floor(half / step).astype(int)
+    grid = [np.array([i * step, j * step]) for i in range(-counts[0], counts[0] + 1)
+            for j in range(-counts[1], counts[1] + 1) if i or j]
+    local = [np.zeros(2)] + sorted((p for p in grid if _clears_edges(p, relation, half, reach)),
+                                   key=lambda p: (round(float(np.hypot(*p)), 9), math.atan2(p[1], p[0]) % (2 * math.pi)))
+    spots = [centre + rotation @ p for p in local]
+    return [p for p in spots if all(math.dist(p, q) >= radius + r + NEIGHBOUR_GAP for q, r in occupants)]
+
+
+def _clears_edges(point: np.ndarray, relation: str, half: np.ndarray, reach: float) -> bool:
+    """Return whether a circle of radius `reach` about a point in a target's frame stays inside its inner area.
+
+    That area is a container's inscribed ellipse within its walls, or a support's whole top.
+    """
+    if relation == "on":
+        return bool(np.all(np.abs(point) <= half - reach))
+    inner = half - CONTAINER_WALL
+    if np.any(inner <= 0.0) or (point[0] / inner[0]) ** 2 + (point[1] / inner[1]) ** 2 >= 1.0:
+        return False
+    angles = np.linspace(0.0, 2.0 * math.pi, ELLIPSE_SAMPLES, endpoint=False)
+    rim = np.stack([inner[0] * np.cos(angles), inner[1] * np.sin(angles)], axis=1)
+    return float(np.min(np.linalg.norm(rim - point, axis=1))) >= reach
 
 
 def push_plan(box: Box, direction: str, distance: float, max_opening: float = 0.08,

@@ -34,6 +34,7 @@ from modular_robot.motion.grasping import (
     holds,
     is_irregular,
     place_pose,
+    place_spots,
     push_plan,
     release_opening,
     top_down_grasp,
@@ -55,6 +56,9 @@ RELATIONS = ("in", "on", "left_of", "right_of", "in_front_of", "behind", "near")
 CARTESIAN_STEPS = 5
 # Gap between a target's side and the placed object's side for beside-relations (m).
 BESIDE_GAP = 0.05
+# Free spots in or on a target tried for a motion plan, nearest its centre first: neighbouring
+# spots of a far or awkward target fail alike, and each failed plan costs IK time.
+SPOT_TRIES = 24
 
 
 class PickParams(BaseModel):
@@ -244,6 +248,9 @@ def pick(params: PickParams, ctx: SkillContext) -> SkillResult:
 def place(params: PlaceParams, ctx: SkillContext) -> SkillResult:
     """Put the held object in or on a target, or beside it on the same surface, and let go.
 
+    In a container, or on a support that takes several objects (a table, a large box), the object
+    goes to the free spot nearest the target's centre that the arm reaches, clear of what already
+    lies there; refused when no spot is free. On a small support (a cube) it is stacked centred.
     Succeeds when the arm reached the release pose, opened and retreated. Where the object ended up
     is for perception to confirm.
     """
@@ -259,12 +266,16 @@ def place(params: PlaceParams, ctx: SkillContext) -> SkillResult:
     if not holds(opening, width, irregular, ctx.max_opening):
         return refuse(f"the gripper is {opening * 100:.1f} cm open: it does not hold '{params.object}'")
     target_box = _in_base_frame(target, ctx)
+    # The map may still hold the held object where it was picked from: its own record takes no spot.
+    others = [_in_base_frame(o, ctx) for o in ctx.world.objects() if o.id not in (obj.id, target.id)]
     if params.relation in ("in", "on"):
-        plans = [place_pose(target_box, params.relation, obj.size)]
-        if plans[0] is None:
+        if place_pose(target_box, params.relation, obj.size) is None:
             return refuse(f"'{params.object}' does not fit in '{params.target}'")
+        spots = place_spots(target_box, params.relation, obj.size, others)
+        if not spots:
+            return refuse(f"no free spot {params.relation} '{params.target}' for '{params.object}'")
+        plans = [place_pose(target_box, params.relation, obj.size, spot=spot) for spot in spots[:SPOT_TRIES]]
     else:
-        others = [_in_base_frame(o, ctx) for o in ctx.world.objects() if o.id not in (obj.id, target.id)]
         plans = [place_pose(spot, "on", obj.size) for spot in _beside_spots(target_box, obj.size, params.relation)
                  if not _occupied(spot, others)]
         if not plans:
@@ -274,7 +285,8 @@ def place(params: PlaceParams, ctx: SkillContext) -> SkillResult:
         motion, problem = _release_motion(plan, width, irregular, ctx)
         if problem is None:
             break
-        problems.append(problem)
+        if problem not in problems:
+            problems.append(problem)
     else:
         return refuse(f"cannot place '{params.object}' {params.relation} '{params.target}': {'; '.join(problems)}")
     stopped, _ = motion.run()
