@@ -145,7 +145,7 @@ def test_two_cubes_placed_in_one_tray_rest_side_by_side():
             trial.stack.advance(0.5)
             post = trial.check("post", "place", args, since_s=trial.sim_time, step_index=index)
             # The map must show the first cube in the tray, apart from it, for the second to avoid it.
-            assert trial.stack.advance_until(lambda: _mapped_apart(trial, cube, tray), 15.0), \
+            assert trial.stack.advance_until(lambda cube=cube: _mapped_apart(trial, cube, tray), 15.0), \
                 [(o.id, o.position.round(3).tolist()) for o in trial.map_objects()]
         assert post.ok, post.reason
         truth = trial.world.ground_truth()
