@@ -115,14 +115,14 @@ def test_a_failed_place_verdict_replans_with_a_pick_and_the_transcript_shows_why
         CheckResult(False, 0.95, "the gripper is empty: it does not hold red_cube_1")]})
     report, _, plans_seen, _ = run(stack, Plan("execute", (PICK, PLACE)))
     assert report.success and report.revisions == 2
-    assert stack.calls == [PICK, PICK, PLACE]
+    assert stack.calls == [PICK, Call("move_arm_home"), PICK, PLACE]
     failed = [e for e in report.transcript if e["role"] == "verdict" and not e["ok"]]
     assert failed and "does not hold" in failed[0]["text"]
     replans = [e for e in report.transcript if e["role"] == "replan"]
     assert replans and "does not hold" in replans[0]["text"] and "pick(object=red_cube_1)" in replans[0]["text"]
     # The published plan keeps the finished step and shows the failed one before the replan.
     assert ([SUCCEEDED, FAILED], 1) in plans_seen
-    assert plans_seen[-1] == ([SUCCEEDED, SUCCEEDED, SUCCEEDED], 2)
+    assert plans_seen[-1] == ([SUCCEEDED] * 4, 2)
 
 
 def test_replanning_stops_after_max_attempts_with_the_reason():
@@ -131,7 +131,7 @@ def test_replanning_stops_after_max_attempts_with_the_reason():
     report, _, _, _ = run(stack, Plan("execute", (PICK, PLACE)), max_attempts=2)
     assert not report.success and report.revisions == 2
     assert "not in tray_1" in report.summary and "gave up after 2 plans" in report.summary
-    assert stack.calls == [PICK, PLACE, PICK, PLACE]
+    assert stack.calls == [PICK, PLACE, Call("move_arm_home"), PICK, PLACE]
 
 
 def test_cancel_stops_before_the_next_step():
@@ -180,7 +180,7 @@ def test_repair_refinds_an_object_whose_id_changed_and_gives_up_on_a_vanished_on
     before = [cube(), tray()]
     renamed = [cube("red_cube_2", xy=(0.60, 0.12)), tray()]
     calls = repair([PLACE], Failure(PLACE, "pre", "not holding"), before, renamed, None, tuple(SKILLS))
-    assert calls == [Call("pick", {"object": "red_cube_2"}),
+    assert calls == [Call("move_arm_home"), Call("pick", {"object": "red_cube_2"}),
                      Call("place", {"object": "red_cube_2", "relation": "in", "target": "tray_1"})]
     gone = repair([PLACE], Failure(PLACE, "pre", "not holding"), before, [tray()], None, tuple(SKILLS))
     assert gone == "'red_cube_1' is no longer in the map"
@@ -211,4 +211,4 @@ def test_a_place_refused_because_the_object_left_the_gripper_is_replanned_with_a
     stack.refused = []
     report, _, _, _ = run(stack, Plan("execute", (PICK, PLACE)))
     assert report.success and report.revisions == 2
-    assert stack.calls == [PICK, PICK, PLACE]
+    assert stack.calls == [PICK, Call("move_arm_home"), PICK, PLACE]

@@ -2,9 +2,9 @@
 
 Decomposition is as-needed (ADaPT): a step is only broken into sub-steps when it failed, and only
 into what its failure says is missing. A place whose object is no longer in the gripper becomes
-pick + place; a pick that found nothing where the map had the object first sends the arm home, out
-of the camera's view, so that the next attempt works from a fresh map; other steps are retried on
-the re-grounded map. Objects that the map re-identified under a new id are found again by their
+home + pick + place; a pick that found nothing where the map had the object becomes home + pick.
+Going home takes the arm out of the camera's view, so the next attempt works from a fresh map.
+Other steps are retried on the re-grounded map. Objects that the map re-identified under a new id are found again by their
 label and kind, nearest to where they were.
 """
 
@@ -70,7 +70,8 @@ def repair(remaining: Sequence[Call], failure: Failure, planned_on: Sequence[Map
         if held != obj:
             if "pick" not in skills:
                 return f"'{obj}' is no longer held and this robot cannot pick"
-            return [Call("pick", {"object": obj}), failed, *rest]
+            # The arm goes home first: out of the camera's view, so the map sees where the object is now.
+            return [*home, Call("pick", {"object": obj}), failed, *rest]
         return [*home, failed, *rest]
     if failed.skill == "pick":
         if held is not None and held != obj:
