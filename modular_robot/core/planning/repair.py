@@ -4,8 +4,8 @@ Decomposition is as-needed (ADaPT): a step is only broken into sub-steps when it
 into what its failure says is missing. A place whose object is no longer in the gripper becomes
 home + pick + place; a pick that found nothing where the map had the object becomes home + pick.
 Going home takes the arm out of the camera's view, so the next attempt works from a fresh map.
-Other steps are retried on the re-grounded map. Objects that the map re-identified under a new id are found again by their
-label and kind, nearest to where they were.
+Other steps are retried on the re-grounded map. Objects that the map re-identified under a new id
+are found again by their label and kind, nearest to where they were.
 """
 
 from __future__ import annotations
