@@ -56,9 +56,13 @@ def make_planner(backend: str, parameters: Callable[[str], object]) -> Planner:
         ValueError: for an unknown backend or missing settings.
     """
     if backend == "rules":
+        from modular_robot.core.mapping.text_embedding import default_embedder
         from modular_robot.core.planning.rules import RulesPlanner
 
-        return RulesPlanner()
+        # Load MiniLM now, not on the first command: its ~6 s load would delay the first motion.
+        embedder = default_embedder()
+        embedder.load()
+        return RulesPlanner(similarity=embedder.similarity)
     if backend == "transformers":
         from modular_robot.core.planning.transformers_backend import TransformersPlanner
 
