@@ -29,7 +29,7 @@ def cube(object_id="red_cube_1", color="red", xy=(0.55, 0.10), edge=0.04, z=0.0)
 
 
 def tray(xy=(0.45, -0.25)):
-    return MapObject("tray_1", "large gray flat object", "flat", ("gray", "large"), "gray",
+    return MapObject("tray_1", "large gray tray", "tray", ("gray", "large"), "gray",
                      [xy[0], xy[1], 0.025], [0.24, 0.24, 0.05], 0.0)
 
 

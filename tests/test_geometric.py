@@ -176,7 +176,7 @@ GREEN_SPHERE = Sphere((0.45, -0.15, 0.0), 0.05, (0.10, 0.70, 0.15))
 BLUE_CYLINDER = Cylinder((0.63, -0.02, 0.0), 0.04, 0.06, (0.10, 0.25, 0.90))
 GRAY_TRAY = Box((0.40, 0.22, 0.0), (0.20, 0.15, 0.03), (0.5, 0.5, 0.5), yaw=-0.2)
 OBJECTS = {"red cube": RED_CUBE, "green sphere": GREEN_SPHERE, "blue cylinder": BLUE_CYLINDER,
-           "gray flat object": GRAY_TRAY}
+           "gray tray": GRAY_TRAY}
 
 
 def _centre(shape) -> np.ndarray:
@@ -218,8 +218,25 @@ def test_finds_each_object_with_its_colour_shape_and_place(tabletop_frame):
     assert np.allclose(cube.size, (0.04, 0.04, 0.04), atol=0.004)
     assert abs(math.remainder(cube.yaw - 0.4, math.pi / 2)) < 0.05  # a square's yaw is known up to quarter turns
     tray = _find(detections, _centre(GRAY_TRAY))
-    assert tray.label == "large gray flat object"
+    assert tray.label == "large gray tray" and tray.category == "tray"
     assert np.allclose(tray.size, (0.20, 0.15, 0.03), atol=0.006)
+
+
+def test_low_wide_objects_are_named_by_their_footprint():
+    bowl = Cylinder((0.45, -0.15, 0.0), 0.16, 0.05, (0.95, 0.95, 0.95))
+    tray = Box((0.45, 0.2, 0.0), (0.24, 0.24, 0.04), (0.5, 0.5, 0.5), yaw=0.3)  # a square's corners lie on a circle
+    detections = GeometricDetector().detect(frame_of([TABLE, bowl, tray], TABLETOP_CAMERA))
+    assert len(detections) == 2, [(d.label, d.position) for d in detections]
+    assert _find(detections, _centre(bowl), tolerance=0.01).label == "large white bowl"
+    assert _find(detections, _centre(tray), tolerance=0.01).label == "large gray tray"
+
+
+def test_a_low_wide_object_neither_round_nor_rectangular_stays_flat():
+    # An L of two slabs: its footprint's hull has a long diagonal edge, on no circle and no rectangle.
+    arms = [Box((0.50, 0.0, 0.0), (0.20, 0.06, 0.03), (0.10, 0.25, 0.90)),
+            Box((0.43, 0.07, 0.0), (0.06, 0.20, 0.03), (0.10, 0.25, 0.90))]
+    detections = GeometricDetector().detect(frame_of([TABLE, *arms], TABLETOP_CAMERA))
+    assert [(d.category, d.label) for d in detections] == [("flat", "large blue flat object")]
 
 
 @pytest.mark.parametrize("top_size, offset", [(0.04, 0.0), (0.035, 0.01), (0.045, 0.0)])

@@ -64,6 +64,17 @@ def test_tally_counts_found_colour_shape_and_false_detections():
     assert any("false detection" in e for e in counts.errors) and any("off by 3.0 cm" in e for e in counts.errors)
 
 
+def test_containers_must_be_named_tray_or_bowl_not_just_flat():
+    truths = [_truth("tray", "tray", "gray", (0.4, 0.2, 0.025), size=0.2),
+              _truth("bowl", "bowl", "white", (0.6, -0.2, 0.03), size=0.15),
+              _truth("plate", "bowl", "red", (0.8, 0.0, 0.03), size=0.15)]
+    detections = [_detection((0.4, 0.2, 0.025), color="gray", category="tray"),
+                  _detection((0.6, -0.2, 0.03), color="white", category="flat"),   # too coarse for a bowl
+                  _detection((0.8, 0.0, 0.03), color="red", category="tray")]      # the wrong container
+    counts = tally([(truths, detections)])
+    assert (counts.shape_scored, counts.shape_correct) == (3, 1)
+
+
 def test_empty_tally_reports_zeros():
     assert set(Tally().figures().values()) == {0.0}
 

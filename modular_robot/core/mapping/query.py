@@ -75,7 +75,8 @@ SUPERLATIVE_SYNONYMS: dict[str, str] = {
 # weight 1), so "brick" finds a "block" from an open-vocabulary detector via the sense "cube". The
 # condition "small" or "large" restricts a sense to objects whose largest extent is under or over
 # _BOX_SPLIT_M: a "box" on a table is a block when hand-sized and a tray when not. "flat" and
-# "irregular" are the geometric detector's coarse shapes for trays and ducks.
+# "irregular" are the geometric detector's coarse shapes for low wide objects that it cannot call a
+# tray or a bowl (a footprint cut short by the view) and for ducks.
 _NOUN_TABLE: dict[str, list[tuple[str, float, str | None]]] = {}
 _BOX_SPLIT_M = 0.10
 

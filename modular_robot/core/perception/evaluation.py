@@ -21,8 +21,8 @@ SHAPE_OF_TYPE: dict[str, str] = {
     "cylinder": "cylinder",
     "sphere": "sphere",
     "duck": "irregular",
-    "tray": "flat",
-    "bowl": "flat",
+    "tray": "tray",
+    "bowl": "bowl",
 }
 # A detection farther than this from every object is a false one (m).
 MATCH_DISTANCE_M = 0.05

@@ -26,11 +26,12 @@ Why these choices (measured at 640x480 on one core of this 2-vCPU machine, sim t
   4-6k points left after plane removal and the self-filter; open3d's DBSCAN (eps 1.5 cm) took
   12-19 ms on the same points and found the same clusters.
 
-Shapes: "flat" for low wide objects (height under ``flat_ratio`` times the shorter footprint side:
-trays, bowls, plates, books), "sphere" for objects whose points fit a sphere of their own size,
-"cylinder" and "cube" for objects whose sides, seen from above, lie on a circle or on the edges of
-a rectangle (upright boxes of any proportion are "cube"), "irregular" for the rest (the duck, a mug
-on its side).
+Shapes: low wide objects (height under ``flat_ratio`` times the shorter footprint side) are "bowl"
+when their footprint's outline lies on a circle, "tray" when it lies on the edges of a rectangle,
+and "flat" otherwise (a footprint cut short by the view); "sphere" for objects whose points fit a
+sphere of their own size, "cylinder" and "cube" for objects whose sides, seen from above, lie on a
+circle or on the edges of a rectangle (upright boxes of any proportion are "cube"), "irregular" for
+the rest (the duck, a mug on its side).
 
 Rejected clusters: fewer than ``min_points`` points or smaller than ``min_size`` (noise, a sliver
 of an edge); thinner than ``min_thickness`` (a face seen edge-on, split from its object); longer
@@ -66,14 +67,17 @@ from modular_robot.core.perception.self_filter import inside_capsules
 from modular_robot.core.perception.types import CameraFrame, Detection
 from modular_robot.core.transforms import Transform
 
-# The noun of each shape in a label: "small red cube", "large gray flat object".
-SHAPE_NOUNS = {"cube": "cube", "cylinder": "cylinder", "sphere": "sphere", "flat": "flat object",
-               "irregular": "object"}
+# The noun of each shape in a label: "small red cube", "large gray tray".
+SHAPE_NOUNS = {"cube": "cube", "cylinder": "cylinder", "sphere": "sphere", "tray": "tray", "bowl": "bowl",
+               "flat": "flat object", "irregular": "object"}
 # Cells (m) of the map of where a raised support plane lies: coarse enough that its inliers, a few
 # millimetres apart, leave no holes; fine enough that a leg under its edge is under it.
 _COVER_CELL = 0.05
 _COVER_OFFSET = 1 << 20
 _COVER_RADIX = 1 << 22
+# Spacing (m) of the points sampled along a flat object's footprint hull for its outline tests: the
+# hull's corners alone lie on a circle for a rectangle too, so the tests must see its edges.
+_HULL_SAMPLE_SPACING = 0.005
 # Fewer side points than this (a camera straight above sees only the top) and the shape tests use
 # the corners of the footprint's hull instead.
 _MIN_OUTLINE_POINTS = 6
@@ -125,7 +129,8 @@ class GeometricParams:
         held_radius: A cluster that rests on no support but comes this close (m) to one of the
             frame's grasp points is an object held by the robot.
         border_margin_px: Clusters with a pixel this close to the image border are cut off by it.
-        flat_ratio: Height over shorter footprint side below which an object is "flat".
+        flat_ratio: Height over shorter footprint side below which an object is low and wide: a
+            "bowl", a "tray" or "flat".
         top_slab: Points this close below the highest point (m) form the top; the rest, the
             sides, make the outline that the cylinder and cube tests fit.
         sphere_residual: Largest RMS distance of the points from their best-fit sphere, as a
@@ -135,12 +140,13 @@ class GeometricParams:
             and the object's height and footprint.
         cylinder_residual: Largest RMS distance of the outline from its best-fit circle, as a
             fraction of its radius, for a cylinder (sim renders: cylinders 0.01, cubes 0.09 and
-            up, ducks 0.10 and up).
+            up, ducks 0.10 and up); also of the footprint hull, for a bowl (bowls 0.01, trays 0.11).
         circle_diameter_range: Bounds of the fitted circle's diameter over the longer horizontal
-            extent, for a cylinder; a flat face fits a huge circle, and a far cylinder's short
-            arc a circle up to twice too large.
+            extent, for a cylinder or a bowl; a flat face fits a huge circle, and a far cylinder's
+            short arc a circle up to twice too large.
         cube_edge_fraction: Least fraction of the outline on the edges of a rectangle, for a cube
-            (sim renders: cubes 1.0, cylinders and spheres up to 0.93, ducks up to 0.89).
+            (sim renders: cubes 1.0, cylinders and spheres up to 0.93, ducks up to 0.89); also of
+            the footprint hull, for a tray (trays 1.0, bowls up to 0.76).
         edge_tolerance: Outline points within this distance (m) of a rectangle's edge are on it,
             or within edge_tolerance_ratio times its shorter side where that is more.
         edge_tolerance_ratio: See edge_tolerance.
@@ -740,20 +746,21 @@ def _classify_shape(points: NDArray[np.floating], centre: np.ndarray, size: np.n
                     p: GeometricParams) -> tuple[str, np.ndarray, np.ndarray, float]:
     """Return the coarse shape of a cluster and its box, refined for the shape.
 
-    The tests, in order: low and wide is "flat"; points on a sphere of the object's own size make a
-    "sphere"; an outline (the sides seen from above, projected on the ground) on a circle makes a
-    "cylinder", and one on the edges of a rectangle a "cube"; anything else is "irregular". The
-    outline is the points below the top face, or the footprint's hull corners when the camera sees
-    only the top; it works from any side and from a grazing view, where a footprint's area does
-    not (the near faces of a cube seen corner-on project to an L, half its rectangle).
+    The tests, in order: low and wide is a "bowl", a "tray" or "flat" (see `_classify_flat`);
+    points on a sphere of the object's own size make a "sphere"; an outline (the sides seen from
+    above, projected on the ground) on a circle makes a "cylinder", and one on the edges of a
+    rectangle a "cube"; anything else is "irregular". The outline is the points below the top face,
+    or the footprint's hull corners when the camera sees only the top; it works from any side and
+    from a grazing view, where a footprint's area does not (the near faces of a cube seen corner-on
+    project to an L, half its rectangle).
 
     A fitted model also places the object better than the box of what the camera sees: spheres and
     cylinders take their fitted centre (the camera sees only the near side), cubes the rectangle
     their outline lies on (the principal axes of a square, which the box uses, are arbitrary).
     """
-    if size[2] < p.flat_ratio * size[1]:
-        return "flat", centre, size, yaw
     local = points.astype(np.float64) - centre
+    if size[2] < p.flat_ratio * size[1]:
+        return _classify_flat(local[:, :2], size, p), centre, size, yaw
     sphere = _fit_sphere(local)
     if sphere is not None:
         sphere_centre, radius, residual = sphere
@@ -784,6 +791,40 @@ def _classify_shape(points: NDArray[np.floating], centre: np.ndarray, size: np.n
     if on_edges >= p.cube_edge_fraction:
         return "cube", centre + [rect_centre[0], rect_centre[1], 0.0], np.array([*rect_size, size[2]]), rect_yaw
     return "irregular", centre, size, yaw
+
+
+def _classify_flat(xy: NDArray[np.float64], size: np.ndarray, p: GeometricParams) -> str:
+    """Return the shape of a low wide cluster from its footprint: "bowl", "tray" or "flat".
+
+    The outline is the footprint's convex hull, sampled along its edges: a container's walls, seen
+    from above, make the hull whichever side the camera sees, while the points below its rim
+    include its floor, which lies on no outline. A round hull is a "bowl", a rectangular one a
+    "tray" (by the cylinder and cube tests' thresholds); a hull that is neither, such as one cut
+    short by a grazing view, leaves the object "flat".
+    """
+    hull = cv2.convexHull(xy.astype(np.float32)).reshape(-1, 2).astype(np.float64)
+    if len(hull) < 3:
+        return "flat"
+    outline = _sample_polygon(hull, _HULL_SAMPLE_SPACING)
+    circle = _fit_sphere(outline)
+    if circle is not None:
+        _, radius, residual = circle
+        low, high = p.circle_diameter_range
+        if residual <= p.cylinder_residual * radius and low <= 2.0 * radius / size[0] <= high:
+            return "bowl"
+    if _best_rectangle(xy, outline, hull, p)[0] >= p.cube_edge_fraction:
+        return "tray"
+    return "flat"
+
+
+def _sample_polygon(vertices: NDArray[np.float64], spacing: float) -> NDArray[np.float64]:
+    """Return points along the edges of a closed polygon, at most `spacing` apart, its vertices included."""
+    ends = np.roll(vertices, -1, axis=0)
+    counts = np.maximum(np.ceil(np.linalg.norm(ends - vertices, axis=1) / spacing).astype(np.intp), 1)
+    edge = np.repeat(np.arange(len(vertices)), counts)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    t = (np.arange(len(edge)) - starts[edge]) / counts[edge]
+    return vertices[edge] + t[:, np.newaxis] * (ends[edge] - vertices[edge])
 
 
 def _best_rectangle(xy: NDArray[np.float64], outline: NDArray[np.float64], hull: NDArray[np.float64],

@@ -11,8 +11,9 @@ import numpy as np
 from modular_robot.core.camera import PinholeIntrinsics
 from modular_robot.core.transforms import Transform
 
-# Coarse shapes the geometric detector names (ARCHITECTURE: cube / cylinder / sphere / flat / irregular).
-SHAPES = ("cube", "cylinder", "sphere", "flat", "irregular")
+# Coarse shapes the geometric detector names (ARCHITECTURE: cube / cylinder / sphere / flat / irregular;
+# low wide objects are "tray" or "bowl" when their footprint is rectangular or round).
+SHAPES = ("cube", "cylinder", "sphere", "tray", "bowl", "flat", "irregular")
 SIZE_CLASSES = ("small", "medium", "large")
 
 
