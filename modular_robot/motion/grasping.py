@@ -64,7 +64,7 @@ HOLDING_SLACK = 0.01
 # An open gripper reads within this of its widest opening (m).
 OPEN_MARGIN = 0.005
 # Categories whose observed box is their true shape; anything else (a duck, a mug) is irregular.
-BOX_LIKE = ("cube", "cylinder", "sphere", "flat")
+BOX_LIKE = ("cube", "cylinder", "sphere", "flat", "tray", "bowl")
 # Push directions in the arm base's frame, which is the robot's view: forward is away from the base.
 PUSH_DIRECTIONS = {"forward": (1.0, 0.0), "backward": (-1.0, 0.0), "left": (0.0, 1.0), "right": (0.0, -1.0)}
 # A Panda fingertip pad reaches this far ahead of the grasp centre along the gripper's x.
