@@ -58,6 +58,7 @@ class Stack:
         self.checks: list[tuple[str, str, int]] = []
         self.cancel_after_calls = cancel_after_calls
         self.clock = 0
+        self.settled: list[float] = []
 
     def snapshot(self):
         if self.calls and self.after is not None:
@@ -79,6 +80,10 @@ class Stack:
 
     def now_ns(self):
         return self.clock
+
+    def settle(self, seconds):
+        self.settled.append(seconds)
+        self.clock += int(seconds * 1e9)
 
     def cancelled(self):
         return self.cancel_after_calls is not None and len(self.calls) >= self.cancel_after_calls
@@ -212,3 +217,33 @@ def test_a_place_refused_because_the_object_left_the_gripper_is_replanned_with_a
     report, _, _, _ = run(stack, Plan("execute", (PICK, PLACE)))
     assert report.success and report.revisions == 2
     assert stack.calls == [PICK, Call("move_arm_home"), PICK, PLACE]
+
+
+def test_after_a_replan_the_map_settles_and_the_next_object_step_is_regrounded():
+    class Renaming(Stack):
+        def __init__(self, snapshots, **kwargs):
+            super().__init__(snapshots[0], **kwargs)
+            self.snapshots = list(snapshots)
+
+        def snapshot(self):
+            return list(self.snapshots.pop(0) if len(self.snapshots) > 1 else self.snapshots[0])
+
+    moved = [cube("red_cube_7", xy=(0.40, 0.20)), tray()]
+    stack = Renaming([[cube(), tray()], [cube(), tray()], moved, moved],
+                     verdicts={("place", "pre"): [CheckResult(False, 0.9, "red_cube_1 is not held")]})
+    report, _, _, _ = run(stack, Plan("execute", (PICK, PLACE)))
+    assert report.success, report.summary
+    assert stack.settled == [1.0]
+    # Home runs before the settle; the pick after it goes to the id the settled map has.
+    assert stack.calls == [PICK, Call("move_arm_home"), Call("pick", {"object": "red_cube_7"}),
+                           Call("place", {"object": "red_cube_7", "relation": "in", "target": "tray_1"})]
+
+
+def test_repair_opens_the_gripper_when_the_critic_thinks_something_is_in_it_and_keeps_the_held_id():
+    objects = [cube(), tray()]
+    calls = repair([PICK], Failure(PICK, "pre", "the gripper is not empty"), objects, objects, None, tuple(SKILLS))
+    assert calls == [Call("open_gripper"), Call("move_arm_home"), PICK]
+    # The map loses sight of a held object; its id stays valid for the skill server.
+    kept = repair([PLACE], Failure(PLACE, "execute", "arm motion failed"), objects, [tray()], "red_cube_1",
+                  tuple(SKILLS))
+    assert kept == [Call("move_arm_home"), PLACE]

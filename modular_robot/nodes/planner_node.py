@@ -22,6 +22,7 @@ from collections.abc import Callable
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.duration import Duration
 from rclpy.node import Node
 from std_msgs.msg import String
 
@@ -154,6 +155,10 @@ class _RosPorts:
 
     def now_ns(self) -> int:
         return self.node.get_clock().now().nanoseconds
+
+    def settle(self, seconds: float) -> None:
+        # The node's clock: sim time in simulation, so the wait follows the simulator, however fast.
+        self.node.get_clock().sleep_for(Duration(seconds=seconds))
 
     def cancelled(self) -> bool:
         handle = self.goal_handle

@@ -21,13 +21,19 @@ import numpy as np
 from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.core.planning.dialogue import Dialogue, Turn, moves_between
 from modular_robot.core.planning.plan import Call, Plan, Planner, PlanRequest, validate_plan
-from modular_robot.core.planning.repair import Failure, repair
+from modular_robot.core.planning.repair import Failure, reground, repair
 
 # Step statuses, as in modular_robot_interfaces/PlanStep.
 PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED = 0, 1, 2, 3, 4
 STATUS_WORDS = {PENDING: "pending", RUNNING: "running", SUCCEEDED: "done", FAILED: "failed", SKIPPED: "skipped"}
 # Skills whose call moves the named object.
 MOVING_SKILLS = ("pick", "place", "place_at", "push")
+# After a replan, the stack's clock advances this long (s) before the first step that acts on an
+# object, so that the map has seen where things are now (perception needs a few frames to move,
+# add or drop an object), and that step is re-grounded in the settled map.
+REPLAN_SETTLE_S = 1.0
+# Steps that prepare the robot rather than act on an object; they run before the settle.
+_PREPARING = ("open_gripper", "move_arm_home")
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,10 @@ class TaskPorts(Protocol):
 
     def now_ns(self) -> int:
         """Return the stack's clock (sim time in simulation)."""
+        ...
+
+    def settle(self, seconds: float) -> None:
+        """Wait until the stack's clock has advanced by `seconds`."""
         ...
 
     def cancelled(self) -> bool:
@@ -186,11 +196,24 @@ class TaskExecutor:
         steps = [Step(call) for call in plan.steps]
         events.plan(steps, report.revisions)
         index = 0
+        known = before
+        settle_at: int | None = None
         while index < len(steps):
             if self.ports.cancelled():
                 report.summary = f"Cancelled before step {index + 1} ({steps[index].call}); the robot was stopped."
                 report.transcript.append({"role": "cancel", "text": report.summary})
                 return
+            if settle_at == index:
+                settle_at = None
+                self.ports.settle(REPLAN_SETTLE_S)
+                current = self.ports.snapshot()
+                calls = reground([s.call for s in steps[index:]], known, current, self.held)
+                if isinstance(calls, str):
+                    report.summary = f"I could not finish: before step {index + 1} {steps[index].call}, {calls}."
+                    return
+                known = current
+                for pending, call in zip(steps[index:], calls):
+                    pending.call = call
             step = steps[index]
             step.status = RUNNING
             events.plan(steps, report.revisions)
@@ -211,12 +234,15 @@ class TaskExecutor:
                                   f"plan{'s' if report.revisions > 1 else ''}.")
                 return
             current = self.ports.snapshot()
-            repaired = repair([s.call for s in steps[index:]], failure, before, current, self.held, self.skills)
+            repaired = repair([s.call for s in steps[index:]], failure, known, current, self.held, self.skills)
             if isinstance(repaired, str):
                 report.summary = f"I could not finish: step {index + 1} {step.call} failed ({failure.reason}); {repaired}."
                 return
+            known = current
             report.revisions += 1
-            steps = [s for s in steps[:index]] + [Step(call) for call in repaired]
+            steps = steps[:index] + [Step(call) for call in repaired]
+            settle_at = index + next((i for i, call in enumerate(repaired) if call.skill not in _PREPARING),
+                                     len(repaired))
             text = (f"replanning after step {index + 1} {failure.call} failed ({failure.phase}: {failure.reason}): "
                     + ", ".join(str(c) for c in repaired))
             report.transcript.append({"role": "replan", "revision": report.revisions, "text": text})

@@ -4,8 +4,9 @@ Decomposition is as-needed (ADaPT): a step is only broken into sub-steps when it
 into what its failure says is missing. A place whose object is no longer in the gripper becomes
 home + pick + place; a pick that found nothing where the map had the object becomes home + pick.
 Going home takes the arm out of the camera's view, so the next attempt works from a fresh map.
-Other steps are retried on the re-grounded map. Objects that the map re-identified under a new id
-are found again by their label and kind, nearest to where they were.
+A pick the critic refused because the gripper did not look empty first opens it. Other steps are
+retried on the re-grounded map. Objects that the map re-identified under a new id are found again
+by their kind and colour, nearest to where they were.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.core.planning.plan import OBJECT_ARGUMENTS, Call
 
-# A vanished id is re-found as an object of the same label and kind within this distance (m).
+# A vanished id is re-found as an object of the same kind and colour within this distance (m).
 REGROUND_RADIUS_M = 0.5
 
 
@@ -39,6 +40,27 @@ class Failure:
     moved: bool = True
 
 
+def reground(calls: Sequence[Call], planned_on: Sequence[MapObject], current: Sequence[MapObject],
+             held: str | None = None) -> list[Call] | str:
+    """Return the calls with every object id the map no longer has replaced by its new id, or why not.
+
+    The held object keeps its id: the map loses sight of what is in the gripper, the skill server
+    remembers it.
+    """
+    ids = {o.id for o in current}
+    renamed: dict[str, str] = {}
+    for call in calls:
+        for name in OBJECT_ARGUMENTS.get(call.skill, ()):
+            object_id = call.args.get(name)
+            if object_id is None or object_id in ids or object_id in renamed or object_id == held:
+                continue
+            found = _refind(object_id, planned_on, current)
+            if found is None:
+                return f"'{object_id}' is no longer in the map"
+            renamed[object_id] = found
+    return [_rename(call, renamed) for call in calls]
+
+
 def repair(remaining: Sequence[Call], failure: Failure, planned_on: Sequence[MapObject],
            current: Sequence[MapObject], held: str | None, skills: Sequence[str]) -> list[Call] | str:
     """Return the calls that finish the task from here, or why there are none.
@@ -51,18 +73,9 @@ def repair(remaining: Sequence[Call], failure: Failure, planned_on: Sequence[Map
         held: Id of the object the gripper holds now, or None.
         skills: Skills this robot can run.
     """
-    ids = {o.id for o in current}
-    renamed: dict[str, str] = {}
-    for call in remaining:
-        for name in OBJECT_ARGUMENTS.get(call.skill, ()):
-            object_id = call.args.get(name)
-            if object_id is None or object_id in ids or object_id in renamed:
-                continue
-            found = _refind(object_id, planned_on, current)
-            if found is None:
-                return f"'{object_id}' is no longer in the map"
-            renamed[object_id] = found
-    calls = [_rename(call, renamed) for call in remaining]
+    calls = reground(remaining, planned_on, current, held)
+    if isinstance(calls, str):
+        return calls
     failed, rest = calls[0], calls[1:]
     home = [Call("move_arm_home")] if "move_arm_home" in skills else []
     obj = failed.args.get("object")
@@ -70,12 +83,14 @@ def repair(remaining: Sequence[Call], failure: Failure, planned_on: Sequence[Map
         if held != obj:
             if "pick" not in skills:
                 return f"'{obj}' is no longer held and this robot cannot pick"
-            # The arm goes home first: out of the camera's view, so the map sees where the object is now.
             return [*home, Call("pick", {"object": obj}), failed, *rest]
         return [*home, failed, *rest]
     if failed.skill == "pick":
         if held is not None and held != obj:
             return f"the gripper still holds '{held}'"
+        if failure.phase == "pre" and held is None and "open_gripper" in skills:
+            # Nothing should be in the gripper: open it, so that the critic sees it empty.
+            return [Call("open_gripper"), *home, failed, *rest]
         return [*home, failed, *rest]
     if failed.skill == "push":
         return [*home, failed, *rest]
@@ -83,11 +98,15 @@ def repair(remaining: Sequence[Call], failure: Failure, planned_on: Sequence[Map
 
 
 def _refind(object_id: str, planned_on: Sequence[MapObject], current: Sequence[MapObject]) -> str | None:
-    """Return the id of the current object that is most likely the one called `object_id` before."""
+    """Return the id of the current object that is most likely the one called `object_id` before.
+
+    Kind and colour must match; the label's size word may not (a moved object seen anew can be
+    sized differently).
+    """
     old = next((o for o in planned_on if o.id == object_id), None)
     if old is None:
         return None
-    same = [o for o in current if o.label == old.label and o.category == old.category]
+    same = [o for o in current if o.category == old.category and o.color == old.color]
     if not same:
         return None
     nearest = min(same, key=lambda o: math.dist(o.position, old.position))
