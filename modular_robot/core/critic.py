@@ -791,17 +791,12 @@ def _post_place(params: Any, before: dict[str, MapObject], frames: Sequence[Perc
     effect = f"{relation}({object_id}, {target_id})"
     if not frames:
         return CriticVerdict(False, 0.0, f"{effect}: no fresh perception")
-    width, height = _width(obj), float(obj.size[2])
+    height = float(obj.size[2])
     judgements = []
     for frame in frames:
-        state = _gripper_state(frame, robot)
-        if state is None:
-            judgements.append(_FrameJudgement(False, "no gripper state (finger joints and grasp point) for the frame"))
-            continue
-        if not _released(state.gripper_opening, obj, state.max_opening):
-            judgements.append(_FrameJudgement(False, f"the gripper is not open: the fingers are "
-                                                     f"{_cm(state.gripper_opening)} apart ('{object_id}' is "
-                                                     f"{_cm(width)} wide)"))
+        state, problem = _released_state(frame, robot, obj, object_id)
+        if problem is not None:
+            judgements.append(problem)
             continue
         target_box, target_seen = _target_box(target, frame, before)
         boxes = [b for b in _candidates(obj, frame.boxes, before.values()) if b is not target_box]
@@ -831,6 +826,18 @@ def _post_place(params: Any, before: dict[str, MapObject], frames: Sequence[Perc
     return _aggregate(effect, judgements)
 
 
+def _released_state(frame: PerceptionFrame, robot: Proprioception | None, obj: MapObject,
+                    object_id: str) -> tuple[Proprioception | None, _FrameJudgement | None]:
+    """Return the gripper's state in a frame, or the judgement that it has not let go of the object."""
+    state = _gripper_state(frame, robot)
+    if state is None:
+        return None, _FrameJudgement(False, "no gripper state (finger joints and grasp point) for the frame")
+    if not _released(state.gripper_opening, obj, state.max_opening):
+        return None, _FrameJudgement(False, f"the gripper is not open: the fingers are {_cm(state.gripper_opening)} "
+                                            f"apart ('{object_id}' is {_cm(_width(obj))} wide)")
+    return state, None
+
+
 def _post_place_at(params: Any, before: dict[str, MapObject], frames: Sequence[PerceptionFrame],
                    robot: Proprioception | None) -> CriticVerdict:
     object_id = _arg(params, "object")
@@ -844,17 +851,12 @@ def _post_place_at(params: Any, before: dict[str, MapObject], frames: Sequence[P
     effect = f"at({object_id}, ({spot[0]:.3f}, {spot[1]:.3f}))"
     if not frames:
         return CriticVerdict(False, 0.0, f"{effect}: no fresh perception")
-    width, height = _width(obj), float(obj.size[2])
+    height = float(obj.size[2])
     judgements = []
     for frame in frames:
-        state = _gripper_state(frame, robot)
-        if state is None:
-            judgements.append(_FrameJudgement(False, "no gripper state (finger joints and grasp point) for the frame"))
-            continue
-        if not _released(state.gripper_opening, obj, state.max_opening):
-            judgements.append(_FrameJudgement(False, f"the gripper is not open: the fingers are "
-                                                     f"{_cm(state.gripper_opening)} apart ('{object_id}' is "
-                                                     f"{_cm(width)} wide)"))
+        state, problem = _released_state(frame, robot, obj, object_id)
+        if problem is not None:
+            judgements.append(problem)
             continue
         boxes = _candidates(obj, frame.boxes, before.values())
         if not boxes:
