@@ -137,12 +137,14 @@ def test_parse_plan_rejects_what_validate_plan_or_the_schema_reject(similarity):
 
 
 def test_benchmark_runs_and_prints_figures_as_last_line():
-    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "llm_planner_eval.py"), "--generations", "5"],
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "llm_planner_eval.py"), "--generations", "5",
+                             "--sampled", "5"],
                             check=False, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["generations"] == 5
     assert figures["valid_plans_pct"] == 100.0
+    assert figures["sampled_generations"] == 5 and figures["sampled_valid_plans_pct"] == 100.0
     assert figures["tokens_per_s_constrained"] > 0 and figures["tokens_per_s_unconstrained"] > 0
     assert figures["prompt_tokens_median_eliminated"] <= figures["prompt_tokens_median_whole_map"]
     assert "schema-valid plans %" in result.stdout
