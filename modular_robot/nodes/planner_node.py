@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import traceback
 import uuid
 from collections.abc import Callable
 
@@ -158,7 +159,7 @@ class _RosPorts:
 
     def settle(self, seconds: float) -> None:
         # The node's clock: sim time in simulation, so the wait follows the simulator, however fast.
-        self.node.get_clock().sleep_for(Duration(seconds=seconds))
+        self.node.get_clock().sleep_for(Duration(seconds=seconds), context=self.node.context)
 
     def cancelled(self) -> bool:
         handle = self.goal_handle
@@ -226,6 +227,11 @@ class PlannerNode(Node):
             return ExecuteTask.Result(success=False, summary=f"I am busy with another task; '{instruction}' was not started.")
         try:
             return self._run(goal_handle, instruction)
+        except Exception as error:  # noqa: BLE001 - a planner bug must not leave the goal without an answer
+            self.get_logger().error(f"task {instruction!r} raised: {traceback.format_exc()}")
+            self.ports.cancel_skill()
+            goal_handle.abort()
+            return ExecuteTask.Result(success=False, summary=f"Internal error while planning or running the task: {error}")
         finally:
             self.ports.goal_handle = None
             self._busy.release()
