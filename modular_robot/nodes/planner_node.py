@@ -58,12 +58,15 @@ def make_planner(backend: str, parameters: Callable[[str], object]) -> Planner:
         ValueError: for an unknown backend or missing settings.
     """
     if backend == "rules":
+        from modular_robot.core.mapping.query import known_nouns
         from modular_robot.core.mapping.text_embedding import default_embedder
         from modular_robot.core.planning.rules import RulesPlanner
 
-        # Load MiniLM now, not on the first command: its ~6 s load would delay the first motion.
+        # Load MiniLM and embed the common nouns now, not on the first command: the load takes
+        # seconds and each new word about 15 ms, which the first motion would wait for.
         embedder = default_embedder()
         embedder.load()
+        embedder.embed(known_nouns())
         return RulesPlanner(similarity=embedder.similarity)
     if backend == "transformers":
         from modular_robot.core.planning.transformers_backend import TransformersPlanner

@@ -32,7 +32,7 @@ import numpy as np
 from modular_robot.core.mapping.semantic_map import MapObject, TextSimilarity
 from modular_robot.core.mapping.text_embedding import default_embedder
 from modular_robot.core.perception.geometry import size_class
-from modular_robot.core.perception.types import SIZE_CLASSES
+from modular_robot.core.perception.types import SHAPES, SIZE_CLASSES
 
 # Synonyms of the twelve colour names. "magenta" and "violet" are purple, as the colour namer sees them.
 COLOR_SYNONYMS: dict[str, str] = {
@@ -224,6 +224,16 @@ def parse_query(text: str) -> ParsedQuery:
         relation = {"in_front_of": "behind", "behind": "in_front_of"}.get(relation, relation)
         return ParsedQuery(target, relation, ObjectDescription(), anchor_is_robot=True)
     return ParsedQuery(target, relation, _describe(anchor_words))
+
+
+def known_nouns() -> list[str]:
+    """Return the nouns a query compares by embedding most often: the table's words and the shapes.
+
+    Embedding them ahead (`TextEmbedder.embed`) takes the model's first calls off the first command.
+    """
+    words = set(_NOUN_TABLE) | set(SHAPES) | {"object", "flat object"}
+    words |= {sense for entries in _NOUN_TABLE.values() for sense, _, _ in entries}
+    return sorted(words)
 
 
 def query(map_objects: Sequence[MapObject], text: str, max_results: int = 5, *,
