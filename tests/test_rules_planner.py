@@ -262,6 +262,16 @@ def test_a_new_command_replaces_a_pending_question(planner):
     assert dialogue.pending is None
 
 
+def test_a_follow_up_naming_no_candidate_replaces_a_pending_question(planner):
+    dialogue = Dialogue()
+    plan(planner, "put the duck in the bowl", dialogue)
+    assert plan(planner, "put the cube in the tray", dialogue).kind == "clarify"
+    # The last executed action is the duck's: the ball goes to the bowl.
+    result = plan(planner, "do the same with the yellow ball", dialogue)
+    assert result.steps == (pick("yellow_sphere_1"), place("yellow_sphere_1", "in", "white_bowl_1"))
+    assert dialogue.pending is None
+
+
 @pytest.mark.parametrize("text, reason", [
     ("pick up the purple elephant", "I cannot find a purple elephant"),
     ("pick up the tray", "the gripper opens 8.0 cm"),

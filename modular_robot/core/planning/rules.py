@@ -60,6 +60,7 @@ _ORDINALS = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, 
              "fifth": 4, "5th": 4}
 _RELATION_WORDS = {"in": "in", "on": "on", "left_of": "left of", "right_of": "right of",
                    "in_front_of": "in front of", "behind": "behind", "near": "next to"}
+_NOT_CAUGHT = "Sorry, I did not catch which one."
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,10 @@ class RulesPlanner:
                 dialogue.pending = None
                 return Plan("answer", reply="All right, I will leave it.")
             if not self._is_command(asked):
-                return self._answer_clarification(request, pending, low)
+                answered = self._answer_clarification(request, pending, low)
+                # "Do the same with the ball" names none of the candidates: a new follow-up, not an answer.
+                if not (answered.reply.startswith(_NOT_CAUGHT) and self._is_follow_up(low)):
+                    return answered
             dialogue.pending = None
         if is_courtesy(low):
             return Plan("answer", reply="Hello! Tell me what to do, for example " + EXAMPLES[0] + ".")
@@ -155,6 +159,11 @@ class RulesPlanner:
         clauses = [parse_clause(c) for c in split_clauses(low)]
         return bool(clauses) and all(c is not None and c.action != "follow_up" for c in clauses)
 
+    def _is_follow_up(self, low: str) -> bool:
+        """Return whether the text is a follow-up instruction ("do the same with ...")."""
+        clauses = [parse_clause(c) for c in split_clauses(low)]
+        return bool(clauses) and all(c is not None for c in clauses) and any(c.action == "follow_up" for c in clauses)
+
     def _answer_clarification(self, request: PlanRequest, pending: Clarification, low: str) -> Plan:
         """Pick the candidate the answer names and finish the pending instruction."""
         objects = {o.id: o for o in request.objects}
@@ -169,7 +178,7 @@ class RulesPlanner:
             elif 1 < len(group) < len(candidates):
                 return self._clarify(request, group, state["text"], state["fixed"], state["key"])
         if chosen is None or "text" not in state:
-            return Plan("clarify", reply=f"Sorry, I did not catch which one. {_question(candidates, request)}",
+            return Plan("clarify", reply=f"{_NOT_CAUGHT} {_question(candidates, request)}",
                         candidates=tuple(o.id for o in candidates))
         request.dialogue.pending = None
         fixed = {**state["fixed"], state["key"]: (chosen.id,)}
