@@ -18,7 +18,7 @@ export PYTHONUNBUFFERED := 1
 
 INTERFACE_FILES := $(shell find interfaces -type f)
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo eval test bench clean
 
 setup: .deps.stamp $(VENV)/.stamp $(INSTALL)/.stamp
 
@@ -52,6 +52,9 @@ $(INSTALL)/.stamp: $(VENV)/.stamp $(INTERFACE_FILES)
 demo: setup
 	$(VENV)/bin/modular-robot run sim/scenarios/demo_tabletop.yaml --stack config/stacks/sim_tabletop.yaml \
 	  --out reports/demo
+
+eval: setup
+	$(VENV)/bin/modular-robot eval sim/scenarios --out reports/eval --jobs 2
 
 test: setup
 	$(PY) -m pytest tests -q -p no:cacheprovider

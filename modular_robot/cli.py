@@ -1,4 +1,4 @@
-"""The `modular-robot` command: `up` a stack, `run` scenarios, `chat` with the robot."""
+"""The `modular-robot` command: `up` a stack, `run` scenarios, `eval` a suite, `chat` with the robot."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from modular_robot.core.planning.chat_format import add_chat_arguments
+from modular_robot.replay import add_replay_arguments
 from modular_robot.stack_runner import interface_environment
 
 DEFAULT_STACK = "config/stacks/sim_tabletop.yaml"
@@ -63,12 +64,25 @@ def cmd_run(args) -> int:
     results = []
     for scenario in scenarios:
         folder = out / scenario.name if len(scenarios) > 1 else out
-        results.append(run_scenario(scenario, folder, stack, renderer=args.renderer))
+        results.append(run_scenario(scenario, folder, stack, renderer=args.renderer, record=not args.no_record))
     write_results(results, out / "results.json")
     passed = sum(r.passed for r in results)
     print(f"{passed}/{len(results)} scenarios passed; report in {out}/")
     print("PASS" if passed == len(results) else "FAIL")
     return 0 if passed == len(results) else 1
+
+
+def cmd_eval(args) -> int:
+    from modular_robot.evaluation import run_eval
+
+    return run_eval(args.paths, args.out, args.stack, args.jobs, args.allow_fail, args.renderer,
+                    record=not args.no_record, name_filter=args.filter, category=args.category)
+
+
+def cmd_replay(args) -> int:
+    from modular_robot.replay import run_replay
+
+    return run_replay(args)
 
 
 def cmd_chat(args) -> int:
@@ -93,7 +107,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="reports/run", help="report folder (default: %(default)s)")
     run.add_argument("--stack", default=None, help="stack YAML whose non-sim nodes join the episode")
     run.add_argument("--renderer", default="auto", choices=("auto", "egl", "tiny"))
+    run.add_argument("--no-record", action="store_true", help="do not record the episode to <out>/episode.mcap")
     run.set_defaults(func=cmd_run)
+    evaluate = sub.add_parser("eval", help="run a suite of scenarios (all validated first) and write a report")
+    evaluate.add_argument("paths", nargs="+", metavar="DIR_OR_FILE",
+                          help="scenario directories (every *.yaml) and files")
+    evaluate.add_argument("--out", default="reports/eval", help="report folder (default: %(default)s)")
+    evaluate.add_argument("--stack", default=None,
+                          help="stack YAML for every scenario (default: per robot type, from config/stacks/)")
+    evaluate.add_argument("--jobs", type=int, default=1, help="scenarios run in this many processes")
+    evaluate.add_argument("--allow-fail", action="store_true", help="exit 0 even when scenarios fail")
+    evaluate.add_argument("--renderer", default="auto", choices=("auto", "egl", "tiny"))
+    evaluate.add_argument("--no-record", action="store_true", help="do not record episodes to MCAP")
+    evaluate.add_argument("--filter", default=None, metavar="SUBSTRING",
+                          help="run only scenarios whose name contains this")
+    evaluate.add_argument("--category", default=None, metavar="NAME", help="run only scenarios of this category")
+    evaluate.set_defaults(func=cmd_eval)
+    replay = sub.add_parser("replay", help="publish a recorded episode (MCAP) onto ROS topics with its timing")
+    add_replay_arguments(replay).set_defaults(func=cmd_replay)
     chat = sub.add_parser("chat", help="give the robot instructions through the task planner (Ctrl-C cancels a task)")
     add_chat_arguments(chat).set_defaults(func=cmd_chat)
     return parser
