@@ -20,6 +20,7 @@ from modular_robot.core.scenario import Scenario
 from modular_robot.core.stack import Stack
 from modular_robot.ros import qos
 from modular_robot.ros.conversions import stamp_to_ns
+from modular_robot.ros.spin import destroy_node
 from modular_robot.sim.bridge_node import SimBridgeNode
 from modular_robot.sim.world import SimWorld
 from modular_robot.stack_runner import create_nodes
@@ -147,7 +148,7 @@ class LockstepStack:
         """Stop the executor, destroy every node and shut the context down."""
         self.executor.shutdown()
         for node in self.nodes:
-            node.destroy_node()
+            destroy_node(node)
         self.nodes = []
         if self.context.ok():
             rclpy.shutdown(context=self.context)

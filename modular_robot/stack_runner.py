@@ -16,6 +16,7 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
 from modular_robot.core.stack import EXECUTABLES, NodeSpec, Stack
+from modular_robot.ros.spin import destroy_node
 
 _PR_SET_PDEATHSIG = 1
 
@@ -115,7 +116,7 @@ def run_in_process(stack: Stack) -> int:
             finally:
                 executor.shutdown()
                 for node in nodes:
-                    node.destroy_node()
+                    destroy_node(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     return 0

@@ -136,7 +136,9 @@ def test_replanning_stops_after_max_attempts_with_the_reason():
     report, _, _, _ = run(stack, Plan("execute", (PICK, PLACE)), max_attempts=2)
     assert not report.success and report.revisions == 2
     assert "not in tray_1" in report.summary and "gave up after 2 plans" in report.summary
-    assert stack.calls == [PICK, PLACE, Call("move_arm_home"), PICK, PLACE]
+    home = Call("move_arm_home")
+    # Each failed place is looked at again from home before it counts; then home + pick + place.
+    assert stack.calls == [PICK, PLACE, home, home, PICK, PLACE, home]
 
 
 def test_cancel_stops_before_the_next_step():
@@ -233,7 +235,8 @@ def test_after_a_replan_the_map_settles_and_the_next_object_step_is_regrounded()
                      verdicts={("place", "pre"): [CheckResult(False, 0.9, "red_cube_1 is not held")]})
     report, _, _, _ = run(stack, Plan("execute", (PICK, PLACE)))
     assert report.success, report.summary
-    assert stack.settled == [1.0]
+    # Once before the re-grounded pick, once before reporting.
+    assert stack.settled == [1.0, 1.0]
     # Home runs before the settle; the pick after it goes to the id the settled map has.
     assert stack.calls == [PICK, Call("move_arm_home"), Call("pick", {"object": "red_cube_7"}),
                            Call("place", {"object": "red_cube_7", "relation": "in", "target": "tray_1"})]
@@ -247,3 +250,14 @@ def test_repair_opens_the_gripper_when_the_critic_thinks_something_is_in_it_and_
     kept = repair([PLACE], Failure(PLACE, "execute", "arm motion failed"), objects, [tray()], "red_cube_1",
                   tuple(SKILLS))
     assert kept == [Call("move_arm_home"), PLACE]
+
+
+def test_a_failed_post_check_is_asked_again_with_the_arm_out_of_the_view():
+    stack = Stack([cube(), tray()], verdicts={("place", "post"): [CheckResult(False, 0.0, "no red cube is seen"),
+                                                                  CheckResult(True, 1.0, "red_cube_1 in tray_1")]})
+    report, _, _, statuses = run(stack, Plan("execute", (PICK, PLACE)))
+    assert report.success and report.revisions == 1
+    assert stack.calls == [PICK, PLACE, Call("move_arm_home")]
+    # The second look only counts perception from after the arm started home.
+    assert stack.checks[-1] == ("place", "post", 2_000_000_000)
+    assert any("looking again" in text for _, text in statuses)

@@ -5,8 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import rclpy
+from rclpy.action import ActionClient, ActionServer
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
+
+
+def destroy_node(node: Node) -> None:
+    """Destroy a node with its action servers and clients.
+
+    rclpy's `Node.destroy_node` leaves them (they are waitables) and with them the node on the
+    graph: a stack built later in the same process would still see an `execute_task` server.
+    """
+    for waitable in list(node.waitables):
+        if isinstance(waitable, (ActionServer, ActionClient)):
+            waitable.destroy()
+    node.destroy_node()
 
 
 def spin_node(build: Callable[[], Node], logger_name: str, args: list[str] | None = None,
@@ -28,6 +41,6 @@ def spin_node(build: Callable[[], Node], logger_name: str, args: list[str] | Non
             try:
                 rclpy.spin(node, executor=MultiThreadedExecutor() if multithreaded else None)
             finally:
-                node.destroy_node()
+                destroy_node(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

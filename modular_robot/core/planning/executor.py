@@ -28,10 +28,14 @@ PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED = 0, 1, 2, 3, 4
 STATUS_WORDS = {PENDING: "pending", RUNNING: "running", SUCCEEDED: "done", FAILED: "failed", SKIPPED: "skipped"}
 # Skills whose call moves the named object.
 MOVING_SKILLS = ("pick", "place", "place_at", "push")
-# After a replan, the stack's clock advances this long (s) before the first step that acts on an
-# object, so that the map has seen where things are now (perception needs a few frames to move,
-# add or drop an object), and that step is re-grounded in the settled map.
-REPLAN_SETTLE_S = 1.0
+# The map needs a few perception frames to move, add or drop an object. After a replan the stack's
+# clock advances this long (s) before the first step that acts on an object (which is then
+# re-grounded in the settled map), and after a task that moved objects before it reports, so that
+# the next command ("what is in the tray?") is answered from a map that has seen the result.
+MAP_SETTLE_S = 1.0
+# Steps whose effect the critic judges in the camera's view, which the arm may still block after
+# the step: a failed post-check is asked once more with the arm home before it counts.
+LOOK_AGAIN_SKILLS = ("place", "place_at", "push")
 # Steps that prepare the robot rather than act on an object; they run before the settle.
 _PREPARING = ("open_gripper", "move_arm_home")
 
@@ -184,6 +188,8 @@ class TaskExecutor:
             events.status(0, plan.reply)
             return report
         self._execute(task_id, plan, before, events, report, started)
+        if any(call.skill in MOVING_SKILLS for call in plan.steps):
+            self.ports.settle(MAP_SETTLE_S)
         after = self.ports.snapshot()
         touched = {str(s.args.get("object")) for s in plan.steps if s.skill in MOVING_SKILLS}
         self.dialogue.record_moves(moves_between(_centres(before), _centres(after), touched, self.held))
@@ -205,7 +211,7 @@ class TaskExecutor:
                 return
             if settle_at == index:
                 settle_at = None
-                self.ports.settle(REPLAN_SETTLE_S)
+                self.ports.settle(MAP_SETTLE_S)
                 current = self.ports.snapshot()
                 calls = reground([s.call for s in steps[index:]], known, current, self.held)
                 if isinstance(calls, str):
@@ -282,11 +288,28 @@ class TaskExecutor:
             return Failure(call, "execute", outcome.message, moved=outcome.moved)
         post = self.ports.check(task_id, index, "post", call, since)
         self._verdict(report, events, number, call, "post", post)
+        if not post.ok and call.skill in LOOK_AGAIN_SKILLS and "move_arm_home" in self.skills:
+            post = self._look_again(task_id, index, call, events, report) or post
         if not post.ok:
             self._learn_from(call, "post", post.reason)
             return Failure(call, "post", post.reason)
         self._learn_from(call, "ok", "")
         return None
+
+    def _look_again(self, task_id: str, index: int, call: Call, events: TaskEvents,
+                    report: TaskReport) -> CheckResult | None:
+        """Send the arm home, out of the camera's view, and ask the critic again; None if home failed."""
+        number = index + 1
+        events.status(number, f"step {number}: looking again with the arm home")
+        since = self.ports.now_ns()
+        home = self.ports.execute(Call("move_arm_home"), lambda phase: None)
+        report.transcript.append({"role": "skill", "step": number, "call": "move_arm_home()", "success": home.success,
+                                  "text": home.message})
+        if not home.success or home.cancelled:
+            return None
+        again = self.ports.check(task_id, index, "post", call, since)
+        self._verdict(report, events, number, call, "post", again)
+        return again
 
     def _verdict(self, report: TaskReport, events: TaskEvents, number: int, call: Call, phase: str,
                  verdict: CheckResult) -> None:
