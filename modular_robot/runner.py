@@ -19,6 +19,7 @@ from modular_robot.lockstep import LockstepStack
 from modular_robot.sim.world import SimWorld
 from modular_robot_interfaces.action import ExecuteTask
 from modular_robot.ros import qos
+from modular_robot.ros.recorder import start_recorder
 from modular_robot_interfaces.msg import PlanStep, SemanticMap, TaskPlan
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
@@ -194,17 +195,22 @@ class _Episode:
 
 
 def run_scenario(scenario: Scenario, out_dir: Path, stack: Stack | None = None, renderer: str = "auto",
-                 verbose: bool = True) -> ScenarioResult:
+                 verbose: bool = True, record: bool = False) -> ScenarioResult:
     """Run one scenario in lockstep and write its report folder.
 
     The simulator runs in this process (its ground truth stays here, with the evaluator); the
-    other nodes of `stack` run on the same executor. Returns the result; `passed` is True only
-    when every predicate holds.
+    other nodes of `stack` run on the same executor. With `record`, every topic of the episode,
+    from before the warm-up to the end, goes to `<out_dir>/episode.mcap` (an earlier one is
+    replaced). Returns the result; `passed` is True only when every predicate holds.
     """
     wall_start = time.monotonic()
     out_dir.mkdir(parents=True, exist_ok=True)
     lockstep = LockstepStack(scenario, stack, renderer=renderer, client_name="scenario_runner")
+    recorder = None
     try:
+        if record:
+            (out_dir / "episode.mcap").unlink(missing_ok=True)
+            recorder = start_recorder(out_dir / "episode.mcap", lockstep.context, lockstep.executor)
         world = lockstep.world
         _save_view(world, out_dir / "before.png")
         initial = world.ground_truth()
@@ -224,6 +230,8 @@ def run_scenario(scenario: Scenario, out_dir: Path, stack: Stack | None = None, 
         results = evaluate_all(scenario.expect, final, initial)
         sim_s = world.sim_time
     finally:
+        if recorder is not None:
+            recorder.close()
         lockstep.close()
     passed = all(r.passed for r in results)
     outcome = ScenarioResult(
