@@ -104,8 +104,9 @@ def test_a_verified_plan_succeeds_and_every_step_is_checked_before_and_after():
     report, executor, plans_seen, statuses = run(stack, Plan("execute", (PICK, PLACE), "put the cube in the tray"))
     assert report.success and report.revisions == 1
     assert stack.calls == [PICK, PLACE]
+    # Where the cube was put is checked again once the plan is done: an effect must still hold.
     assert [(s, p) for s, p, _ in stack.checks] == [("pick", "pre"), ("pick", "post"), ("place", "pre"),
-                                                   ("place", "post")]
+                                                   ("place", "post"), ("place", "post")]
     # The post check only counts perception from after the step started.
     assert stack.checks[1][2] == 0 and stack.checks[3][2] == 1_000_000_000
     assert plans_seen[-1] == ([SUCCEEDED, SUCCEEDED], 1)
@@ -259,5 +260,16 @@ def test_a_failed_post_check_is_asked_again_with_the_arm_out_of_the_view():
     assert report.success and report.revisions == 1
     assert stack.calls == [PICK, PLACE, Call("move_arm_home")]
     # The second look only counts perception from after the arm started home.
-    assert stack.checks[-1] == ("place", "post", 2_000_000_000)
+    assert stack.checks[-2] == ("place", "post", 2_000_000_000)
     assert any("looking again" in text for _, text in statuses)
+
+
+def test_an_effect_undone_after_its_check_is_found_at_the_end_and_redone():
+    stack = Stack([cube(), tray()], verdicts={("place", "post"): [
+        CheckResult(True, 1.0, "red_cube_1 in tray_1"),
+        CheckResult(False, 0.0, "red_cube_1 is not in tray_1")]})
+    report, executor, _, _ = run(stack, Plan("execute", (PICK, PLACE)))
+    assert report.success and report.revisions == 2
+    assert stack.calls == [PICK, PLACE, Call("move_arm_home"), PICK, PLACE]
+    replan = next(e for e in report.transcript if e["role"] == "replan")
+    assert "no longer holds at the end" in replan["text"]

@@ -204,30 +204,43 @@ class TaskExecutor:
         index = 0
         known = before
         settle_at: int | None = None
-        while index < len(steps):
-            if self.ports.cancelled():
-                report.summary = f"Cancelled before step {index + 1} ({steps[index].call}); the robot was stopped."
-                report.transcript.append({"role": "cancel", "text": report.summary})
-                return
-            if settle_at == index:
-                settle_at = None
-                self.ports.settle(MAP_SETTLE_S)
-                current = self.ports.snapshot()
-                calls = reground([s.call for s in steps[index:]], known, current, self.held)
-                if isinstance(calls, str):
-                    report.summary = f"I could not finish: before step {index + 1} {steps[index].call}, {calls}."
+        while True:
+            if index >= len(steps):
+                undone = self._final_check(task_id, steps, events, report)
+                if undone is None:
+                    break
+                # An effect the critic saw has since been undone (someone took the cube out of the tray):
+                # the task is not done; the step is planned again as if it had just failed.
+                earlier, verdict = undone
+                steps.append(Step(steps[earlier].call))
+                index = len(steps) - 1
+                step = steps[index]
+                failure = Failure(step.call, "post", f"no longer holds at the end: {verdict.reason}")
+                self._learn_from(step.call, "post", verdict.reason)
+            else:
+                if self.ports.cancelled():
+                    report.summary = f"Cancelled before step {index + 1} ({steps[index].call}); the robot was stopped."
+                    report.transcript.append({"role": "cancel", "text": report.summary})
                     return
-                known = current
-                for pending, call in zip(steps[index:], calls):
-                    pending.call = call
-            step = steps[index]
-            step.status = RUNNING
-            events.plan(steps, report.revisions)
-            failure = self._run_step(task_id, index, step.call, events, report, started)
-            if failure is None:
-                step.status = SUCCEEDED
-                index += 1
-                continue
+                if settle_at == index:
+                    settle_at = None
+                    self.ports.settle(MAP_SETTLE_S)
+                    current = self.ports.snapshot()
+                    calls = reground([s.call for s in steps[index:]], known, current, self.held)
+                    if isinstance(calls, str):
+                        report.summary = f"I could not finish: before step {index + 1} {steps[index].call}, {calls}."
+                        return
+                    known = current
+                    for pending, call in zip(steps[index:], calls):
+                        pending.call = call
+                step = steps[index]
+                step.status = RUNNING
+                events.plan(steps, report.revisions)
+                failure = self._run_step(task_id, index, step.call, events, report, started)
+                if failure is None:
+                    step.status = SUCCEEDED
+                    index += 1
+                    continue
             step.status = FAILED
             events.plan(steps, report.revisions)
             if failure.phase == "cancelled" or self.ports.cancelled():
@@ -294,6 +307,22 @@ class TaskExecutor:
             self._learn_from(call, "post", post.reason)
             return Failure(call, "post", post.reason)
         self._learn_from(call, "ok", "")
+        return None
+
+    def _final_check(self, task_id: str, steps: Sequence[Step], events: TaskEvents,
+                     report: TaskReport) -> tuple[int, CheckResult] | None:
+        """Ask the critic again for every lasting effect (where objects were put); return the first undone."""
+        since = self.ports.now_ns()
+        for index, step in enumerate(steps):
+            call = step.call
+            moved_later = any(later.call.args.get("object") == call.args.get("object")
+                              for later in steps[index + 1:] if later.call.skill in MOVING_SKILLS)
+            if call.skill not in ("place", "place_at") or step.status != SUCCEEDED or moved_later:
+                continue
+            verdict = self.ports.check(task_id, index, "post", call, since)
+            self._verdict(report, events, index + 1, call, "final", verdict)
+            if not verdict.ok:
+                return index, verdict
         return None
 
     def _look_again(self, task_id: str, index: int, call: Call, events: TaskEvents,
