@@ -27,9 +27,9 @@ from trajectory_msgs.msg import JointTrajectory
 _SETTLE_S = 1.0
 # Before the first command, the stack gets this long (sim time) to see the scene, as a robot has
 # looked at the table before anyone talks to it: until its map has held the same objects for
-# _MAP_STABLE_S, at most _WARMUP_S.
-_WARMUP_S = 5.0
-_MAP_STABLE_S = 1.0
+# _MAP_STABLE_S (small objects take more sightings to confirm than a tray), at most _WARMUP_S.
+_WARMUP_S = 6.0
+_MAP_STABLE_S = 2.0
 _SERVER_WAIT_S = 3.0
 
 
