@@ -131,9 +131,10 @@ def test_messages_are_stamped_with_sim_time_on_arrival(recording):
     assert max(stamps) <= recording.sim_s * 1e9 + 1e7, (max(stamps), recording.sim_s)
     assert max(stamps) - min(stamps) >= 0.8 * EPISODE_S * 1e9
     # Lockstep steps freely between camera frames (it waits for perception only on a new frame), so
-    # joint states arrive in a burst per frame: never before their stamp, at most a camera period late.
+    # joint states arrive in a burst per frame: never before their stamp, and late by about a camera
+    # period; a few periods when the machine is loaded (stepping goes on when perception is slow).
     lags = [(stamp - header_stamp_ns(data)) / 1e9 for stamp, data in recording.messages["/joint_states"]]
-    assert all(0.0 <= lag <= 0.1 + 0.011 for lag in lags), (min(lags), max(lags))
+    assert all(0.0 <= lag <= 3 * 0.1 + 0.011 for lag in lags), (min(lags), max(lags))
 
 
 def test_semantic_map_deserialises_with_the_registered_types(recording):
