@@ -35,6 +35,7 @@ from modular_robot.core.scenario import Scenario, ScenarioError, load_scenario
 ROBOT_STACKS: dict[str, str] = {
     "panda_tabletop": "config/stacks/sim_tabletop.yaml",
     "husky_base": "config/stacks/sim_husky.yaml",
+    "mobile_manipulator": "config/stacks/sim_mobile_manipulator.yaml",
 }
 MAX_JOBS = 32
 # Workers take ROS domains from here up; tests use 1-100 (tests/conftest.py), and Fast DDS accepts

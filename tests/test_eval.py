@@ -140,7 +140,7 @@ def test_scenario_files_sorted_per_directory_then_files_as_given(tmp_path):
         evaluation.scenario_files([tmp_path / "missing.yaml"])
 
 
-def test_stack_follows_the_robot_unless_overridden():
+def test_stack_follows_the_robot_unless_overridden(monkeypatch):
     husky = load_scenario(ROOT / "sim/scenarios/spine_husky.yaml")
     panda = parse_scenario(UNMOVED)
     assert evaluation.stack_for(husky) == "config/stacks/sim_husky.yaml"
@@ -149,6 +149,8 @@ def test_stack_follows_the_robot_unless_overridden():
     for path in evaluation.ROBOT_STACKS.values():
         assert (ROOT / path).is_file()
     mobile = parse_scenario(UNMOVED.replace("panda_tabletop", "mobile_manipulator"), "mobile.yaml")
+    assert evaluation.stack_for(mobile) == "config/stacks/sim_mobile_manipulator.yaml"
+    monkeypatch.delitem(evaluation.ROBOT_STACKS, "mobile_manipulator")
     with pytest.raises(evaluation.EvalInputError, match="mobile.yaml: no stack is known for robot "
                                                         "'mobile_manipulator'.*pass --stack"):
         evaluation.stack_for(mobile)

@@ -9,10 +9,16 @@ objects, "do the same with the blue one" repeats the last action, "undo that" an
 put moved objects back where the executor saw them, and an ambiguous phrase gets a clarifying
 question whose answer finishes the instruction. It is deterministic: the same request and
 dialogue give the same plan.
+
+On a robot that can both drive and pick (an arm on a mobile base), an arm step on an object out of
+the arm's reach is preceded by a drive up to that object (`navigate_to`), with the arm sent home
+first so that it rides tucked in, out of the camera's view: "put the red cube in the tray" on
+another table becomes drive to the cube, pick it, arm home, drive to the tray, place it.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -61,6 +67,10 @@ _ORDINALS = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, 
 _RELATION_WORDS = {"in": "in", "on": "on", "left_of": "left of", "right_of": "right of",
                    "in_front_of": "in front of", "behind": "behind", "near": "next to"}
 _NOT_CAUGHT = "Sorry, I did not catch which one."
+# On a robot with a base and an arm, objects farther than this from where the base stands (m,
+# horizontal) are out of the arm's reach: the base drives up to them first. A Panda reaches about
+# 0.85 m from its base; the tabletop scenes keep every object within it.
+ARM_REACH_M = 0.9
 
 
 @dataclass(frozen=True)
@@ -101,6 +111,9 @@ class _Context:
     forget: list[Move] = field(default_factory=list)
     forget_last: bool = False
     unseen: str | None = None
+    drove_to: str | None = None
+    base_moved: bool = False
+    arm_home: bool = False
 
 
 class RulesPlanner:
@@ -261,6 +274,7 @@ class RulesPlanner:
         elif clause.action == "home":
             _require(ctx, "move_arm_home", "this robot has no arm to move home")
             ctx.steps.append(Call("move_arm_home", {}))
+            ctx.arm_home = True
         elif clause.action == "open":
             _require(ctx, "open_gripper", "this robot has no gripper")
             args: dict[str, Any] = {}
@@ -294,7 +308,7 @@ class RulesPlanner:
             _refuse(f"I am already holding the {full_name(obj)}.")
         self._hands_free(ctx)
         _require(ctx, "pick", "this robot has no arm")
-        ctx.steps.append(Call("pick", {"object": obj.id}))
+        _arm_step(ctx, obj, Call("pick", {"object": obj.id}))
         ctx.held = obj.id
         ctx.referents = (obj.id,)
         ctx.last_action = LastAction(Clause("pick"), noun(obj))
@@ -326,8 +340,8 @@ class RulesPlanner:
             if ctx.held != obj.id:
                 self._hands_free(ctx)
                 _require(ctx, "pick", "this robot has no arm")
-                ctx.steps.append(Call("pick", {"object": obj.id}))
-            ctx.steps.append(Call("place", {"object": obj.id, "relation": relation, "target": target.id}))
+                _arm_step(ctx, obj, Call("pick", {"object": obj.id}))
+            _arm_step(ctx, target, Call("place", {"object": obj.id, "relation": relation, "target": target.id}))
             ctx.held = None
         ctx.referents = tuple(o.id for o in movers)
         ctx.last_action = LastAction(Clause("place", relation=relation, target=Ref(ids=(target.id,))),
@@ -398,8 +412,8 @@ class RulesPlanner:
         self._hands_free(ctx)
         _require(ctx, "push", "this robot has no arm")
         for obj in objects:
-            ctx.steps.append(Call("push", {"object": obj.id, "direction": clause.direction,
-                                           "distance": round(distance, 4)}))
+            _arm_step(ctx, obj, Call("push", {"object": obj.id, "direction": clause.direction,
+                                              "distance": round(distance, 4)}))
         ctx.referents = tuple(o.id for o in objects)
         ctx.last_action = LastAction(replace(clause, obj=None, distance=distance), noun(objects[0]))
 
@@ -408,9 +422,11 @@ class RulesPlanner:
         if clause.obj is None:
             x, y = (float(v) for v in clause.text.split(","))
             ctx.steps.append(Call("navigate_to", {"pose": [x, y]}))
+            ctx.drove_to, ctx.base_moved = None, True
             return
         obj = self._one(ctx, clause.obj, f"{index}:object")
         ctx.steps.append(Call("navigate_to", {"object": obj.id}))
+        ctx.drove_to, ctx.base_moved = obj.id, True
         ctx.referents = (obj.id,)
         ctx.last_action = LastAction(Clause("navigate"), noun(obj))
 
@@ -465,9 +481,10 @@ class RulesPlanner:
             if ctx.held != obj.id:
                 self._hands_free(ctx)
                 _require(ctx, "pick", "this robot has no arm")
-                ctx.steps.append(Call("pick", {"object": obj.id}))
+                _arm_step(ctx, obj, Call("pick", {"object": obj.id}))
             ctx.steps.append(Call("place_at", {"object": obj.id,
                                                "position": [round(move.before[0], 4), round(move.before[1], 4)]}))
+            ctx.arm_home = False
             ctx.held = None
         ctx.referents = tuple(m.object_id for m in moves)
 
@@ -534,6 +551,32 @@ class RulesPlanner:
 
 def _refuse(reason: str) -> None:
     raise _Stop(Plan("refuse", reply=reason))
+
+
+def _arm_step(ctx: _Context, obj: MapObject, call: Call) -> None:
+    """Append an arm step on an object, driving up to the object first when it is out of the arm's reach."""
+    if _needs_drive(ctx, obj):
+        if not ctx.arm_home:
+            ctx.steps.append(Call("move_arm_home", {}))
+        ctx.steps.append(Call("navigate_to", {"object": obj.id}))
+        ctx.drove_to, ctx.base_moved = obj.id, True
+    ctx.steps.append(call)
+    ctx.arm_home = False
+
+
+def _needs_drive(ctx: _Context, obj: MapObject) -> bool:
+    """Return whether the base must drive up to an object before the arm can act on it.
+
+    Only a robot that can both drive and pick ever drives. Where the base stands: in front of the
+    object the plan last drove to (only that object is then in reach), or, before any drive, at the
+    request's robot pose (the origin when not given), with everything within ARM_REACH_M in reach.
+    """
+    if "navigate_to" not in ctx.request.skills or "pick" not in ctx.request.skills:
+        return False
+    if ctx.base_moved:
+        return ctx.drove_to != obj.id
+    x, y = ctx.request.robot_pose[:2] if ctx.request.robot_pose is not None else (0.0, 0.0)
+    return math.hypot(float(obj.position[0]) - x, float(obj.position[1]) - y) > ARM_REACH_M
 
 
 def _require(ctx: _Context, skill: str, reason: str) -> None:

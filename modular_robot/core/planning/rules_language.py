@@ -57,9 +57,9 @@ PLACE_RELATIONS: tuple[tuple[str, str], ...] = (
 )
 _DISTANCE_SUPERLATIVES = frozenset({"closest", "nearest", "farthest", "furthest", "close", "far", "away"})
 _ROBOT_WORDS = frozenset({"you", "me", "us", "the robot", "yourself", "myself"})
-# Relations said as a movement: after "take", "get" or "bring" only these name a destination.
+# Relations said as a movement: after "take", "get", "bring" or "fetch" only these name a destination.
 _DIRECTED_RELATIONS = frozenset({"to", "towards", "toward", "over to", "into", "onto", "on to"})
-_CARRY_VERBS = frozenset({"take", "get", "bring", "carry", "transfer"})
+_CARRY_VERBS = frozenset({"take", "get", "bring", "carry", "transfer", "fetch"})
 _POSITION_ANCHORS = frozenset({"the left", "the right", "the front", "the back", "left", "right"})
 SURFACE_WORDS = frozenset({"table", "tabletop", "floor", "ground", "surface", "desk", "counter"})
 
@@ -94,7 +94,7 @@ DEFAULT_PUSH_M = 0.10
 # Verbs by command: the verb's words, as a regex alternation.
 _PICK = r"pick up|pick|grab|take|lift up|lift|get|grasp|fetch|collect|retrieve|hold|raise"
 _PLACE = (r"put|place|move|drop|set|stack|lay|bring|transfer|carry|take|deposit|insert|toss|throw|"
-          r"relocate|shift|get")
+          r"relocate|shift|get|fetch")
 _PUSH = r"push|slide|nudge|shove|move|shift|scoot|bump"
 _NAVIGATE = re.compile(
     r"^(?:go|drive|navigate|head|travel|move|come|roll|walk|get)(?: yourself)?\s+(?:over |up |back |on )?"
