@@ -11,6 +11,7 @@ the pose of frame ``b`` in frame ``a``. Composition chains these: ``T_a_c = T_a_
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -202,6 +203,16 @@ def quat_slerp(q0: ArrayLike, q1: ArrayLike, fraction: float) -> NDArray[np.floa
     return quat_normalize(w0 * q0 + w1 * q1)
 
 
+def _rotate(x: float, y: float, z: float, w: float, vx: float, vy: float, vz: float) -> tuple[float, float, float]:
+    """Rotate one vector by a unit quaternion in plain floats (``quat_rotate``'s formula)."""
+    tx = 2.0 * (y * vz - z * vy)
+    ty = 2.0 * (z * vx - x * vz)
+    tz = 2.0 * (x * vy - y * vx)
+    return (vx + w * tx + (y * tz - z * ty),
+            vy + w * ty + (z * tx - x * tz),
+            vz + w * tz + (x * ty - y * tx))
+
+
 def _identity_translation() -> NDArray[np.float64]:
     return np.zeros(3)
 
@@ -229,12 +240,16 @@ class Transform:
         translation = np.array(self.translation, dtype=np.float64)
         if translation.shape != (3,):
             raise ValueError(f"translation must have shape (3,), got {translation.shape}")
-        if not np.all(np.isfinite(translation)):
+        if not all(math.isfinite(v) for v in translation.tolist()):
             raise ValueError(f"translation must be finite, got {translation.tolist()}")
         rotation = np.array(self.rotation, dtype=np.float64)
         if rotation.shape != (4,):
             raise ValueError(f"rotation must have shape (4,), got {rotation.shape}")
-        rotation = quat_normalize(rotation)
+        # quat_normalize's checks in plain floats: every TF message builds a few of these.
+        norm = math.sqrt(sum(v * v for v in rotation.tolist()))
+        if not math.isfinite(norm) or norm < _MIN_QUAT_NORM:
+            raise ValueError(f"quaternion must be finite and non-zero, got {rotation.tolist()}")
+        rotation /= norm
         translation.flags.writeable = False
         rotation.flags.writeable = False
         # The dataclass is frozen; object.__setattr__ is the documented way to set fields here.
@@ -274,11 +289,36 @@ class Transform:
         m[:3, 3] = self.translation
         return m
 
+    @classmethod
+    def _from_valid(cls, translation: list[float], rotation: list[float]) -> Transform:
+        """Build from values computed out of valid transforms: finite, right-sized, near-unit.
+
+        TF lookups compose many single transforms; skipping the argument checks (and numpy's
+        per-call overhead on 3- and 4-vectors) makes each composition several times cheaper.
+        """
+        x, y, z, w = rotation
+        scale = 1.0 / math.sqrt(x * x + y * y + z * z + w * w)
+        t = np.array(translation, dtype=np.float64)
+        q = np.array((x * scale, y * scale, z * scale, w * scale), dtype=np.float64)
+        t.flags.writeable = False
+        q.flags.writeable = False
+        result = object.__new__(cls)
+        object.__setattr__(result, "translation", t)
+        object.__setattr__(result, "rotation", q)
+        return result
+
     def compose(self, other: Transform) -> Transform:
         """Return ``self * other``: apply ``other`` first, then ``self``."""
-        return Transform(
-            self.translation + quat_rotate(self.rotation, other.translation),
-            quat_multiply(self.rotation, other.rotation),
+        x1, y1, z1, w1 = self.rotation.tolist()
+        x2, y2, z2, w2 = other.rotation.tolist()
+        px, py, pz = _rotate(x1, y1, z1, w1, *other.translation.tolist())
+        tx, ty, tz = self.translation.tolist()
+        return Transform._from_valid(
+            [tx + px, ty + py, tz + pz],
+            [w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+             w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
+             w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
+             w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2],
         )
 
     def __mul__(self, other: Transform) -> Transform:
@@ -289,8 +329,9 @@ class Transform:
 
     def inverse(self) -> Transform:
         """Return the transform that undoes this one."""
-        inv_rotation = quat_conjugate(self.rotation)
-        return Transform(-quat_rotate(inv_rotation, self.translation), inv_rotation)
+        x, y, z, w = self.rotation.tolist()
+        px, py, pz = _rotate(-x, -y, -z, w, *self.translation.tolist())
+        return Transform._from_valid([-px, -py, -pz], [-x, -y, -z, w])
 
     def apply(self, points: ArrayLike) -> NDArray[np.floating]:
         """Map points (shape ``(3,)`` or ``(N, 3)``) through this transform.
@@ -331,5 +372,19 @@ def interpolate(a: Transform, b: Transform, fraction: float) -> Transform:
         b: Transform at ``fraction = 1``.
         fraction: Position between them; values outside [0, 1] extrapolate.
     """
-    translation = a.translation + fraction * (b.translation - a.translation)
-    return Transform(translation, quat_slerp(a.rotation, b.rotation, fraction))
+    # quat_slerp's arithmetic in plain floats: TF lookups interpolate one edge at a time.
+    q0 = a.rotation.tolist()
+    q1 = b.rotation.tolist()
+    dot = sum(u * v for u, v in zip(q0, q1))
+    if dot < 0.0:
+        q1 = [-v for v in q1]
+        dot = -dot
+    if dot > 1.0 - _SLERP_LINEAR_THRESHOLD:
+        w0, w1 = 1.0 - fraction, fraction
+    else:
+        theta = math.acos(min(dot, 1.0))
+        sin_theta = math.sin(theta)
+        w0 = math.sin((1.0 - fraction) * theta) / sin_theta
+        w1 = math.sin(fraction * theta) / sin_theta
+    translation = [u + fraction * (v - u) for u, v in zip(a.translation.tolist(), b.translation.tolist())]
+    return Transform._from_valid(translation, [w0 * u + w1 * v for u, v in zip(q0, q1)])

@@ -211,8 +211,10 @@ class PerceptionNode(Node):
             return ()
         poses = {}
         for link in PANDA_LINK_CAPSULES:
-            if self.tf.can_transform(self.world_frame, link, stamp):
+            try:
                 poses[link] = self.tf.lookup(self.world_frame, link, stamp)
+            except TfError:
+                continue
         return panda_capsules(poses) if poses else ()
 
     def _grasp_points(self, stamp):
