@@ -349,6 +349,22 @@ def test_place_judges_the_target_from_the_map_where_it_is_not_seen():
     assert "its map box stands in" in verdict.reason
 
 
+def test_place_where_the_target_was_is_not_ok_once_it_is_seen_elsewhere():
+    red, box = cube(), tray()
+    params = {"object": "red_cube_1", "relation": "in", "target": "tray_1"}
+    # The tray was moved while the arm carried the cube: the cube went down where the map had it.
+    at_old_spot = seen(red, [0.451, -0.247, 0.028], red.size)
+    moved_tray = seen(box, [0.60, 0.20, 0.025], box.size)
+    verdict = post_verdict("place", params, [red, box], frames(at_old_spot, moved_tray, **AFTER_PLACE), None)
+    assert not verdict.ok and "not over tray_1's footprint" in verdict.reason, verdict
+    assert "map box stands in" not in verdict.reason
+    # Two trays of that look elsewhere: which one it is cannot be told, and the map box stands in.
+    other_tray = seen(box, [0.30, 0.30, 0.025], box.size)
+    verdict = post_verdict("place", params, [red, box],
+                           frames(at_old_spot, moved_tray, other_tray, **AFTER_PLACE), None)
+    assert verdict.ok and "its map box stands in" in verdict.reason, verdict
+
+
 def test_place_not_ok_while_still_held_or_gripper_closed():
     red, box = cube(), tray()
     params = {"object": "red_cube_1", "relation": "in", "target": "tray_1"}

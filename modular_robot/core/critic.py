@@ -707,12 +707,19 @@ def _post_pick(params: Any, before: dict[str, MapObject], frames: Sequence[Perce
 
 def _target_box(target: MapObject, frame: PerceptionFrame, before: dict[str, MapObject],
                 exclude: ObservedBox | None = None) -> tuple[ObservedBox, bool]:
-    """Return the target's box in a frame (True) or, where the frame does not show it, its map box (False)."""
+    """Return the target's box in a frame (True) or, where the frame does not show it, its map box (False).
+
+    A target seen nowhere near its map box but as the one box of its kind elsewhere, claimed by no
+    other map object, has been moved (someone moved the bowl while the arm carried the cube): that
+    box is the target, and the stale map box must not vouch for a place at the old spot.
+    """
     reach = max(TARGET_MATCH_M, 0.5 * float(max(target.size[0], target.size[1])))
-    boxes = [b for b in _candidates(target, frame.boxes, before.values(), exclude)
-             if math.dist(b.position[:2], target.position[:2]) <= reach]
+    candidates = _candidates(target, frame.boxes, before.values(), exclude)
+    boxes = [b for b in candidates if math.dist(b.position[:2], target.position[:2]) <= reach]
     if boxes:
         return min(boxes, key=lambda b: math.dist(b.position[:2], target.position[:2])), True
+    if len(candidates) == 1:
+        return candidates[0], True
     return ObservedBox(target.label, target.category, target.color, target.position, target.size, target.yaw), False
 
 
