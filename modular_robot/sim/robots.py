@@ -159,6 +159,10 @@ class SimRobot:
         if self.kind == "panda_tabletop":
             # Across the table from the arm, looking down at the workspace.
             return CameraMount("base_link", (1.15, 0.0, 0.75), (0.0, math.radians(42.0), math.pi), 45.0)
+        if self.kind == "mobile_manipulator":
+            # Pitched further down: the table tops where the arm works, just past the bumper, stay in
+            # view, as do tables a few metres away.
+            return CameraMount("base_link", (0.42, 0.0, 0.55), (0.0, math.radians(30.0), 0.0), 58.0)
         # A forward camera on the chassis, pitched down to see the floor and low tables ahead.
         return CameraMount("base_link", (0.42, 0.0, 0.55), (0.0, math.radians(20.0), 0.0), 58.0)
 

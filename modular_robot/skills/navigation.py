@@ -33,6 +33,7 @@ from modular_robot.core.navigation import (
     CostMap,
     DriveLimits,
     ObjectBox,
+    STOP_MARGIN_M,
     OccupancyMap,
     PathFollower,
     Plan,
@@ -99,6 +100,10 @@ FRONTIER_CHUNK_M = 1.5
 VISITED_RADIUS_M = 1.0
 # Extra robot time for a turn in place, on top of TIME_FACTOR x angle / turn rate (s).
 TURN_MARGIN_S = 5.0
+# A base that stands too close to something to turn in place (after driving up to an object on a
+# table) first reverses straight back, at most this far (m) and at this speed (m/s).
+BACK_OUT_MAX_M = 0.5
+BACK_OUT_SPEED_MPS = 0.2
 
 
 class NavigateParams(BaseModel):
@@ -265,16 +270,17 @@ def _drive(ctx: SkillContext, target: _Target) -> _Outcome:
     problem = grid_problem(grid)
     if problem is not None:
         return _Outcome(False, f"cannot drive to {target.label}: unusable occupancy grid: {problem}", False)
+    pose, backed = _back_out(ctx, grid, pose)
     costmap = _costmap(ctx, grid, target)
     plan, goal_yaw, where = _plan(costmap, pose[:2], target)
     if not plan.ok:
-        return _Outcome(False, f"cannot drive to {target.label}: {plan.reason}", False)
+        return _Outcome(False, f"cannot drive to {target.label}: {plan.reason}", backed > 0.0)
 
     limits = _limits(ctx)
     follower = PathFollower(plan.path, limits, CONTROL_PERIOD_S, goal_yaw)
     budget = _budget(plan.length, ctx)
-    elapsed = lost = travelled = 0.0
-    commanded = False
+    elapsed, lost, travelled = 0.0, 0.0, backed
+    commanded = backed > 0.0
     blocked_replans = map_replans = 0
     note = ""
     previous = pose
@@ -394,6 +400,62 @@ def _drive(ctx: SkillContext, target: _Target) -> _Outcome:
     final = _valid_pose(base.pose()) or previous
     travelled += math.dist(final[:2], previous[:2])
     return _Outcome(True, f"reached {target.label}{where}{note}", commanded, observed(final))
+
+
+def _turn_clearance(grid: OccupancyMap) -> float:
+    """Return how far (m) every occupied cell's centre must be from the base's centre for it to turn in place."""
+    return HUSKY_FOOTPRINT.radius + STOP_MARGIN_M + grid.resolution
+
+
+def _nearest_occupied(grid: OccupancyMap, point: Point) -> float:
+    """Return the distance (m) from a point to the nearest occupied cell's centre (inf when none)."""
+    rows, cols = np.nonzero(grid.occupied())
+    if len(rows) == 0:
+        return math.inf
+    xs = grid.origin[0] + (cols + 0.5) * grid.resolution
+    ys = grid.origin[1] + (rows + 0.5) * grid.resolution
+    return float(np.min(np.hypot(xs - point[0], ys - point[1])))
+
+
+def _back_out(ctx: SkillContext, grid: OccupancyMap, pose: Pose) -> tuple[Pose, float]:
+    """Reverse straight back until the base has room to turn in place, when it has none and the way back is free.
+
+    A base that drove up to an object on a table stands with the table's edge inside its turning
+    circle: turning there would sweep a corner into it, and the obstacle stop would keep it from
+    leaving. Reversing at most BACK_OUT_MAX_M (the footprint is swept back along the way and must
+    stay clear of occupied cells) gives it room. Returns the pose afterwards and the distance reversed.
+
+    Raises:
+        _Cancelled: when the base's wait reports cancellation (the base is stopped first).
+    """
+    clearance = _turn_clearance(grid)
+    if _nearest_occupied(grid, pose[:2]) > clearance:
+        return pose, 0.0
+    # Where the base would be after backing out the whole way, and the sweep there (the footprint
+    # is symmetric front to back, so the sweep is checked with the base turned around).
+    end = (pose[0] - BACK_OUT_MAX_M * math.cos(pose[2]), pose[1] - BACK_OUT_MAX_M * math.sin(pose[2]))
+    turned = (pose[0], pose[1], wrap_angle(pose[2] + math.pi))
+    if path_blockage(grid, turned, [pose[:2], end], HUSKY_FOOTPRINT, lookahead=BACK_OUT_MAX_M) is not None:
+        return pose, 0.0
+    start, current = pose, pose
+    speed = 0.0
+    elapsed = 0.0
+    budget = BACK_OUT_MAX_M / BACK_OUT_SPEED_MPS * TIME_FACTOR
+    while (math.dist(current[:2], start[:2]) < BACK_OUT_MAX_M and elapsed <= budget
+           and _nearest_occupied(grid, current[:2]) <= clearance):
+        ctx.progress("backing out to turn", 0.0)
+        speed = min(BACK_OUT_SPEED_MPS, speed + LINEAR_ACCEL_MPS2 * CONTROL_PERIOD_S)
+        ctx.base.send_velocity(-speed, 0.0)
+        _wait(ctx, CONTROL_PERIOD_S)
+        elapsed += CONTROL_PERIOD_S
+        current = _valid_pose(ctx.base.pose()) or current
+    while speed > 0.0:
+        speed = max(0.0, speed - LINEAR_ACCEL_MPS2 * CONTROL_PERIOD_S)
+        ctx.base.send_velocity(-speed, 0.0)
+        _wait(ctx, CONTROL_PERIOD_S)
+    ctx.base.stop()
+    final = _valid_pose(ctx.base.pose()) or current
+    return final, math.dist(final[:2], start[:2])
 
 
 def _turn(ctx: SkillContext, yaw: float) -> bool:
