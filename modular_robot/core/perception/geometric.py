@@ -86,6 +86,10 @@ _ACHROMATIC = frozenset({"white", "gray", "black"})
 # A circle fitted to a short arc that is this much wider than the object is placed less surely
 # than the object's box is.
 _TRUSTED_CIRCLE_RATIO = 1.3
+# A cylinder's side, seen from anywhere, is an arc that bulges off its chord (half a circle: by half
+# its length). One face of a cube seen square-on is a straight line, which a circle much wider than
+# the cube also fits: an outline bulging less than this fraction of its length is not an arc.
+_MIN_ARC_BULGE = 0.12
 # Half of the 26-neighbourhood: each pair of touching voxels is found once.
 _HALF_NEIGHBOURHOOD = np.array(
     [(dx, dy, dz) for dx in (-1, 0, 1) for dy in (-1, 0, 1) for dz in (-1, 0, 1) if (dx, dy, dz) > (0, 0, 0)],
@@ -782,7 +786,7 @@ def _classify_shape(points: NDArray[np.floating], centre: np.ndarray, size: np.n
         circle_centre, radius, residual = circle
         ratio = 2.0 * radius / size[0]
         low, high = p.circle_diameter_range
-        if residual <= p.cylinder_residual * radius and low <= ratio <= high:
+        if residual <= p.cylinder_residual * radius and low <= ratio <= high and _bulge(outline) >= _MIN_ARC_BULGE:
             if ratio > _TRUSTED_CIRCLE_RATIO:
                 return "cylinder", centre, size, yaw  # a short arc: its centre is less sure than the box's
             position = centre + [circle_centre[0], circle_centre[1], 0.0]
@@ -861,6 +865,15 @@ def _best_rectangle(xy: NDArray[np.float64], outline: NDArray[np.float64], hull:
     if rect_yaw <= -math.pi / 2:
         rect_yaw += math.pi
     return float(fraction[best]), centre, np.sort(sides)[::-1], rect_yaw
+
+
+def _bulge(xy: NDArray[np.float64]) -> float:
+    """Return how far 2D points spread across their principal axis, as a fraction of their length."""
+    local = xy - xy.mean(axis=0)
+    _, _, axes = np.linalg.svd(local, full_matrices=False)
+    along, across = local @ axes[0], local @ axes[1]
+    length = float(np.ptp(along))
+    return float(np.ptp(across)) / length if length > 0.0 else 0.0
 
 
 def _fit_sphere(points: NDArray[np.float64]) -> tuple[np.ndarray, float, float] | None:
