@@ -104,6 +104,9 @@ TURN_MARGIN_S = 5.0
 # table) first reverses straight back, at most this far (m) and at this speed (m/s).
 BACK_OUT_MAX_M = 0.5
 BACK_OUT_SPEED_MPS = 0.2
+# A base stopped short of an object (nearer than mapped) while still turning onto it, facing more
+# than this away from the object's centre (rad), squares up: backs out, turns to face it, creeps on.
+SQUARE_UP_RAD = 0.15
 
 
 class NavigateParams(BaseModel):
@@ -281,6 +284,7 @@ def _drive(ctx: SkillContext, target: _Target) -> _Outcome:
     budget = _budget(plan.length, ctx)
     elapsed, lost, travelled = 0.0, 0.0, backed
     commanded = backed > 0.0
+    stopped_short = False
     blocked_replans = map_replans = 0
     note = ""
     previous = pose
@@ -354,6 +358,7 @@ def _drive(ctx: SkillContext, target: _Target) -> _Outcome:
             if blockage.distance <= TARGET_CONTACT_M:
                 note = (f"; stopped {follower.remaining:.2f} m short of the standoff pose because "
                         f"'{target.object_id}' is nearer than mapped")
+                stopped_short = True
                 break
             stop_within, blockage = blockage.distance - TARGET_CONTACT_M, None
         if blockage is not None:
@@ -397,9 +402,73 @@ def _drive(ctx: SkillContext, target: _Target) -> _Outcome:
         elapsed += CONTROL_PERIOD_S
 
     base.stop()
+    if stopped_short:
+        squared = _square_up(ctx, target.box)
+        if squared > 0.0:
+            travelled += squared
+            note += ", then squared up to face it"
     final = _valid_pose(base.pose()) or previous
     travelled += math.dist(final[:2], previous[:2])
     return _Outcome(True, f"reached {target.label}{where}{note}", commanded, observed(final))
+
+
+def _facing_error(pose: Pose, box: ObjectBox) -> float:
+    """Return how far (rad) the base's heading is from facing a box's centre."""
+    return abs(wrap_angle(math.atan2(box.center[1] - pose[1], box.center[0] - pose[0]) - pose[2]))
+
+
+def _square_up(ctx: SkillContext, box: ObjectBox) -> float:
+    """Face an object squarely after stopping short of it at an angle; return how far the base drove (m).
+
+    The base backs out until it has room to turn (when the way back is free), turns to face the
+    object's centre and creeps straight on until the occupied cells ahead are TARGET_CONTACT_M away
+    or its bumper is APPROACH_GAP_M from the object. Nothing happens without room to turn.
+
+    Raises:
+        _Cancelled: when the base's wait reports cancellation (the base is stopped first).
+    """
+    pose = _valid_pose(ctx.base.pose())
+    grid = ctx.base.occupancy()
+    if pose is None or grid is None or grid_problem(grid) is not None or _facing_error(pose, box) <= SQUARE_UP_RAD:
+        return 0.0
+    start = pose
+    pose, _ = _back_out(ctx, grid, pose)
+    if _nearest_occupied(grid, pose[:2]) <= _turn_clearance(grid):
+        return math.dist(pose[:2], start[:2])
+    facing = math.atan2(box.center[1] - pose[1], box.center[0] - pose[0])
+    if not _turn(ctx, facing):
+        return math.dist(pose[:2], start[:2])
+    ctx.progress("squaring up to the object", 1.0)
+    origin = current = _valid_pose(ctx.base.pose()) or pose
+    limit = math.dist(origin[:2], box.center)
+    speed = 0.0
+    while True:
+        latest = _valid_pose(ctx.base.pose())
+        if latest is None:
+            break
+        current = latest
+        done = math.dist(current[:2], origin[:2])
+        if done >= limit or footprint_gap(current, HUSKY_FOOTPRINT, box) <= APPROACH_GAP_M:
+            break
+        ahead = (current[0] + limit * math.cos(current[2]), current[1] + limit * math.sin(current[2]))
+        latest_grid = ctx.base.occupancy()
+        if latest_grid is not None and grid_problem(latest_grid) is None:
+            grid = latest_grid
+        blockage = path_blockage(grid, current, [current[:2], ahead], HUSKY_FOOTPRINT, lookahead=limit)
+        room = math.inf if blockage is None else blockage.distance - TARGET_CONTACT_M
+        if room <= 0.0:
+            break
+        speed = min(BACK_OUT_SPEED_MPS, speed + LINEAR_ACCEL_MPS2 * CONTROL_PERIOD_S,
+                    math.sqrt(2.0 * LINEAR_ACCEL_MPS2 * room))
+        ctx.base.send_velocity(speed, 0.0)
+        _wait(ctx, CONTROL_PERIOD_S)
+    while speed > 0.0:
+        speed = max(0.0, speed - LINEAR_ACCEL_MPS2 * CONTROL_PERIOD_S)
+        ctx.base.send_velocity(speed, 0.0)
+        _wait(ctx, CONTROL_PERIOD_S)
+    ctx.base.stop()
+    final = _valid_pose(ctx.base.pose()) or current
+    return math.dist(start[:2], pose[:2]) + math.dist(origin[:2], final[:2])
 
 
 def _turn_clearance(grid: OccupancyMap) -> float:
