@@ -58,10 +58,10 @@ def test_a_base_stopped_short_at_an_angle_squares_up_to_face_the_object():
     base = FakeBase((0.0, 0.3, -0.7), _open_grid([table]))
     ctx, _ = _context(base, [])
     mug = ObjectBox((0.85, 0.0), (0.05, 0.05))
-    driven = _square_up(ctx, mug)
+    driven, squared = _square_up(ctx, mug)
     bearing = math.atan2(mug.center[1] - base.y, mug.center[0] - base.x)
     assert abs(wrap_angle(bearing - base.yaw)) < SQUARE_UP_RAD
-    assert driven > 0.0 and not base.collided
+    assert squared and driven > 0.0 and not base.collided
     front = footprint_gap((base.x, base.y, base.yaw), HUSKY_FOOTPRINT, ObjectBox((0.95, 0.0), (0.5, 0.8)))
     assert front < 0.15
     assert base.commands[-1] == (0.0, 0.0)
@@ -71,5 +71,5 @@ def test_a_base_stopped_short_at_an_angle_squares_up_to_face_the_object():
 def test_a_base_facing_the_object_does_not_square_up():
     base = FakeBase((0.0, 0.0, 0.0), _open_grid([TABLE]))
     ctx, _ = _context(base, [])
-    assert _square_up(ctx, ObjectBox((0.8, 0.0), (0.05, 0.05))) == 0.0
+    assert _square_up(ctx, ObjectBox((0.8, 0.0), (0.05, 0.05))) == (0.0, False)
     assert not base.commands

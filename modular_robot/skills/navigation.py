@@ -74,9 +74,10 @@ LOCALISATION_WAIT_S = 2.0
 # A target whose mapped centre moves by more than this gets a new standoff pose (m).
 TARGET_MOVED_M = 0.10
 # When the target's own cells block the path with at most this much path left, the object is
-# nearer than the map said: the base creeps on, able to stop in time, and stops facing it once the
-# blockage is this near (m).
-TARGET_SHORTFALL_M = 0.5
+# nearer than the map said (or stands on a table whose near edge counts as its cells): the base
+# creeps on, able to stop in time, stops once the blockage is TARGET_CONTACT_M near, and squares up
+# to face the object (m).
+TARGET_SHORTFALL_M = 1.0
 TARGET_CONTACT_M = 0.05
 # A new grid invalidates the path only beyond this distance ahead: the base itself may stand
 # inside the inflated zone, which it is allowed to leave (m).
@@ -403,9 +404,9 @@ def _drive(ctx: SkillContext, target: _Target) -> _Outcome:
 
     base.stop()
     if stopped_short:
-        squared = _square_up(ctx, target.box)
-        if squared > 0.0:
-            travelled += squared
+        driven, squared = _square_up(ctx, target.box)
+        travelled += driven
+        if squared:
             note += ", then squared up to face it"
     final = _valid_pose(base.pose()) or previous
     travelled += math.dist(final[:2], previous[:2])
@@ -417,12 +418,45 @@ def _facing_error(pose: Pose, box: ObjectBox) -> float:
     return abs(wrap_angle(math.atan2(box.center[1] - pose[1], box.center[0] - pose[0]) - pose[2]))
 
 
-def _square_up(ctx: SkillContext, box: ObjectBox) -> float:
-    """Face an object squarely after stopping short of it at an angle; return how far the base drove (m).
+def _turn_is_free(grid: OccupancyMap, pose: Pose, yaw: float) -> bool:
+    """Return whether the footprint, grown by STOP_MARGIN_M, sweeps no occupied cell turning in place to a heading.
 
-    The base backs out until it has room to turn (when the way back is free), turns to face the
-    object's centre and creeps straight on until the occupied cells ahead are TARGET_CONTACT_M away
-    or its bumper is APPROACH_GAP_M from the object. Nothing happens without room to turn.
+    Cells it already covers are left out, as the obstacle stop leaves them out.
+    """
+    rows, cols = np.nonzero(grid.occupied())
+    if len(rows) == 0:
+        return True
+    points = np.stack([grid.origin[0] + (cols + 0.5) * grid.resolution,
+                       grid.origin[1] + (rows + 0.5) * grid.resolution], axis=1)
+    points = points[np.hypot(points[:, 0] - pose[0], points[:, 1] - pose[1])
+                    <= HUSKY_FOOTPRINT.radius + STOP_MARGIN_M + grid.resolution]
+    turn = wrap_angle(yaw - pose[2])
+    steps = max(1, math.ceil(abs(turn) / math.radians(5.0)))
+    covered = None
+    for k in range(steps + 1):
+        heading = pose[2] + turn * k / steps
+        c, s = math.cos(heading), math.sin(heading)
+        dx, dy = points[:, 0] - pose[0], points[:, 1] - pose[1]
+        x, y = dx * c + dy * s, -dx * s + dy * c
+        inside = ((x <= HUSKY_FOOTPRINT.front + STOP_MARGIN_M) & (x >= -HUSKY_FOOTPRINT.rear - STOP_MARGIN_M)
+                  & (np.abs(y) <= HUSKY_FOOTPRINT.half_width + STOP_MARGIN_M))
+        if covered is None:
+            covered = inside
+        elif (inside & ~covered).any():
+            return False
+    return True
+
+
+def _square_up(ctx: SkillContext, box: ObjectBox) -> tuple[float, bool]:
+    """Face an object squarely after stopping short of it at an angle.
+
+    Where the turn to face the object's centre would sweep into something, the base first backs
+    out (when the way back is free). It turns, then creeps straight on until the occupied cells
+    ahead are TARGET_CONTACT_M away or its bumper is APPROACH_GAP_M from the object. Nothing turns
+    without room to.
+
+    Returns:
+        How far the base drove (m), and whether it now faces the object.
 
     Raises:
         _Cancelled: when the base's wait reports cancellation (the base is stopped first).
@@ -430,14 +464,18 @@ def _square_up(ctx: SkillContext, box: ObjectBox) -> float:
     pose = _valid_pose(ctx.base.pose())
     grid = ctx.base.occupancy()
     if pose is None or grid is None or grid_problem(grid) is not None or _facing_error(pose, box) <= SQUARE_UP_RAD:
-        return 0.0
+        return 0.0, False
     start = pose
-    pose, _ = _back_out(ctx, grid, pose)
-    if _nearest_occupied(grid, pose[:2]) <= _turn_clearance(grid):
-        return math.dist(pose[:2], start[:2])
-    facing = math.atan2(box.center[1] - pose[1], box.center[0] - pose[0])
-    if not _turn(ctx, facing):
-        return math.dist(pose[:2], start[:2])
+
+    def facing(p: Pose) -> float:
+        return math.atan2(box.center[1] - p[1], box.center[0] - p[0])
+
+    if not _turn_is_free(grid, pose, facing(pose)):
+        pose, _ = _back_out(ctx, grid, pose)
+        if not _turn_is_free(grid, pose, facing(pose)):
+            return math.dist(pose[:2], start[:2]), False
+    if not _turn(ctx, facing(pose)):
+        return math.dist(pose[:2], start[:2]), False
     ctx.progress("squaring up to the object", 1.0)
     origin = current = _valid_pose(ctx.base.pose()) or pose
     limit = math.dist(origin[:2], box.center)
@@ -468,7 +506,7 @@ def _square_up(ctx: SkillContext, box: ObjectBox) -> float:
         _wait(ctx, CONTROL_PERIOD_S)
     ctx.base.stop()
     final = _valid_pose(ctx.base.pose()) or current
-    return math.dist(start[:2], pose[:2]) + math.dist(origin[:2], final[:2])
+    return math.dist(start[:2], pose[:2]) + math.dist(origin[:2], final[:2]), True
 
 
 def _turn_clearance(grid: OccupancyMap) -> float:
