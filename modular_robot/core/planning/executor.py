@@ -358,7 +358,9 @@ class TaskExecutor:
                 self.held = None
         elif call.skill == "pick" and outcome in ("post", "execute"):
             self.held = None
-        elif call.skill in ("place", "place_at") and (outcome == "post" or (outcome == "pre" and self.held == obj)):
+        elif call.skill in ("place", "place_at") and (outcome == "post" or (
+                outcome == "pre" and self.held == obj and not reason.startswith("unknown target"))):
+            # A target missing from the map (re-identified under a new id) says nothing about the gripper.
             self.held = None
 
 
