@@ -21,6 +21,8 @@ from modular_robot.core.transforms import quat_slerp
 
 # Waypoints every this many seconds inside a segment, for controllers that interpolate linearly.
 SAMPLE_PERIOD = 0.1
+# Periodic samples nearer a phase change than this fraction of the period are left out.
+MIN_GAP_FRACTION = 0.05
 # Successive IK solutions further apart than this mean the arm would swing between configurations.
 MAX_CARTESIAN_JOINT_STEP = 0.3
 
@@ -118,7 +120,12 @@ def _trapezoid_samples(v: float, a: float, period: float) -> list[tuple[float, f
     cruise_time = cruise / peak
     total = 2 * ramp + cruise_time
     breaks = [ramp, ramp + cruise_time, total]
-    times = sorted(set(np.round(np.concatenate((np.arange(period, total, period), breaks)), 12)))
+    # A periodic sample a hair from a phase change would make a segment of microseconds, which the
+    # nanosecond stamps of a JointTrajectory turn into a large apparent acceleration.
+    periodic = np.arange(period, total, period)
+    gaps = np.abs(periodic[:, None] - np.array(breaks)[None, :])
+    periodic = periodic[np.all(gaps >= period * MIN_GAP_FRACTION, axis=1)]
+    times = sorted(set(np.round(np.concatenate((periodic, breaks)), 12)))
     samples = []
     for t in times:
         if t <= ramp:
