@@ -13,11 +13,13 @@ the parent process only loads the runner to check that it can record when asked 
 
 from __future__ import annotations
 
+import fcntl
 import inspect
 import json
 import multiprocessing
 import os
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Iterator
@@ -38,10 +40,13 @@ ROBOT_STACKS: dict[str, str] = {
     "mobile_manipulator": "config/stacks/sim_mobile_manipulator.yaml",
 }
 MAX_JOBS = 32
-# Workers take ROS domains from here up; tests use 1-100 (tests/conftest.py), and Fast DDS accepts
-# ids up to 232, so the base lands in [120, 200) and MAX_JOBS domains above it still fit.
+# Workers claim ROS domains in [120, 200): tests use 1-100 (tests/conftest.py), `make test` 200-229,
+# and Fast DDS accepts ids up to 232.
 _DOMAIN_BASE = 120
 _DOMAIN_SPREAD = 80
+# One lock file per domain: a worker holds its domain's lock for its whole life, so that workers of
+# suites running at the same time on this machine never share a domain.
+_DOMAIN_LOCKS = Path(tempfile.gettempdir()) / "modular_robot_eval_domains"
 # Files a run writes into its scenario folder; old copies are removed first so that the report
 # never links an image or recording from an earlier run.
 _ARTIFACTS = ("before.png", "after.png", "episode.mcap", "log.txt")
@@ -169,9 +174,38 @@ def check_recording() -> None:
                                "(run_scenario has no 'record' parameter); pass --no-record")])
 
 
-def _init_worker(domains) -> None:
+def claim_domain(first: int = _DOMAIN_BASE, count: int = _DOMAIN_SPREAD,
+                 locks: Path = _DOMAIN_LOCKS) -> tuple[int, IO[str]]:
+    """Claim a ROS domain that no other process on this machine has claimed; return it and its lock.
+
+    The claim lasts while the returned file stays open (the operating system drops the lock when
+    the process ends, however it ends). The search starts at a place given by the process id.
+
+    Raises:
+        RuntimeError: if every domain in [first, first + count) is claimed.
+    """
+    locks.mkdir(parents=True, exist_ok=True)
+    start = os.getpid() % count
+    for offset in range(count):
+        domain = first + (start + offset) % count
+        handle = open(locks / f"{domain}.lock", "w", encoding="utf-8")  # noqa: SIM115 - held open on purpose
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        return domain, handle
+    raise RuntimeError(f"every ROS domain in [{first}, {first + count}) is taken by other eval workers")
+
+
+_claimed: IO[str] | None = None
+
+
+def _init_worker() -> None:
+    global _claimed
     # Before rclpy creates a context in this process: the domain is read then.
-    os.environ["ROS_DOMAIN_ID"] = str(domains.get())
+    domain, _claimed = claim_domain()
+    os.environ["ROS_DOMAIN_ID"] = str(domain)
 
 
 @contextmanager
@@ -314,15 +348,10 @@ class _Progress:
 def run_jobs(jobs: list[Job], workers: int, stream: IO[str] = sys.stdout) -> list[dict]:
     """Run `jobs` in `workers` spawned processes, each on its own ROS domain; return entries in job order."""
     context = multiprocessing.get_context("spawn")
-    domains = context.Queue()
-    base = _DOMAIN_BASE + os.getpid() % _DOMAIN_SPREAD
-    for index in range(workers):
-        domains.put(base + index)
     entries: list[dict | None] = [None] * len(jobs)
     progress = _Progress(len(jobs), max(len(j.scenario.name) for j in jobs), stream)
     try:
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(domains,)) as pool:
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
             futures: dict[Future, Job] = {pool.submit(run_job, job): job for job in jobs}
             for future in as_completed(futures):
                 job = futures[future]

@@ -261,3 +261,20 @@ def test_eval_runs_scenarios_in_parallel_and_writes_the_report(tmp_path):
     assert "**Passed: 2/3 (66.7 %)**" in markdown and "- **user:** what do you see?" in markdown
     assert "### c_fails — FAIL" in markdown and "`not(unmoved(red_cube))`" in markdown
     assert '<img src="b_question/after.png"' in (out / "report.html").read_text()
+
+
+def test_workers_claim_domains_no_other_process_holds(tmp_path):
+    first, first_lock = evaluation.claim_domain(150, 3, tmp_path)
+    second, second_lock = evaluation.claim_domain(150, 3, tmp_path)
+    claim = ("import sys; from pathlib import Path; from modular_robot.evaluation import claim_domain; "
+             "print(claim_domain(150, 3, Path(sys.argv[1]))[0])")
+    other = subprocess.run([sys.executable, "-c", claim, str(tmp_path)], capture_output=True, text=True, check=True)
+    assert len({first, second, int(other.stdout)}) == 3 and {first, second} <= {150, 151, 152}
+    third, third_lock = evaluation.claim_domain(150, 3, tmp_path)
+    with pytest.raises(RuntimeError, match=r"every ROS domain in \[150, 153\) is taken"):
+        evaluation.claim_domain(150, 3, tmp_path)
+    # A worker that ends gives its domain back.
+    second_lock.close()
+    assert evaluation.claim_domain(150, 3, tmp_path)[0] == second
+    first_lock.close()
+    third_lock.close()
