@@ -292,8 +292,16 @@ def test_a_refused_goal_exits_1(talk):
     assert talk.planner.instructions == ["fly to the moon"]
 
 
-def test_ctrl_c_mid_task_cancels_the_goal(talk):
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+@pytest.fixture
+def terminal_sigint():
+    """Python's own SIGINT handler, as in a terminal: a run started in the background (nohup, some CI
+    runners) inherits SIGINT ignored, and a Ctrl-C would do nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_mid_task_cancels_the_goal(talk, terminal_sigint):
     talk.planner.script = PICK_AND_PLACE[:2]
     talk.planner.hold = True
     # The terminal's Ctrl-C: SIGINT to the main thread, which is waiting on the task.
