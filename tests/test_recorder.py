@@ -131,10 +131,11 @@ def test_messages_are_stamped_with_sim_time_on_arrival(recording):
     assert max(stamps) <= recording.sim_s * 1e9 + 1e7, (max(stamps), recording.sim_s)
     assert max(stamps) - min(stamps) >= 0.8 * EPISODE_S * 1e9
     # Lockstep steps freely between camera frames (it waits for perception only on a new frame), so
-    # joint states arrive in a burst per frame: never before their stamp, and late by about a camera
-    # period; a few periods when the machine is loaded (stepping goes on when perception is slow).
-    lags = [(stamp - header_stamp_ns(data)) / 1e9 for stamp, data in recording.messages["/joint_states"]]
-    assert all(0.0 <= lag <= 3 * 0.1 + 0.011 for lag in lags), (min(lags), max(lags))
+    # joint states arrive in a burst per frame: never before their stamp, and typically late by up to
+    # a camera period. On a loaded machine stepping goes on when perception does not answer in time,
+    # and a burst can arrive later (0.76 s once in CI); seconds late would be a wrong clock.
+    lags = sorted((stamp - header_stamp_ns(data)) / 1e9 for stamp, data in recording.messages["/joint_states"])
+    assert lags[0] >= 0.0 and lags[len(lags) // 2] <= 0.1 + 0.011 and lags[-1] <= 2.0, (lags[0], lags[-1])
 
 
 def test_semantic_map_deserialises_with_the_registered_types(recording):
