@@ -150,6 +150,12 @@ class OccupancyMap:
         """Return the mask of obstacle cells."""
         return self.data >= OCCUPIED_THRESHOLD
 
+    def occupied_centres(self) -> NDArray[np.float64]:
+        """Return the world ``(x, y)`` of every obstacle cell's centre, shape ``(N, 2)``."""
+        rows, cols = np.nonzero(self.occupied())
+        return np.stack([self.origin[0] + (cols + 0.5) * self.resolution,
+                         self.origin[1] + (rows + 0.5) * self.resolution], axis=1)
+
     def unknown(self) -> NDArray[np.bool_]:
         """Return the mask of unknown cells."""
         return self.data < 0
@@ -542,9 +548,7 @@ def _approach(costmap: CostMap, start: Point, start_cell: tuple[int, int], box: 
 
     # The footprint at a standoff keeps the obstacle stop's margin from everything but the object.
     grid = costmap.grid
-    rows, cols = np.nonzero(grid.occupied())
-    centres = np.stack([grid.origin[0] + (cols + 0.5) * grid.resolution,
-                        grid.origin[1] + (rows + 0.5) * grid.resolution], axis=1)
+    centres = grid.occupied_centres()
     reach = max(gaps) + max(box.size) + 2.0 * footprint.radius + STOP_MARGIN_M
     centres = centres[(np.hypot(centres[:, 0] - box.center[0], centres[:, 1] - box.center[1]) <= reach)
                       & ~box.contains(centres, TARGET_CELL_MARGIN_M)]

@@ -423,13 +423,8 @@ def _turn_is_free(grid: OccupancyMap, pose: Pose, yaw: float) -> bool:
 
     Cells it already covers are left out, as the obstacle stop leaves them out.
     """
-    rows, cols = np.nonzero(grid.occupied())
-    if len(rows) == 0:
-        return True
-    points = np.stack([grid.origin[0] + (cols + 0.5) * grid.resolution,
-                       grid.origin[1] + (rows + 0.5) * grid.resolution], axis=1)
-    points = points[np.hypot(points[:, 0] - pose[0], points[:, 1] - pose[1])
-                    <= HUSKY_FOOTPRINT.radius + STOP_MARGIN_M + grid.resolution]
+    points = grid.occupied_centres()
+    points = points[np.hypot(points[:, 0] - pose[0], points[:, 1] - pose[1]) <= _turn_clearance(grid)]
     turn = wrap_angle(yaw - pose[2])
     steps = max(1, math.ceil(abs(turn) / math.radians(5.0)))
     covered = None
@@ -500,11 +495,7 @@ def _square_up(ctx: SkillContext, box: ObjectBox) -> tuple[float, bool]:
                     math.sqrt(2.0 * LINEAR_ACCEL_MPS2 * room))
         ctx.base.send_velocity(speed, 0.0)
         _wait(ctx, CONTROL_PERIOD_S)
-    while speed > 0.0:
-        speed = max(0.0, speed - LINEAR_ACCEL_MPS2 * CONTROL_PERIOD_S)
-        ctx.base.send_velocity(speed, 0.0)
-        _wait(ctx, CONTROL_PERIOD_S)
-    ctx.base.stop()
+    _ramp_down(ctx, speed, 1.0)
     final = _valid_pose(ctx.base.pose()) or current
     return math.dist(start[:2], pose[:2]) + math.dist(origin[:2], final[:2]), True
 
@@ -514,14 +505,20 @@ def _turn_clearance(grid: OccupancyMap) -> float:
     return HUSKY_FOOTPRINT.radius + STOP_MARGIN_M + grid.resolution
 
 
-def _nearest_occupied(grid: OccupancyMap, point: Point) -> float:
-    """Return the distance (m) from a point to the nearest occupied cell's centre (inf when none)."""
-    rows, cols = np.nonzero(grid.occupied())
-    if len(rows) == 0:
+def _nearest(centres: np.ndarray, point: Point) -> float:
+    """Return the distance (m) from a point to the nearest of some cell centres (inf when none)."""
+    if len(centres) == 0:
         return math.inf
-    xs = grid.origin[0] + (cols + 0.5) * grid.resolution
-    ys = grid.origin[1] + (rows + 0.5) * grid.resolution
-    return float(np.min(np.hypot(xs - point[0], ys - point[1])))
+    return float(np.min(np.hypot(centres[:, 0] - point[0], centres[:, 1] - point[1])))
+
+
+def _ramp_down(ctx: SkillContext, speed: float, direction: float) -> None:
+    """Decelerate a straight drive at `speed` (m/s, forward for direction 1, back for -1) to a stop."""
+    while speed > 0.0:
+        speed = max(0.0, speed - LINEAR_ACCEL_MPS2 * CONTROL_PERIOD_S)
+        ctx.base.send_velocity(direction * speed, 0.0)
+        _wait(ctx, CONTROL_PERIOD_S)
+    ctx.base.stop()
 
 
 def _back_out(ctx: SkillContext, grid: OccupancyMap, pose: Pose) -> tuple[Pose, float]:
@@ -536,7 +533,8 @@ def _back_out(ctx: SkillContext, grid: OccupancyMap, pose: Pose) -> tuple[Pose, 
         _Cancelled: when the base's wait reports cancellation (the base is stopped first).
     """
     clearance = _turn_clearance(grid)
-    if _nearest_occupied(grid, pose[:2]) > clearance:
+    centres = grid.occupied_centres()
+    if _nearest(centres, pose[:2]) > clearance:
         return pose, 0.0
     # Where the base would be after backing out the whole way, and the sweep there (the footprint
     # is symmetric front to back, so the sweep is checked with the base turned around).
@@ -549,18 +547,14 @@ def _back_out(ctx: SkillContext, grid: OccupancyMap, pose: Pose) -> tuple[Pose, 
     elapsed = 0.0
     budget = BACK_OUT_MAX_M / BACK_OUT_SPEED_MPS * TIME_FACTOR
     while (math.dist(current[:2], start[:2]) < BACK_OUT_MAX_M and elapsed <= budget
-           and _nearest_occupied(grid, current[:2]) <= clearance):
+           and _nearest(centres, current[:2]) <= clearance):
         ctx.progress("backing out to turn", 0.0)
         speed = min(BACK_OUT_SPEED_MPS, speed + LINEAR_ACCEL_MPS2 * CONTROL_PERIOD_S)
         ctx.base.send_velocity(-speed, 0.0)
         _wait(ctx, CONTROL_PERIOD_S)
         elapsed += CONTROL_PERIOD_S
         current = _valid_pose(ctx.base.pose()) or current
-    while speed > 0.0:
-        speed = max(0.0, speed - LINEAR_ACCEL_MPS2 * CONTROL_PERIOD_S)
-        ctx.base.send_velocity(-speed, 0.0)
-        _wait(ctx, CONTROL_PERIOD_S)
-    ctx.base.stop()
+    _ramp_down(ctx, speed, -1.0)
     final = _valid_pose(ctx.base.pose()) or current
     return final, math.dist(final[:2], start[:2])
 
