@@ -4,6 +4,10 @@ The simulator and its ground truth stay with the evaluator (`modular-robot run`,
 tests); every other node of the stack runs on a multi-threaded executor in a background thread,
 configured exactly as its process would be. Stepping waits for perception to finish each new
 camera frame, so lockstep means every frame is seen, however fast the simulator runs.
+
+Nothing outside the process inspects a lockstep stack, so its nodes are built without parameter
+services and default QoS-event handlers (`StackNode` with introspection off): on one shared
+executor those entities were most of what every wake-up walked.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from modular_robot.core.stack import Stack
 from modular_robot.ros import qos
 from modular_robot.ros.conversions import stamp_to_ns
 from modular_robot.ros.spin import destroy_node
+from modular_robot.ros.stack_node import StackNode
 from modular_robot.sim.bridge_node import SimBridgeNode
 from modular_robot.sim.world import SimWorld
 from modular_robot.stack_runner import create_nodes
@@ -70,12 +75,14 @@ class LockstepStack:
         try:
             overrides = [Parameter(k, value=v) for k, v in sim_parameters.items()]
             overrides += [Parameter("mode", value="lockstep"), Parameter("autostart", value=False)]
-            self.sim = SimBridgeNode(self.world, context=self.context, parameter_overrides=overrides)
+            self.sim = SimBridgeNode(self.world, context=self.context, parameter_overrides=overrides,
+                                     introspection=False)
             self.nodes.append(self.sim)
             if others:
-                self.nodes += create_nodes(Stack(stack.name, others, stack.source), context=self.context)
-            self.client = rclpy.create_node(client_name, context=self.context, parameter_overrides=[
-                Parameter("use_sim_time", value=True)])
+                self.nodes += create_nodes(Stack(stack.name, others, stack.source), context=self.context,
+                                           introspection=False)
+            self.client = StackNode(client_name, context=self.context, introspection=False,
+                                    parameter_overrides=[Parameter("use_sim_time", value=True)])
             self.nodes.append(self.client)
         except Exception:
             self.close()

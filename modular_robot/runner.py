@@ -210,7 +210,8 @@ def run_scenario(scenario: Scenario, out_dir: Path, stack: Stack | None = None, 
     try:
         if record:
             (out_dir / "episode.mcap").unlink(missing_ok=True)
-            recorder = start_recorder(out_dir / "episode.mcap", lockstep.context, lockstep.executor)
+            recorder = start_recorder(out_dir / "episode.mcap", lockstep.context, lockstep.executor,
+                                      introspection=False)
         world = lockstep.world
         _save_view(world, out_dir / "before.png")
         initial = world.ground_truth()

@@ -93,13 +93,17 @@ def run_processes(stack: Stack, stop_event: threading.Event | None = None,
     return code
 
 
-def create_nodes(stack: Stack, context=None) -> list:
-    """Construct every node of the stack in this process, configured exactly as its process would be."""
+def create_nodes(stack: Stack, context=None, introspection: bool = True) -> list:
+    """Construct every node of the stack in this process, configured exactly as its process would be.
+
+    `introspection` False builds them without parameter services and default QoS-event handlers
+    (`StackNode`), for stacks that no tool outside the process inspects.
+    """
     nodes = []
     for spec in stack.nodes:
         module, class_name = EXECUTABLES[spec.executable]
         node_class = getattr(importlib.import_module(module), class_name)
-        nodes.append(node_class(context=context, cli_args=spec.ros_arguments()))
+        nodes.append(node_class(context=context, cli_args=spec.ros_arguments(), introspection=introspection))
     return nodes
 
 

@@ -52,7 +52,7 @@ def recording(tmp_path_factory):
     path = tmp_path_factory.mktemp("recording") / "episode.mcap"
     stack = LockstepStack(parse_scenario(SCENE), parse_stack(STACK), renderer="tiny")
     try:
-        recorder = start_recorder(path, stack.context, stack.executor, image_rate_hz=2.0)
+        recorder = start_recorder(path, stack.context, stack.executor, image_rate_hz=2.0, introspection=False)
         stack.advance(EPISODE_S / 2)
         stack.client.create_publisher(String, LATE_TOPIC, qos.LATCHED).publish(String(data="appeared later"))
         stack.advance(EPISODE_S / 2)

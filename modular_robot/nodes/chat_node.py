@@ -51,6 +51,7 @@ from modular_robot.core.planning.chat_format import (
     result_reply,
 )
 from modular_robot.ros import qos
+from modular_robot.ros.stack_node import StackNode
 from modular_robot_interfaces.action import ExecuteTask
 
 # How long Ctrl-C waits for the goal's acceptance and then for the planner's answer to the cancel.
@@ -59,7 +60,7 @@ CANCEL_WAIT_S = 2.0
 LIVENESS_PERIOD_S = 1.0
 
 
-class ChatNode(Node):
+class ChatNode(StackNode):
     """Publish the dialogue and hold the client of the task planner's action."""
 
     def __init__(self, **kwargs) -> None:

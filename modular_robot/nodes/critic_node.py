@@ -32,7 +32,6 @@ from dataclasses import dataclass
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, Header, String
 
@@ -47,6 +46,7 @@ from modular_robot.ros import qos
 from modular_robot.ros.conversions import stamp_to_ns
 from modular_robot.ros.object_msgs import msg_to_detection, msg_to_object
 from modular_robot.ros.spin import spin_node
+from modular_robot.ros.stack_node import StackNode
 from modular_robot.ros.tf_listener import TfListener
 from modular_robot.sim.robots import FINGER_JOINTS
 from modular_robot.skills.base import CallError
@@ -83,7 +83,7 @@ class _Box:
     yaw: float
 
 
-class CriticNode(Node):
+class CriticNode(StackNode):
     """Answers check_step requests with verdicts drawn from perception, the map and proprioception."""
 
     def __init__(self, **kwargs) -> None:

@@ -16,7 +16,6 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header, String
 from visualization_msgs.msg import MarkerArray
@@ -36,6 +35,7 @@ from modular_robot.ros.conversions import (
     stamp_to_ns,
 )
 from modular_robot.ros.object_msgs import box_markers, detections_to_array
+from modular_robot.ros.stack_node import StackNode
 from modular_robot.ros.tf_listener import TfListener
 from modular_robot_interfaces.msg import ObjectObservationArray
 
@@ -45,7 +45,7 @@ _TF_WAIT_S = 0.2
 _TF_POLL_S = 0.002
 
 
-class PerceptionNode(Node):
+class PerceptionNode(StackNode):
     """Runs a detector plugin on the robot's camera and publishes what it finds in the world frame."""
 
     def __init__(self, **kwargs) -> None:

@@ -41,6 +41,7 @@ from modular_robot.ros import qos
 from modular_robot.ros.conversions import ns_to_stamp
 from modular_robot.ros.object_msgs import msg_to_object
 from modular_robot.ros.spin import spin_node
+from modular_robot.ros.stack_node import StackNode
 from modular_robot.skills.library import SKILLS
 from modular_robot_interfaces.action import ExecuteSkill, ExecuteTask
 from modular_robot_interfaces.msg import PlanStep, TaskPlan
@@ -169,7 +170,7 @@ class _RosPorts:
         return handle is not None and handle.is_cancel_requested
 
 
-class PlannerNode(Node):
+class PlannerNode(StackNode):
     """Serve `execute_task`: plan, check, execute and replan, one task at a time."""
 
     def __init__(self, **kwargs) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 from geometry_msgs.msg import TwistStamped
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory
@@ -20,6 +19,7 @@ from modular_robot.motion.kinematics import ArmKinematics, panda_kinematics
 from modular_robot.paths import resolve_data_path
 from modular_robot.ros import qos
 from modular_robot.ros.spin import spin_node
+from modular_robot.ros.stack_node import StackNode
 
 ROBOTS = ("panda_tabletop", "husky_base", "mobile_manipulator")
 ARM_TOPIC = "arm_controller/joint_trajectory"
@@ -31,7 +31,7 @@ SKILL_PREFIX = "safe/"
 _MIN_TWIST_DT = 1e-6
 
 
-class SafetyShieldNode(Node):
+class SafetyShieldNode(StackNode):
     """Forward skill commands to the hardware topics only when the safety shield accepts them."""
 
     def __init__(self, **kwargs) -> None:

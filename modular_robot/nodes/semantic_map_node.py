@@ -14,7 +14,6 @@ import time
 import numpy as np
 from nav_msgs.msg import OccupancyGrid
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
@@ -34,12 +33,13 @@ from modular_robot.ros.conversions import (
     stamp_to_ns,
 )
 from modular_robot.ros.object_msgs import box_markers, msg_to_detection, object_to_msg
+from modular_robot.ros.stack_node import StackNode
 from modular_robot.ros.tf_listener import TfListener
 from modular_robot_interfaces.msg import ObjectObservationArray, SemanticMap as SemanticMapMsg
 from modular_robot_interfaces.srv import QueryObjects
 
 
-class SemanticMapNode(Node):
+class SemanticMapNode(StackNode):
     """Owns the SemanticMap; all map access happens under one lock."""
 
     def __init__(self, **kwargs) -> None:

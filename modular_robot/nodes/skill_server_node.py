@@ -18,7 +18,6 @@ import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.node import Node
 from std_msgs.msg import String
 
 from modular_robot.core.tf_tree import TfError
@@ -27,6 +26,7 @@ from modular_robot.ros import qos
 from modular_robot.ros.arm_client import RosArm
 from modular_robot.ros.base_client import RosBase
 from modular_robot.ros.spin import spin_node
+from modular_robot.ros.stack_node import StackNode
 from modular_robot.ros.tf_listener import TfListener
 from modular_robot.ros.world_client import RosSpeech, RosWorld
 from modular_robot.sim.robots import FINGER_JOINTS, MAX_OPENING
@@ -39,7 +39,7 @@ from modular_robot_interfaces.action import ExecuteSkill
 ROBOT_PARTS = {"panda_tabletop": ("arm",), "husky_base": ("base",), "mobile_manipulator": ("arm", "base")}
 
 
-class SkillServerNode(Node):
+class SkillServerNode(StackNode):
     """Run one skill at a time on request; refuse bad calls before anything moves."""
 
     def __init__(self, **kwargs) -> None:

@@ -20,7 +20,6 @@ import threading
 from pathlib import Path
 
 from rclpy.clock import Clock, ClockType
-from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.topic_endpoint_info import TopicEndpointInfo
@@ -28,6 +27,8 @@ from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, Qo
 from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
+
+from modular_robot.ros.stack_node import StackNode
 
 # Our interface packages, whose .msg files built the message classes the stack uses.
 INTERFACES = Path(__file__).resolve().parents[2] / "interfaces"
@@ -100,7 +101,7 @@ def offered_qos(publisher: TopicEndpointInfo) -> Qos:
         avoid_ros_namespace_conventions=False)
 
 
-class RecorderNode(Node):
+class RecorderNode(StackNode):
     """Subscribe to every topic the graph shows and write what arrives to `path` (one MCAP file).
 
     Parameters:
@@ -210,9 +211,13 @@ class RecorderNode(Node):
 
 
 def start_recorder(path: Path, context, executor, image_rate_hz: float = 2.0,
-                   use_sim_time: bool = True) -> RecorderNode:
-    """Create a recorder on `context` and add it to `executor` (which may already be spinning)."""
-    recorder = RecorderNode(path, context=context, parameter_overrides=[
+                   use_sim_time: bool = True, introspection: bool = True) -> RecorderNode:
+    """Create a recorder on `context` and add it to `executor` (which may already be spinning).
+
+    `introspection` False builds it without parameter services and default QoS-event handlers
+    (`StackNode`), as a lockstep stack's nodes are.
+    """
+    recorder = RecorderNode(path, context=context, introspection=introspection, parameter_overrides=[
         Parameter("image_rate_hz", value=float(image_rate_hz)), Parameter("use_sim_time", value=use_sim_time)])
     executor.add_node(recorder)
     return recorder

@@ -17,7 +17,6 @@ from geometry_msgs.msg import TransformStamped, Twist, TwistStamped
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.clock import Clock, ClockType
-from rclpy.node import Node
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Float64MultiArray, Header, String
@@ -35,6 +34,7 @@ from modular_robot.ros.conversions import (
     ns_to_stamp,
     numpy_to_image,
 )
+from modular_robot.ros.stack_node import StackNode
 from modular_robot.sim.robots import MAX_OPENING, OPTICAL_FROM_LINK, SimRobot
 from modular_robot.sim.world import RENDERER_TIMINGS_MS, SimWorld
 
@@ -259,7 +259,7 @@ class _Schedule:
         return True
 
 
-class SimBridgeNode(Node):
+class SimBridgeNode(StackNode):
     """Runs a SimWorld and exposes it through the robot hardware interfaces."""
 
     def __init__(self, world: SimWorld | None = None, **kwargs) -> None:
