@@ -26,8 +26,9 @@ from trajectory_msgs.msg import JointTrajectory
 
 _SETTLE_S = 1.0
 # Before the first command, the stack gets this long (sim time) to see the scene, as a robot has
-# looked at the table before anyone talks to it: until its map has held the same objects for
-# _MAP_STABLE_S (small objects take more sightings to confirm than a tray), at most _WARMUP_S.
+# looked at the table before anyone talks to it: until its map has held the same objects, by id and
+# label, for _MAP_STABLE_S (small objects take more sightings to confirm than a tray, and a far one
+# may be relabelled once seen better), at most _WARMUP_S.
 _WARMUP_S = 6.0
 _MAP_STABLE_S = 2.0
 _SERVER_WAIT_S = 3.0
@@ -46,6 +47,27 @@ class ScenarioResult:
     sim_s: float
     transcript: list[dict] = field(default_factory=list)
     first_motion_ms: list[float | None] = field(default_factory=list)
+
+
+class MapSettling:
+    """Tells when a semantic map has settled: the same objects, by id and label, for `period_s`.
+
+    An object relabelled (a far cube first taken for something flat) or renamed counts as a
+    change, as one added or removed does; an empty map never settles.
+    """
+
+    def __init__(self, period_s: float) -> None:
+        self.period_s = period_s
+        self._objects: tuple[tuple[str, str], ...] | None = None
+        self._since = 0.0
+
+    def update(self, semantic_map: SemanticMap | None, now_s: float) -> bool:
+        """Take the latest map (None: none yet) at sim time `now_s`; return whether it has settled."""
+        objects = None if semantic_map is None else tuple(sorted((o.id, o.label) for o in semantic_map.objects))
+        if objects != self._objects:
+            self._objects, self._since = objects, now_s
+            return False
+        return bool(objects) and now_s - self._since >= self.period_s
 
 
 class _Episode:
@@ -136,14 +158,12 @@ class _Episode:
                         + (f" to {list(disturbance.pose)}" if disturbance.pose else ""))
 
     def warm_up(self, until_sim: float) -> None:
-        """Step until the semantic map has held the same number of objects for a while (or `until_sim`)."""
-        count, since = -1, self.world.sim_time
+        """Step until the semantic map has held the same objects for a while (or `until_sim`)."""
+        settled = MapSettling(_MAP_STABLE_S)
         while self.world.sim_time < until_sim:
             with self.lock:
-                now = len(self.semantic_map.objects) if self.semantic_map is not None else -1
-            if now != count:
-                count, since = now, self.world.sim_time
-            elif count > 0 and self.world.sim_time - since >= _MAP_STABLE_S:
+                semantic_map = self.semantic_map
+            if settled.update(semantic_map, self.world.sim_time):
                 return
             self.step()
 

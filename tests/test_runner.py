@@ -5,9 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from modular_robot_interfaces.msg import SemanticMap, SemanticObject
+
 from modular_robot.core.scenario import load_scenario, parse_scenario
 from modular_robot.core.stack import load_stack
-from modular_robot.runner import run_scenario, write_results
+from modular_robot.runner import MapSettling, run_scenario, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,3 +74,29 @@ def test_run_with_the_stack_records_what_its_map_holds(tmp_path):
     (entry,) = [e for e in result.transcript if e["role"] == "map"]
     assert entry["text"].startswith("6 objects:"), entry["text"]
     assert "small red cube at (0.55, 0.10)" in entry["text"]
+
+
+def _map(*objects: tuple[str, str]) -> SemanticMap:
+    return SemanticMap(objects=[SemanticObject(id=i, label=label) for i, label in objects])
+
+
+def test_the_map_settles_once_its_objects_hold_for_the_period():
+    settling = MapSettling(2.0)
+    assert not settling.update(None, 0.0)
+    assert not settling.update(_map(), 0.5)
+    assert not settling.update(_map(), 3.0), "an empty map never settles"
+    tray, cube = ("gray_tray_1", "large gray tray"), ("red_cube_1", "small red cube")
+    assert not settling.update(_map(tray), 3.5)
+    assert not settling.update(_map(tray, cube), 4.0)
+    assert not settling.update(_map(cube, tray), 5.9)
+    assert settling.update(_map(cube, tray), 6.0)
+
+
+def test_a_relabelled_object_restarts_the_wait_though_the_count_holds():
+    settling = MapSettling(2.0)
+    tray = ("gray_tray_1", "large gray tray")
+    assert not settling.update(_map(tray, ("red_flat_1", "medium red flat")), 0.0)
+    assert not settling.update(_map(tray, ("red_cube_1", "medium red cube")), 1.9)
+    assert not settling.update(_map(tray, ("red_cube_1", "medium red flat")), 3.0)
+    assert not settling.update(_map(tray, ("red_cube_1", "medium red flat")), 4.9)
+    assert settling.update(_map(tray, ("red_cube_1", "medium red flat")), 5.0)
