@@ -34,6 +34,13 @@ APPROACH_HEIGHT = 0.10
 # Height above a support or a container's rim at which the held object's bottom is released.
 RELEASE_CLEARANCE = 0.01
 PLACE_RELATIONS = ("in", "on")
+# Objects that roll where they land. Dropped into a container from above its rim, a ball rolls to a
+# wall, where the rim can hide it from the camera; such objects are lowered to just above the
+# container's floor before the gripper opens, where the fingers have room.
+ROLLING_CATEGORIES = ("sphere",)
+# The Panda hand's underside, where the fingers are mounted (0.058 m down the hand), is this far
+# above the grasp centre (0.105 m down the hand); lowered into a container it stays above the rim.
+HAND_ABOVE_GRASP = 0.045
 # The map's box of a container is its outside: walls up to this thick are assumed inside it (m).
 CONTAINER_WALL = 0.01
 # Least gap between a placed object's bounding circle and a container's walls or a support's
@@ -248,7 +255,8 @@ def top_down_grasp(position: Sequence[float], size: Sequence[float], yaw: float,
 def place_pose(target_box: Box, relation: str, held_object_size: Sequence[float],
                held_grasp_depth: float | None = None,
                arm_base: Sequence[float] = (0.0, 0.0, 0.0),
-               spot: Sequence[float] | None = None) -> PlacePlan | None:
+               spot: Sequence[float] | None = None, lowered: bool = False,
+               others: Sequence[Box] = ()) -> PlacePlan | None:
     """Plan where to release a held object in or on a target box.
 
     The object is released above a spot on the target (its centre unless given; `place_spots`
@@ -257,6 +265,12 @@ def place_pose(target_box: Box, relation: str, held_object_size: Sequence[float]
     top-down grasp holds an object with its long side along the gripper's x, so the gripper yaw
     follows the target's long side, lining the two up.
 
+    With `lowered` (an object that rolls, `ROLLING_CATEGORIES`), an object placed `in` goes down
+    into the container instead, its bottom `RELEASE_CLEARANCE` above the floor (the box's bottom
+    plus `CONTAINER_WALL`), as far as the hand stays `RELEASE_CLEARANCE` above the rim; provided
+    the opened fingers keep `PLACE_MARGIN` inside the walls and clear of every object in `others`.
+    Otherwise it is released over the rim.
+
     Args:
         target_box: The container's or support's observed box.
         relation: "in" or "on".
@@ -264,6 +278,8 @@ def place_pose(target_box: Box, relation: str, held_object_size: Sequence[float]
         held_grasp_depth: How far below its top the object is held; `grasp_depth` of its height if None.
         arm_base: The arm base's x, y (m) and yaw (rad) in the boxes' frame.
         spot: The release point's x, y (m) in the boxes' frame; the target's centre if None.
+        lowered: Lower the object into a container before release, where there is room.
+        others: Boxes of the other objects in the scene (for `lowered`), not the held one nor the target.
 
     Returns:
         The plan, or None for an unknown relation or an object wider than the container.
@@ -282,11 +298,38 @@ def place_pose(target_box: Box, relation: str, held_object_size: Sequence[float]
     long_side = target_box.yaw + (math.pi / 2 if target_size[1] > target_size[0] else 0.0)
     toward = math.atan2(y - arm_base[1], x - arm_base[0])
     gripper_yaw = _nearest_half_turn(long_side, toward)
+    if lowered and relation == "in" and _fingers_have_room(target_box, held, (x, y), gripper_yaw, others):
+        floor = centre[2] - target_size[2] / 2.0 + CONTAINER_WALL
+        release_z = max(floor + RELEASE_CLEARANCE + float(held[2]) - depth,
+                        top + RELEASE_CLEARANCE - HAND_ABOVE_GRASP)
     quaternion = top_down_orientation(gripper_yaw)
     release = np.array([x, y, release_z])
     up = np.array([0.0, 0.0, APPROACH_HEIGHT])
     return PlacePlan(GripperPose(release + up, quaternion), GripperPose(release, quaternion),
                      GripperPose(release + up, quaternion), gripper_yaw)
+
+
+def _fingers_have_room(container: Box, held: np.ndarray, spot: Sequence[float], gripper_yaw: float,
+                       others: Sequence[Box]) -> bool:
+    """Return whether fingers opened to let go of `held` at `spot` stay inside a container's walls and clear of `others`.
+
+    Each finger pad is taken as a circle of `FINGER_HALF_THICKNESS` about its centre, on the
+    gripper's y axis (along which the fingers close) beside the object, with the release opening
+    (`OPENING_MARGIN` past its width).
+    """
+    offset = float(max(held[0], held[1])) / 2.0 + OPENING_MARGIN / 2.0 + FINGER_HALF_THICKNESS
+    axis = np.array([-math.sin(gripper_yaw), math.cos(gripper_yaw)])
+    centre = np.asarray(container.position, dtype=float)[:2]
+    half = np.asarray(container.size, dtype=float)[:2] / 2.0
+    c, s = math.cos(container.yaw), math.sin(container.yaw)
+    rotation = np.array([[c, -s], [s, c]])
+    for side in (-1.0, 1.0):
+        pad = np.asarray(spot, dtype=float) + side * offset * axis
+        if not _clears_edges(rotation.T @ (pad - centre), "in", half, FINGER_HALF_THICKNESS + PLACE_MARGIN):
+            return False
+    reach = offset + FINGER_HALF_THICKNESS + NEIGHBOUR_GAP
+    return all(math.dist(spot, np.asarray(o.position, dtype=float)[:2]) >= reach + footprint_radius(o.size)
+               for o in others)
 
 
 def footprint_radius(size: Sequence[float]) -> float:
