@@ -17,6 +17,7 @@ from modular_robot.core.mapping.query import (
 from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.core.mapping.text_embedding import default_embedder
 from modular_robot.core.perception.geometry import size_class
+from modular_robot.core.planning.rules_scene import best_group
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -146,6 +147,13 @@ def test_robot_pose_defines_left_and_right(similarity):
 ])
 def test_nothing_like_it_returns_nothing(similarity, text):
     assert query(SCENE, text, similarity=similarity) == []
+
+
+def test_a_tray_in_view_is_the_tray_and_a_flat_object_only_stands_in_for_a_missing_one(similarity):
+    flat = obj("red_flat_1", "flat", "red", (2.3, 0.7, 0.42), [0.2, 0.15, 0.03], label="large red flat object")
+    # The planner asks "which one?" when several objects fit as well as the best (best_group).
+    assert [o.id for o, _ in best_group(query([TRAY, flat], "the tray", similarity=similarity))] == ["gray_tray_1"]
+    assert [o.id for o, _ in best_group(query([flat, BLUE], "the tray", similarity=similarity))] == ["red_flat_1"]
 
 
 def test_the_only_duck_matches_even_in_a_sparse_map(similarity):

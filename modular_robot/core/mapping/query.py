@@ -97,7 +97,9 @@ _nouns("sphere, ball, orb, globe, marble, round object, bead", [("sphere", 1.0, 
 _nouns("duck, rubber duck, duckie, ducky, duckling, toy duck, rubber duckie, bath duck, bird",
        [("duck", 1.0, None), ("irregular", 0.6, None)])
 _nouns("toy, figure, figurine, rubber toy", [("duck", 0.9, None), ("irregular", 0.6, None)])
-_nouns("tray, plate, platter, board, pan", [("tray", 1.0, None), ("flat", 0.8, None)])
+# A flat object fits "tray" less than _BEST_FIT_RATIO as well as a tray does: with a tray in view,
+# "the tray" is that tray, not also a far cube the detector has not made out yet.
+_nouns("tray, plate, platter, board, pan", [("tray", 1.0, None), ("flat", 0.75, None)])
 _nouns("container, bin, receptacle, crate",
        [("tray", 0.9, None), ("bowl", 0.9, None), ("flat", 0.7, None)])
 _nouns("bowl, dish, basin, pot, vessel", [("bowl", 1.0, None), ("flat", 0.6, None), ("irregular", 0.5, None)])
