@@ -321,8 +321,7 @@ def _fingers_have_room(container: Box, held: np.ndarray, spot: Sequence[float], 
     axis = np.array([-math.sin(gripper_yaw), math.cos(gripper_yaw)])
     centre = np.asarray(container.position, dtype=float)[:2]
     half = np.asarray(container.size, dtype=float)[:2] / 2.0
-    c, s = math.cos(container.yaw), math.sin(container.yaw)
-    rotation = np.array([[c, -s], [s, c]])
+    rotation = _yaw_rotation(container.yaw)
     for side in (-1.0, 1.0):
         pad = np.asarray(spot, dtype=float) + side * offset * axis
         if not _clears_edges(rotation.T @ (pad - centre), "in", half, FINGER_HALF_THICKNESS + PLACE_MARGIN):
@@ -330,6 +329,12 @@ def _fingers_have_room(container: Box, held: np.ndarray, spot: Sequence[float], 
     reach = offset + FINGER_HALF_THICKNESS + NEIGHBOUR_GAP
     return all(math.dist(spot, np.asarray(o.position, dtype=float)[:2]) >= reach + footprint_radius(o.size)
                for o in others)
+
+
+def _yaw_rotation(yaw: float) -> np.ndarray:
+    """Return the 2x2 matrix that turns a box's frame into the world's in the horizontal plane."""
+    c, s = math.cos(yaw), math.sin(yaw)
+    return np.array([[c, -s], [s, c]])
 
 
 def footprint_radius(size: Sequence[float]) -> float:
@@ -367,8 +372,7 @@ def place_spots(target_box: Box, relation: str, held_object_size: Sequence[float
     radius = footprint_radius(held_object_size)
     if relation == "on" and 2.0 * min(half) < LARGE_SUPPORT_RATIO * 2.0 * radius:
         return [centre]
-    c, s = math.cos(target_box.yaw), math.sin(target_box.yaw)
-    rotation = np.array([[c, -s], [s, c]])
+    rotation = _yaw_rotation(target_box.yaw)
     occupants = [(np.asarray(o.position, dtype=float)[:2], footprint_radius(o.size)) for o in others
                  if np.all(np.abs(rotation.T @ (np.asarray(o.position, dtype=float)[:2] - centre)) <= half)]
     reach = radius + PLACE_MARGIN
