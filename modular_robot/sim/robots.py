@@ -110,6 +110,13 @@ class SimRobot:
             for i in self._finger_index:
                 pybullet.resetJointState(self.arm_body, i, MAX_OPENING / 2, physicsClientId=client)
                 pybullet.changeDynamics(self.arm_body, i, lateralFriction=1.5, physicsClientId=client)
+            # The Franka hand drives both fingers through one mechanism (the URDF's mimic tag, which
+            # PyBullet ignores): without the coupling, two independent position loops squeezing an
+            # object let it drift to one finger, and opening then shoves it sideways.
+            coupling = pybullet.createConstraint(
+                self.arm_body, self._finger_index[0], self.arm_body, self._finger_index[1], pybullet.JOINT_GEAR,
+                [0, 1, 0], [0, 0, 0], [0, 0, 0], physicsClientId=client)
+            pybullet.changeConstraint(coupling, gearRatio=-1, maxForce=100, erp=0.1, physicsClientId=client)
             self._arm_target = np.array(ARM_HOME)
             self.arm_limits = {
                 name: JointLimits(*self._limits(self.arm_body, i)) for name, i in zip(ARM_JOINTS, self._arm_index)
