@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modular_robot.core.camera import PinholeIntrinsics
+from modular_robot.core.camera import PinholeIntrinsics, depth_to_points
 from modular_robot.core.perception.evaluation import SHAPE_OF_TYPE, TruthObject, match_detections
 from modular_robot.core.perception.geometric import (
     GeometricDetector,
     GeometricParams,
+    _steep,
     find_support_planes,
     voxel_clusters,
 )
@@ -301,6 +302,38 @@ def test_objects_on_a_raised_table_and_on_the_floor_each_rest_on_their_own_suppo
     assert sorted(d.label for d in detections) == ["medium blue sphere", "small red cube"], detections
     assert _find(detections, _centre(on_table)).position[2] == pytest.approx(0.4225, abs=0.005)
     assert _find(detections, _centre(on_floor)).position[2] == pytest.approx(0.03, abs=0.005)
+
+
+def test_a_box_seen_beyond_a_low_crate_is_not_cut_by_the_crates_top():
+    """The crate's top is a raised support plane whose height band crosses the box's front face: the
+    face's points stay the box's, so the box rests on the floor whole, not as a flat object on the crate."""
+    floor = Plane((0, 0, 0), (0, 0, 1), (-5, 5, -5, 5), rgb=(0.55, 0.55, 0.5))
+    crate = Box((1.5, 0.0, 0.0), (0.3, 0.9, 0.15), (0.55, 0.35, 0.17))
+    box = Box((3.0, 0.0, 0.0), (0.2, 0.2, 0.2), (0.10, 0.70, 0.15))
+    # The Husky's forward camera, 0.69 m up and pitched 20 degrees down.
+    camera = look_at(np.array([0.42, 0.0, 0.69]), [0.42 + math.cos(math.radians(20)), 0.0,
+                                                   0.69 - math.sin(math.radians(20))])
+    frame = frame_of([floor, crate, box], camera)
+    camera_points = depth_to_points(frame.depth, frame.intrinsics, 2)
+    planes = find_support_planes(frame.world_from_camera.apply(camera_points), GeometricParams(max_range=6.0))
+    assert sorted(plane.z_at(1.5, 0.0) for plane in planes) == pytest.approx([0.0, 0.15], abs=0.006)
+    detections = GeometricDetector(GeometricParams(max_range=6.0, grazing_factor=8.0)).detect(frame)
+    assert [d.label for d in detections] == ["large green cube"], detections
+    assert detections[0].position[:2] == pytest.approx([2.95, 0.0], abs=0.06)
+    assert detections[0].size[2] == pytest.approx(0.2, abs=0.01)
+
+
+def test_steep_points_are_those_of_upright_faces_not_of_level_surfaces():
+    # Two image columns (stride 1, 2 pixels wide): down an upright face, then along a level floor
+    # stepping 5 cm away per row, as seen nearly edge-on.
+    face = [(3.0, 0.01 * c, 0.2 - 0.01 * r) for r in range(4) for c in range(2)]
+    floor = [(2.0 + 0.05 * r, 0.01 * c, 0.0) for r in range(4) for c in range(2)]
+    points = np.array(face + floor, dtype=np.float32)
+    pixel = np.arange(len(points))
+    steep = _steep(points, pixel, pixel, width=2, height=8, stride=1, reach=0.08)
+    assert steep[:8].all() and not steep[8:].any()
+    # A sample whose column neighbours lie beyond reach (a depth jump) is no evidence either way.
+    assert not _steep(points, pixel, pixel, width=2, height=8, stride=1, reach=0.005).any()
 
 
 def test_a_slightly_tilted_table_still_supports_its_objects():

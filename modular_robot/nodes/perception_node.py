@@ -101,12 +101,17 @@ class PerceptionNode(StackNode):
                 read_only=True)
         declare("max_range_m", GeometricParams.max_range, "Farthest depth (m) the geometric detector uses: "
                 "depth noise grows with range, and a mobile robot looks across a room.", read_only=True)
+        declare("grazing_factor", GeometricParams.grazing_factor, "Neighbouring pixels join one object when "
+                "their 3D gap is within this many times the sample spacing of a surface facing the camera: a "
+                "low camera sees the tops of far objects nearly edge-on (asin(1 / factor) from edge-on stays "
+                "whole), a larger factor also joins objects closer behind one another.", read_only=True)
 
     def _set_detector(self, name: str, model_dir: str) -> str:
         """Build the named detector; on failure keep none and remember why (reported on diagnostics)."""
         params: dict = {"model_dir": model_dir} if name in ("owlv2", "grounding_dino") else {}
         if name == "geometric":
-            params["params"] = GeometricParams(max_range=self.get_parameter("max_range_m").value)
+            params["params"] = GeometricParams(max_range=self.get_parameter("max_range_m").value,
+                                               grazing_factor=self.get_parameter("grazing_factor").value)
         try:
             detector = create_detector(name, **params)
         except (ValueError, OSError, ImportError) as error:

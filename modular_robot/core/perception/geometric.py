@@ -299,6 +299,17 @@ class GeometricDetector:
         heights = np.stack([plane.height(points) for plane in planes])
         on_plane = np.abs(heights) <= p.plane_threshold
         lowest = int(np.argmin([plane.z_at(0.0, 0.0) for plane in planes]))
+        # A raised plane's height band also crosses the upright faces of objects on a lower one (a
+        # box on the floor seen beyond a crate whose top is the raised plane): away from the plane's
+        # own extent, those points are the object's. At its extent they stay the plane's (the edge of
+        # a table top). On the lowest plane the band only meets objects at their feet.
+        for i in range(len(planes)):
+            if i != lowest:
+                band = np.flatnonzero(on_plane[i])
+                steep = band[_steep(points, pixel, band, intrinsics.width, intrinsics.height, p.stride,
+                                    4.0 * p.voxel)]
+                level = np.setdiff1d(band, steep, assume_unique=True)
+                on_plane[i, steep[~_covered(_cover_cells(points[level]), points[steep, :2])]] = False
         keep = ~np.any(on_plane, axis=0) & (heights[lowest] > 0.0)
         # Where each raised plane (a table top) lies, to tell what stands under it; nothing is under
         # the lowest.
@@ -350,7 +361,7 @@ class GeometricDetector:
         mean_xy = points[:, :2].mean(axis=0, dtype=np.float64)
         top = float(points[:, 2].max())
         for plane, cover in zip(planes, covers):
-            if cover is not None and plane.z_at(*mean_xy) > top and _covered(cover, *mean_xy):
+            if cover is not None and plane.z_at(*mean_xy) > top and _covered(cover, mean_xy[None])[0]:
                 return None
         u, v = pixel % width, pixel // width
         margin = max(p.border_margin_px, p.stride)
@@ -720,20 +731,52 @@ def _interior_pixels(pixel: NDArray[np.intp], labels: NDArray[np.intp], width: i
             & (grid[row, col - 1] == own) & (grid[row, col + 1] == own))
 
 
+def _steep(points: NDArray[np.floating], pixel: NDArray[np.intp], members: NDArray[np.intp], width: int,
+           height: int, stride: int, reach: float) -> NDArray[np.bool_]:
+    """Return which of the `members` points lie on a steep surface, such as an object's upright face.
+
+    A point is on one when it has a sampled neighbour in its image column (the sample above or
+    below) within `reach` in 3D, and every such neighbour is further above or below it than beside
+    it. Along a horizontal surface the samples of a column step away from the camera, even at a
+    grazing angle; down an upright face they step down.
+    """
+    grid_h, grid_w = -(-height // stride), -(-width // stride)
+    # A spare ring of empty cells lets the border samples look at neighbours without bounds checks.
+    grid = np.full((grid_h + 2, grid_w + 2), -1, dtype=np.int64)
+    grid[pixel // width // stride + 1, (pixel % width) // stride + 1] = np.arange(len(pixel))
+    row, col = pixel[members] // width // stride + 1, (pixel[members] % width) // stride + 1
+    steep = np.ones(len(members), dtype=bool)
+    seen = np.zeros(len(members), dtype=bool)
+    for step in (-1, 1):
+        other = grid[row + step, col]
+        has = np.flatnonzero(other >= 0)
+        delta = points[other[has]] - points[members[has]]
+        beside = np.hypot(delta[:, 0], delta[:, 1])
+        rise = np.abs(delta[:, 2])
+        near = beside ** 2 + rise ** 2 <= reach ** 2
+        seen[has[near]] = True
+        steep[has[near & (rise <= beside)]] = False
+    return steep & seen
+
+
 def _cover_cells(points: NDArray[np.floating]) -> NDArray[np.int64]:
     """Return the sorted keys of the horizontal grid cells that a plane's inlier points fall in."""
     cells = np.floor(points[:, :2] / _COVER_CELL).astype(np.int64) + _COVER_OFFSET
     return np.unique(cells[:, 0] * _COVER_RADIX + cells[:, 1])
 
 
-def _covered(cover: NDArray[np.int64], x: float, y: float) -> bool:
-    """Return whether a plane's cells include the one at (x, y) or a neighbour of it."""
+def _covered(cover: NDArray[np.int64], xy: NDArray[np.floating]) -> NDArray[np.bool_]:
+    """Return, for each (N, 2) horizontal position, whether a plane's cells include its cell or a neighbour."""
     if len(cover) == 0:
-        return False
-    cx, cy = math.floor(x / _COVER_CELL) + _COVER_OFFSET, math.floor(y / _COVER_CELL) + _COVER_OFFSET
-    keys = np.array([(cx + dx) * _COVER_RADIX + cy + dy for dx in (-1, 0, 1) for dy in (-1, 0, 1)])
-    at = np.minimum(np.searchsorted(cover, keys), len(cover) - 1)
-    return bool(np.any(cover[at] == keys))
+        return np.zeros(len(xy), dtype=bool)
+    cells = np.floor(np.asarray(xy, dtype=np.float64) / _COVER_CELL).astype(np.int64) + _COVER_OFFSET
+    covered = np.zeros(len(xy), dtype=bool)
+    for dx in (-1, 0, 1):
+        for dy in (-1, 0, 1):
+            keys = (cells[:, 0] + dx) * _COVER_RADIX + cells[:, 1] + dy
+            at = np.minimum(np.searchsorted(cover, keys), len(cover) - 1)
+            covered |= cover[at] == keys
+    return covered
 
 
 def _support_of(points: NDArray[np.floating], planes: list[SupportPlane], p: GeometricParams) -> SupportPlane | None:
