@@ -26,6 +26,7 @@ from modular_robot.motion.grasping import (
     grasp_rejection,
     place_pose,
     place_spots,
+    release_opening,
     push_plan,
     top_down_grasp,
     top_down_orientation,
@@ -379,3 +380,11 @@ def test_pick_cube_in_simulator_over_topics(kinematics):
         assert state.robot.holding == "red_cube"
     finally:
         harness.close()
+
+
+def test_release_opens_past_the_footprint_diagonal_so_a_turned_cube_cannot_wedge():
+    # A 5 cm cube turned between the fingers spans up to its 7.07 cm diagonal: width + 2 cm is not enough.
+    assert release_opening(0.05, diagonal=math.hypot(0.05, 0.05)) == pytest.approx(0.0757, abs=1e-4)
+    assert release_opening(0.02, diagonal=math.hypot(0.02, 0.02)) == pytest.approx(0.04)
+    assert release_opening(0.04, diagonal=math.hypot(0.04, 0.08)) == 0.08
+    assert release_opening(0.03, irregular=True) == 0.08

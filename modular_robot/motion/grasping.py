@@ -26,6 +26,8 @@ TABLE_CLEARANCE = 0.015
 MIN_HEIGHT = 0.012
 # Opening beyond the object's width, so the fingers clear it while descending.
 OPENING_MARGIN = 0.02
+# Opening beyond a released object's footprint diagonal.
+DIAGONAL_MARGIN = 0.005
 # The least clearance a grasp needs; below it the fingers would hit the object on the way down.
 MIN_CLEARANCE = 0.005
 # Footprints whose sides differ by less than this fraction have no preferred closing direction.
@@ -183,9 +185,12 @@ def holds(opening: float, width: float, irregular: bool = False, max_opening: fl
     return low < opening <= high
 
 
-def release_opening(width: float, irregular: bool = False, max_opening: float = 0.08) -> float:
-    """Return the opening that lets go of a held object: past what holding it could read."""
-    return max_opening if irregular else min(max_opening, width + OPENING_MARGIN)
+def release_opening(width: float, irregular: bool = False, max_opening: float = 0.08, diagonal: float = 0.0) -> float:
+    """Return the opening that lets go of a held object: past what holding it could read, and past
+    the diagonal of its footprint by `DIAGONAL_MARGIN`, so that an object that turns between the
+    opening fingers (a cube caught by one pad's friction) cannot wedge across them and leave with
+    the hand."""
+    return max_opening if irregular else min(max_opening, max(width + OPENING_MARGIN, diagonal + DIAGONAL_MARGIN))
 
 
 def top_down_orientation(yaw: float) -> np.ndarray:
@@ -315,9 +320,10 @@ def _fingers_have_room(container: Box, held: np.ndarray, spot: Sequence[float], 
 
     Each finger pad is taken as a circle of `FINGER_HALF_THICKNESS` about its centre, on the
     gripper's y axis (along which the fingers close) beside the object, with the release opening
-    (`OPENING_MARGIN` past its width).
+    (`release_opening` of its footprint).
     """
-    offset = float(max(held[0], held[1])) / 2.0 + OPENING_MARGIN / 2.0 + FINGER_HALF_THICKNESS
+    offset = release_opening(float(max(held[0], held[1])), diagonal=float(np.hypot(held[0], held[1]))) / 2.0 \
+        + FINGER_HALF_THICKNESS
     axis = np.array([-math.sin(gripper_yaw), math.cos(gripper_yaw)])
     centre = np.asarray(container.position, dtype=float)[:2]
     half = np.asarray(container.size, dtype=float)[:2] / 2.0

@@ -15,7 +15,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -285,7 +285,7 @@ def place(params: PlaceParams, ctx: SkillContext) -> SkillResult:
             return refuse(f"no free spot {params.relation.replace('_', ' ')} '{params.target}'")
     problems = []
     for plan in plans:
-        motion, problem = _release_motion(plan, width, irregular, ctx)
+        motion, problem = _release_motion(plan, obj.size, irregular, ctx)
         if problem is None:
             break
         if problem not in problems:
@@ -329,7 +329,7 @@ def place_at(params: PlaceAtParams, ctx: SkillContext) -> SkillResult:
         return refuse(f"cannot place '{params.object}' {where}: the spot is taken by "
                       f"{', '.join(repr(b) for b in blocking)}")
     plan = place_pose(spot, "on", obj.size)
-    motion, problem = _release_motion(plan, width, irregular, ctx)
+    motion, problem = _release_motion(plan, obj.size, irregular, ctx)
     if problem is not None:
         return refuse(f"cannot place '{params.object}' {where}: {problem}")
     stopped, _ = motion.run()
@@ -342,8 +342,11 @@ def place_at(params: PlaceAtParams, ctx: SkillContext) -> SkillResult:
                        {"moved": True, "observed": observed, "unverified": unverified})
 
 
-def _release_motion(plan: PlacePlan, width: float, irregular: bool, ctx: SkillContext) -> tuple[_Motion, str | None]:
+def _release_motion(plan: PlacePlan, size: Sequence[float], irregular: bool, ctx: SkillContext
+                    ) -> tuple[_Motion, str | None]:
     """Plan the carry above a release pose, the straight descent, the opening and the retreat.
+
+    `size` is the held object's box extent: the opening clears its width and its footprint's diagonal.
 
     Returns:
         The motion, and why it is impossible (None when it is not).
@@ -352,7 +355,8 @@ def _release_motion(plan: PlacePlan, width: float, irregular: bool, ctx: SkillCo
     problem = (motion.joint_move(plan.pre_place, "the pose above the release")
                or motion.line(plan.release, "descent to the release"))
     if problem is None:
-        motion.gripper(release_opening(width, irregular, ctx.max_opening))
+        motion.gripper(release_opening(float(min(size[0], size[1])), irregular, ctx.max_opening,
+                                       diagonal=float(np.hypot(size[0], size[1]))))
         problem = motion.line(plan.retreat, "retreat")
     return motion, problem
 
