@@ -175,11 +175,18 @@ def test_place_spots_fill_a_container_and_keep_a_round_ones_walls_clear():
     assert max(math.dist(p, bowl.position[:2]) for p in spots) + footprint_radius(held) + PLACE_MARGIN <= \
         0.08 - CONTAINER_WALL + 1e-9
     assert place_spots(bowl, "in", held, [_Box([0.5, 0.0, 0.02], [0.04, 0.04, 0.04])]) == []
+    # A tray's walls stand on its box's edges: its corners take objects too, so a second cube finds
+    # a spot far enough from one at the centre for perception to tell the two apart.
     tray = _Box([0.45, -0.25, 0.025], [0.24, 0.24, 0.05])
+    centred = [_Box([0.45, -0.25, 0.02], held)]
+    assert place_spots(tray, "in", held, centred) == []
+    assert place_spots(tray, "in", held, centred, rectangular=True)
     placed = []
-    while spots := place_spots(tray, "in", held, placed):
+    while spots := place_spots(tray, "in", held, placed, rectangular=True):
         placed.append(_Box([*spots[0], 0.02], held))
     assert len(placed) >= 4
+    assert all(np.all(np.abs(_local(p.position[:2], tray)) + footprint_radius(held) + PLACE_MARGIN
+                      <= tray.size[:2] / 2 - CONTAINER_WALL + 1e-9) for p in placed)
     assert all(math.dist(a.position[:2], b.position[:2]) >= 2 * footprint_radius(held) + NEIGHBOUR_GAP - 1e-9
                for i, a in enumerate(placed) for b in placed[i + 1:])
 

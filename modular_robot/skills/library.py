@@ -272,7 +272,7 @@ def place(params: PlaceParams, ctx: SkillContext) -> SkillResult:
     if params.relation in ("in", "on"):
         if place_pose(target_box, params.relation, obj.size) is None:
             return refuse(f"'{params.object}' does not fit in '{params.target}'")
-        spots = place_spots(target_box, params.relation, obj.size, others)
+        spots = place_spots(target_box, params.relation, obj.size, others, rectangular=target.category == "tray")
         if not spots:
             return refuse(f"no free spot {params.relation} '{params.target}' for '{params.object}'")
         lowered = obj.category in ROLLING_CATEGORIES
