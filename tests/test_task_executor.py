@@ -243,6 +243,27 @@ def test_after_a_replan_the_map_settles_and_the_next_object_step_is_regrounded()
                            Call("place", {"object": "red_cube_7", "relation": "in", "target": "tray_1"})]
 
 
+def test_repair_drives_up_again_to_what_the_arm_cannot_reach_on_a_robot_with_a_base():
+    objects = [cube(), tray()]
+    far = "'tray_1' is unreachable: no joint solution within limits reaches the pose"
+    again = repair([PLACE], Failure(PLACE, "pre", far), objects, objects, "red_cube_1", tuple(SKILLS))
+    assert again == [Call("move_arm_home"), Call("navigate_to", {"object": "tray_1"}), PLACE]
+    pick = repair([PICK, PLACE], Failure(PICK, "pre", far.replace("tray_1", "red_cube_1")), objects, objects, None,
+                  tuple(SKILLS))
+    assert pick == [Call("move_arm_home"), Call("navigate_to", {"object": "red_cube_1"}), PICK, PLACE]
+    arm_only = tuple(s for s in SKILLS if s != "navigate_to")
+    assert repair([PLACE], Failure(PLACE, "pre", far), objects, objects, "red_cube_1", arm_only) == [
+        Call("move_arm_home"), PLACE]
+
+
+def test_a_place_out_of_reach_keeps_the_object_held_and_drives_up_to_the_target():
+    stack = Stack([cube(), tray()], verdicts={("place", "pre"): [
+        CheckResult(False, 1.0, "'tray_1' is unreachable: no joint solution within limits reaches the pose")]})
+    report, executor, _, _ = run(stack, Plan("execute", (PICK, PLACE)))
+    assert report.success, report.summary
+    assert stack.calls == [PICK, Call("move_arm_home"), Call("navigate_to", {"object": "tray_1"}), PLACE]
+
+
 def test_repair_opens_the_gripper_when_the_critic_thinks_something_is_in_it_and_keeps_the_held_id():
     objects = [cube(), tray()]
     calls = repair([PICK], Failure(PICK, "pre", "the gripper is not empty"), objects, objects, None, tuple(SKILLS))

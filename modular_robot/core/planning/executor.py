@@ -21,7 +21,7 @@ import numpy as np
 from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.core.planning.dialogue import Dialogue, Turn, moves_between
 from modular_robot.core.planning.plan import Call, Plan, Planner, PlanRequest, validate_plan
-from modular_robot.core.planning.repair import Failure, reground, repair
+from modular_robot.core.planning.repair import Failure, is_out_of_reach, reground, repair
 
 # Step statuses, as in modular_robot_interfaces/PlanStep.
 PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED = 0, 1, 2, 3, 4
@@ -359,8 +359,10 @@ class TaskExecutor:
         elif call.skill == "pick" and outcome in ("post", "execute"):
             self.held = None
         elif call.skill in ("place", "place_at") and (outcome == "post" or (
-                outcome == "pre" and self.held == obj and not reason.startswith("unknown target"))):
-            # A target missing from the map (re-identified under a new id) says nothing about the gripper.
+                outcome == "pre" and self.held == obj and not reason.startswith("unknown target")
+                and not is_out_of_reach(reason))):
+            # A target missing from the map (re-identified under a new id), or out of the arm's reach,
+            # says nothing about the gripper.
             self.held = None
 
 

@@ -4,7 +4,9 @@ Decomposition is as-needed (ADaPT): a step is only broken into sub-steps when it
 into what its failure says is missing. A place whose object is no longer in the gripper becomes
 home + pick + place; a pick that found nothing where the map had the object becomes home + pick.
 Going home takes the arm out of the camera's view, so the next attempt works from a fresh map.
-A pick the critic refused because the gripper did not look empty first opens it. Other steps are
+A pick the critic refused because the gripper did not look empty first opens it. A pick or place the
+critic refused as out of the arm's reach, on a robot with a base, first drives up to its object or
+target again (a base that stopped at a table's corner). Other steps are
 retried on the re-grounded map. Objects that the map re-identified under a new id are found again
 by their kind and colour, nearest to where they were.
 """
@@ -38,6 +40,11 @@ class Failure:
     phase: str
     reason: str
     moved: bool = True
+
+
+def is_out_of_reach(reason: str) -> bool:
+    """Return whether a critic's reason refuses a step because the arm cannot reach its object or spot."""
+    return " is unreachable: " in reason
 
 
 def reground(calls: Sequence[Call], planned_on: Sequence[MapObject], current: Sequence[MapObject],
@@ -79,15 +86,20 @@ def repair(remaining: Sequence[Call], failure: Failure, planned_on: Sequence[Map
     failed, rest = calls[0], calls[1:]
     home = [Call("move_arm_home")] if "move_arm_home" in skills else []
     obj = failed.args.get("object")
+    drive = "navigate_to" in skills and failure.phase == "pre" and is_out_of_reach(failure.reason)
     if failed.skill in ("place", "place_at"):
         if held != obj:
             if "pick" not in skills:
                 return f"'{obj}' is no longer held and this robot cannot pick"
             return [*home, Call("pick", {"object": obj}), failed, *rest]
+        if drive and failed.skill == "place":
+            return [*home, Call("navigate_to", {"object": failed.args["target"]}), failed, *rest]
         return [*home, failed, *rest]
     if failed.skill == "pick":
         if held is not None and held != obj:
             return f"the gripper still holds '{held}'"
+        if drive:
+            return [*home, Call("navigate_to", {"object": obj}), failed, *rest]
         if failure.phase == "pre" and held is None and "open_gripper" in skills:
             # Nothing should be in the gripper: open it, so that the critic sees it empty.
             return [Call("open_gripper"), *home, failed, *rest]
