@@ -15,9 +15,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import rclpy
 from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from modular_robot.core.scenario import Scenario
@@ -53,10 +55,13 @@ class LockstepStack:
         client_name: Name of the node the evaluator talks through (`self.client`).
         log: Called with one line when stepping stops waiting for perception (the `log` attribute;
             replaceable).
+        prepare: Called with the client node before the executor starts spinning, to build what
+            must not be built on a spinning node (an action client); its result is `self.prepared`.
     """
 
     def __init__(self, scenario: Scenario, stack: Stack | None = None, renderer: str = "auto",
-                 client_name: str = "evaluator", log: Callable[[str], None] = print) -> None:
+                 client_name: str = "evaluator", log: Callable[[str], None] = print,
+                 prepare: Callable[[Node], Any] | None = None) -> None:
         sim_parameters = {}
         others = ()
         if stack is not None:
@@ -94,6 +99,9 @@ class LockstepStack:
         self._missed_frames = 0
         self.client.create_subscription(ObjectObservationArray, "objects/observations", self._on_observations,
                                         qos.RELIABLE)
+        # rclpy's ActionClient joins its node's waitables before it has its lock: built while the
+        # executor spins, it can crash the spin thread (seen once in a full suite run).
+        self.prepared = prepare(self.client) if prepare is not None else None
         for node in self.nodes:
             self.executor.add_node(node)
         self._spinner = threading.Thread(target=self.executor.spin, daemon=True)

@@ -85,7 +85,7 @@ class _Episode:
         self.lock = threading.Lock()
         self.finished_steps = 0
         client_node = stack.client
-        self.client = ActionClient(client_node, ExecuteTask, "execute_task")
+        self.client = stack.prepared
         client_node.create_subscription(TaskPlan, "task_plan", self._on_plan, 10)
         self.semantic_map: SemanticMap | None = None
         client_node.create_subscription(SemanticMap, "semantic_map", self._on_map, qos.LATCHED)
@@ -225,7 +225,8 @@ def run_scenario(scenario: Scenario, out_dir: Path, stack: Stack | None = None, 
     """
     wall_start = time.monotonic()
     out_dir.mkdir(parents=True, exist_ok=True)
-    lockstep = LockstepStack(scenario, stack, renderer=renderer, client_name="scenario_runner")
+    lockstep = LockstepStack(scenario, stack, renderer=renderer, client_name="scenario_runner",
+                             prepare=lambda node: ActionClient(node, ExecuteTask, "execute_task"))
     recorder = None
     try:
         if record:

@@ -75,10 +75,11 @@ class SkillTrial:
     """
 
     def __init__(self, scenario: Scenario, stack: Stack, renderer: str = "auto") -> None:
-        self.stack = LockstepStack(scenario, stack, renderer=renderer, log=lambda line: None)
+        self.stack = LockstepStack(scenario, stack, renderer=renderer, log=lambda line: None,
+                                   prepare=lambda node: ActionClient(node, ExecuteSkill, "execute_skill"))
         self.world = self.stack.world
         node = self.stack.client
-        self._skills = ActionClient(node, ExecuteSkill, "execute_skill")
+        self._skills = self.stack.prepared
         self._critic = node.create_client(CheckStep, "check_step")
         self._lock = threading.Lock()
         self._map: list[MapObject] = []

@@ -109,7 +109,7 @@ class TaskClient:
 
     def __init__(self, stack: LockstepStack) -> None:
         self.stack = stack
-        self.client = ActionClient(stack.client, ExecuteTask, "execute_task")
+        self.client = stack.prepared
         self.feedback: list = []
         self.plans: list[TaskPlan] = []
         self.trajectories: list[float] = []
@@ -127,7 +127,8 @@ class TaskClient:
 
 def test_cancelling_a_task_stops_the_arm_and_limits_survive_an_injection():
     lockstep = LockstepStack(scenario("expect: [{unmoved: [tray]}]\ntimeout_s: 60\n"), parse_stack(STACK), renderer="tiny",
-                             log=lambda line: None)
+                             log=lambda line: None,
+                             prepare=lambda node: ActionClient(node, ExecuteTask, "execute_task"))
     try:
         tasks = TaskClient(lockstep)
         lockstep.advance(3.0)  # the robot looks at the table before it is spoken to

@@ -100,3 +100,20 @@ def test_a_relabelled_object_restarts_the_wait_though_the_count_holds():
     assert not settling.update(_map(tray, ("red_cube_1", "medium red flat")), 3.0)
     assert not settling.update(_map(tray, ("red_cube_1", "medium red flat")), 4.9)
     assert settling.update(_map(tray, ("red_cube_1", "medium red flat")), 5.0)
+
+
+def test_lockstep_builds_what_prepare_makes_before_its_executor_spins():
+    from modular_robot.lockstep import LockstepStack
+
+    scene = parse_scenario("name: prep\ncategory: spine\nrobot: panda_tabletop\nobjects:\n"
+                           "  - {id: cube, type: cube, color: red, pose: [0.5, 0.0, 0.0, 0.0]}\n"
+                           "expect:\n  - {unmoved: [cube]}\n")
+    seen = []
+    lockstep = LockstepStack(scene, renderer="tiny", log=lambda line: None,
+                             prepare=lambda node: seen.append(node.executor) or node.get_name())
+    try:
+        # Not yet on the executor when prepared: an action client built then cannot race its spin thread.
+        assert seen == [None] and lockstep.prepared == "evaluator"
+        assert lockstep.client.executor is lockstep.executor
+    finally:
+        lockstep.close()
