@@ -360,9 +360,9 @@ def place_spots(target_box: Box, relation: str, held_object_size: Sequence[float
     object whose centre lies over the target's footprint (what already rests in or on it). Off the
     centre, the circle must also keep `PLACE_MARGIN` inside the container's walls (assumed
     `CONTAINER_WALL` thick): within them for a `rectangular` one (a tray), else within the ellipse
-    inscribed in them (a bowl, or a container of unknown shape); on a support, inside its top's edges. A small support (its shorter
-    side under `LARGE_SUPPORT_RATIO` times the object's bounding circle) offers only its centre,
-    free or not: that is stacking.
+    inscribed in them (a bowl, or a container of unknown shape); on a support, inside its top's
+    edges. A small support (its shorter side under `LARGE_SUPPORT_RATIO` times the object's bounding
+    circle) offers only its centre, free or not: that is stacking.
 
     Args:
         target_box: The container's or support's observed box.

@@ -715,16 +715,23 @@ def _join_image_neighbours(labels: NDArray[np.intp], count: int, points: NDArray
     return cluster_of[labels], int(joined)
 
 
+def _sample_grid(pixel: NDArray[np.intp], width: int, height: int, stride: int, fill: int
+                 ) -> tuple[NDArray[np.int64], NDArray[np.intp], NDArray[np.intp]]:
+    """Return a grid of the sampled pixels filled with `fill`, and each pixel's (row, column) in it.
+
+    A spare ring of cells lets the border samples look at neighbours without bounds checks.
+    """
+    grid = np.full((-(-height // stride) + 2, -(-width // stride) + 2), fill, dtype=np.int64)
+    return grid, pixel // width // stride + 1, (pixel % width) // stride + 1
+
+
 def _interior_pixels(pixel: NDArray[np.intp], labels: NDArray[np.intp], width: int, height: int,
                      stride: int) -> NDArray[np.bool_]:
     """Return which points' pixels have all four sampled neighbours in the same cluster.
 
     Silhouette pixels blend the object's colour with the background's; colour naming skips them.
     """
-    grid_h, grid_w = -(-height // stride), -(-width // stride)
-    # A spare ring of empty cells lets the border pixels look at neighbours without bounds checks.
-    grid = np.zeros((grid_h + 2, grid_w + 2), dtype=np.int64)
-    row, col = pixel // width // stride + 1, (pixel % width) // stride + 1
+    grid, row, col = _sample_grid(pixel, width, height, stride, 0)
     own = labels + 1
     grid[row, col] = own
     return ((grid[row - 1, col] == own) & (grid[row + 1, col] == own)
@@ -740,11 +747,9 @@ def _steep(points: NDArray[np.floating], pixel: NDArray[np.intp], members: NDArr
     it. Along a horizontal surface the samples of a column step away from the camera, even at a
     grazing angle; down an upright face they step down.
     """
-    grid_h, grid_w = -(-height // stride), -(-width // stride)
-    # A spare ring of empty cells lets the border samples look at neighbours without bounds checks.
-    grid = np.full((grid_h + 2, grid_w + 2), -1, dtype=np.int64)
-    grid[pixel // width // stride + 1, (pixel % width) // stride + 1] = np.arange(len(pixel))
-    row, col = pixel[members] // width // stride + 1, (pixel[members] % width) // stride + 1
+    grid, rows, cols = _sample_grid(pixel, width, height, stride, -1)
+    grid[rows, cols] = np.arange(len(pixel))
+    row, col = rows[members], cols[members]
     steep = np.ones(len(members), dtype=bool)
     seen = np.zeros(len(members), dtype=bool)
     for step in (-1, 1):
