@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=None, help=f"frames per scene (default {FULL_FRAMES})")
     parser.add_argument("--first-seed", type=int, default=0, help="seed of the first scene")
     parser.add_argument("--renderer", choices=("auto", "egl", "tiny"), default="auto",
-                        help="sim renderer; auto picks the faster one here")
+                        help="sim renderer; auto is EGL where its plugin loads, else TinyRenderer")
     args = parser.parse_args(argv)
     n_scenes = args.scenes if args.scenes is not None else (QUICK_SCENES if args.quick else FULL_SCENES)
     n_frames = args.frames if args.frames is not None else (QUICK_FRAMES if args.quick else FULL_FRAMES)

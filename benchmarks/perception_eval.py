@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenes", type=int, default=None, help=f"number of scenes (default {FULL_SCENES})")
     parser.add_argument("--first-seed", type=int, default=0, help="seed of the first scene")
     parser.add_argument("--renderer", choices=("auto", "egl", "tiny"), default="auto",
-                        help="sim renderer; auto picks the faster one here")
+                        help="sim renderer; auto is EGL where its plugin loads, else TinyRenderer")
     args = parser.parse_args(argv)
     count = args.scenes if args.scenes is not None else (QUICK_SCENES if args.quick else FULL_SCENES)
     if count < 1:

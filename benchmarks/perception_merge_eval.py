@@ -480,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=FRAMES_PER_VIEW,
                         help=f"frames per viewpoint (default {FRAMES_PER_VIEW})")
     parser.add_argument("--renderer", choices=("auto", "egl", "tiny"), default="auto",
-                        help="sim renderer; auto picks the faster one here")
+                        help="sim renderer; auto is EGL where its plugin loads, else TinyRenderer")
     args = parser.parse_args(argv)
     count = args.scenes if args.scenes is not None else (QUICK_SCENES if args.quick else FULL_SCENES)
     if count < 1 or args.frames < 1:

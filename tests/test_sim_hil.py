@@ -12,9 +12,12 @@ from std_msgs.msg import Bool, Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from modular_robot.core.camera import depth_to_points
+from modular_robot.core.scenario import parse_scenario
 from modular_robot.ros import qos
 from modular_robot.ros.conversions import depth_image_to_metres, image_to_numpy, intrinsics_from_camera_info
+from modular_robot.sim import world as sim_world
 from modular_robot.sim.robots import ARM_HOME, ARM_JOINTS
+from modular_robot.sim.world import SimWorld, auto_renderer
 
 from ros_helpers import SimHarness
 
@@ -192,6 +195,21 @@ def test_camera_back_projects_known_cube_through_tf(renderer):
         assert np.linalg.norm(top[:, :2].mean(axis=0) - np.array(truth.center[:2])) < 0.01
     finally:
         harness.close()
+
+
+def test_auto_renderer_is_egl_where_its_plugin_loads_else_tiny(monkeypatch):
+    """A fixed rule, not a timing race: the two renderers draw different images of one scene."""
+    world = SimWorld(parse_scenario(TABLETOP), width=64, height=48, renderer="auto")
+    try:
+        assert world.renderer == "egl", "EGL loads on this machine (the egl cases above need it)"
+    finally:
+        world.close()
+    monkeypatch.setattr(sim_world, "load_egl", lambda client: False)
+    sim_world._egl_loads.cache_clear()
+    try:
+        assert auto_renderer() == "tiny"
+    finally:
+        sim_world._egl_loads.cache_clear()
 
 
 def test_emergency_stop_freezes_joints_and_wheels_within_100ms():

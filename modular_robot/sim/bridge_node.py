@@ -36,7 +36,7 @@ from modular_robot.ros.conversions import (
 )
 from modular_robot.ros.stack_node import StackNode
 from modular_robot.sim.robots import MAX_OPENING, OPTICAL_FROM_LINK, SimRobot
-from modular_robot.sim.world import RENDERER_TIMINGS_MS, SimWorld
+from modular_robot.sim.world import SimWorld
 
 try:
     from tf2_msgs.msg import TFMessage
@@ -283,9 +283,7 @@ class SimBridgeNode(StackNode):
         self.world = world
         self.get_logger().info(
             f"world '{world.scenario.name}': {len(world.bodies)} objects, robots "
-            f"{[(r.name or '/', r.kind) for r in world.robots]}, renderer {world.renderer} "
-            f"(ms/frame measured: {RENDERER_TIMINGS_MS.get((world.cameras[0].width, world.cameras[0].height), 'no')}),"
-            f" mode {self.mode}")
+            f"{[(r.name or '/', r.kind) for r in world.robots]}, renderer {world.renderer}, mode {self.mode}")
         self.robots = [_RobotInterfaces(self, robot, i) for i, robot in enumerate(world.robots)]
         self.clock_pub = self.create_publisher(ClockMsg, "/clock", qos.CLOCK)
         self._schedules = {

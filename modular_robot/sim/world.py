@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import functools
 
 import pybullet
 
@@ -13,10 +13,6 @@ from modular_robot.sim.camera import RgbdCamera, load_egl
 from modular_robot.sim.robots import SimRobot
 
 TIME_STEP = 1.0 / 240.0
-_RENDERER_WARMUP = 3
-_RENDERER_TRIALS = 3
-# Renderer timings (ms/frame) by image size, measured once per process.
-RENDERER_TIMINGS_MS: dict[tuple[int, int], dict[str, float]] = {}
 _TABLETOP = (1.6, 1.8, 0.05)
 
 
@@ -35,9 +31,7 @@ class SimWorld:
         if renderer not in ("auto", "egl", "tiny"):
             raise ValueError(f"renderer must be auto, egl or tiny, got {renderer!r}")
         if renderer == "auto":
-            # Measured in throwaway clients before this one loads a plugin: closing an EGL client
-            # while another holds the plugin breaks the other's context.
-            renderer = faster_renderer(scenario, width, height)
+            renderer = auto_renderer()
         self.renderer = renderer
         self.client = pybullet.connect(pybullet.DIRECT)
         # The EGL plugin only draws bodies created after it is loaded: load it before building.
@@ -146,30 +140,25 @@ class SimWorld:
             pybullet.disconnect(self.client)
 
 
-def faster_renderer(scenario: Scenario, width: int, height: int) -> str:
-    """Return the renderer ("egl" or "tiny") that draws this scenario's camera view faster here.
+def auto_renderer() -> str:
+    """Return the renderer that "auto" stands for: "egl" where its plugin loads, else "tiny".
 
-    Which one wins depends on the machine (a GPU, or Mesa's llvmpipe on some number of cores) and
-    the image size, so it is measured, once per process and size, each renderer in its own client:
-    once the EGL plugin is loaded, a client sends every frame through it whatever the flag says.
+    A fixed rule, not a race: the two renderers draw different images (lighting, background), so a
+    choice by which one drew a test frame faster made the same seed see different objects on a
+    loaded machine, where TinyRenderer sometimes won. EGL is the faster one wherever it loads: on a
+    GPU, and with Mesa's llvmpipe on 2 cores (640x480: about 30 against 80 ms a frame on the
+    tabletop, 68 against 108 on the mobile manipulator's scene).
+
+    The plugin is tried in a throwaway client, once per process and before any world holds it:
+    closing an EGL client while another holds the plugin breaks the other's context.
     """
-    key = (width, height)
-    if key not in RENDERER_TIMINGS_MS:
-        timings = {}
-        for name in ("egl", "tiny"):
-            try:
-                world = SimWorld(scenario, width=width, height=height, renderer=name)
-            except RuntimeError:  # no EGL here
-                continue
-            try:
-                for _ in range(_RENDERER_WARMUP):
-                    world.render(0)
-                start = time.perf_counter()
-                for _ in range(_RENDERER_TRIALS):
-                    world.render(0)
-                timings[name] = round((time.perf_counter() - start) / _RENDERER_TRIALS * 1e3, 1)
-            finally:
-                world.close()
-        RENDERER_TIMINGS_MS[key] = timings
-    timings = RENDERER_TIMINGS_MS[key]
-    return min(timings, key=timings.get)
+    return "egl" if _egl_loads() else "tiny"
+
+
+@functools.cache
+def _egl_loads() -> bool:
+    client = pybullet.connect(pybullet.DIRECT)
+    try:
+        return load_egl(client)
+    finally:
+        pybullet.disconnect(client)
