@@ -1,20 +1,25 @@
 """Perception and semantic map nodes on the simulated robot: the map follows a changing world."""
 
 import math
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rclpy
+from geometry_msgs.msg import TransformStamped
 from nav_msgs.msg import OccupancyGrid
 from rclpy.parameter import Parameter
 from std_msgs.msg import Header
 
+from modular_robot.core.camera import PinholeIntrinsics
+from modular_robot.core.perception.types import Detection
 from modular_robot.core.scenario import Disturbance, ObjectPose
 from modular_robot.nodes.perception_node import PerceptionNode
 from modular_robot.nodes.semantic_map_node import SemanticMapNode
 from modular_robot.ros import qos
 from modular_robot.ros.conversions import camera_info_from_intrinsics, ns_to_stamp, numpy_to_image
+from modular_robot.ros.object_msgs import detections_to_array
 from modular_robot_interfaces.msg import ObjectObservationArray, SemanticMap
 from modular_robot_interfaces.srv import QueryObjects
 
@@ -179,6 +184,34 @@ def test_perception_survives_bad_frames_and_missing_tf():
         harness.executor.remove_node(perception)
         perception.destroy_node()
         harness.close()
+
+
+def test_map_fuses_frames_whose_camera_transform_arrives_after_them():
+    """Observations and the camera's transform at their stamp come on different topics, in no fixed
+    order: the map waits for the transform instead of skipping the frame."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    mapper = SemanticMapNode(context=context)
+    try:
+        intrinsics = PinholeIntrinsics(width=64, height=48, fx=60.0, fy=60.0, cx=32.0, cy=24.0)
+        cube = Detection(label="small red cube", category="cube", attributes=("red", "small"), score=0.9,
+                         bbox=(29, 21, 6, 6), position=np.array([0.0, 0.0, 1.0]),
+                         size=np.array([0.05, 0.05, 0.05]), color="red")
+        for frame in range(mapper.map.config.min_observations):
+            header = Header(frame_id="camera_color_optical_frame", stamp=ns_to_stamp((frame + 1) * 10**8))
+            camera = TransformStamped(header=Header(frame_id="map", stamp=header.stamp),
+                                      child_frame_id="camera_color_optical_frame")
+            camera.transform.rotation.w = 1.0
+            late = threading.Timer(0.05, mapper.tf.add_transforms, ([camera],), {"static": False})
+            late.start()
+            mapper._update({"observations": detections_to_array([cube], header),
+                            "depth": numpy_to_image(np.full((48, 64), 0.975, np.float32), "32FC1", header=header),
+                            "info": camera_info_from_intrinsics(intrinsics, header)})
+            late.join()
+        assert [o.label for o in mapper.map.objects()] == ["small red cube"]
+    finally:
+        mapper.destroy_node()
+        rclpy.shutdown(context=context)
 
 
 def test_map_node_publishes_an_occupancy_grid_for_the_mobile_base():

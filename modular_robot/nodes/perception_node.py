@@ -40,9 +40,8 @@ from modular_robot.ros.tf_listener import TfListener
 from modular_robot_interfaces.msg import ObjectObservationArray
 
 _LATENCY_WINDOW = 100
-# A frame waits this long (wall time) for the transforms at its stamp, polling at _TF_POLL_S.
+# A frame waits this long (wall time) for the transforms at its stamp.
 _TF_WAIT_S = 0.2
-_TF_POLL_S = 0.002
 
 
 class PerceptionNode(StackNode):
@@ -205,10 +204,9 @@ class PerceptionNode(StackNode):
         """Wait briefly for the camera's and the arm's transforms at the frame's stamp to arrive."""
         frames = [camera_frame] + ([PANDA_GRASP_FRAME] if self.robot_model == "panda" else [])
         deadline = time.monotonic() + _TF_WAIT_S
-        while not all(self.tf.can_transform(self.world_frame, frame, stamp) for frame in frames):
-            if time.monotonic() > deadline:
+        for frame in frames:
+            if not self.tf.wait_for_transform(self.world_frame, frame, stamp, max(0.0, deadline - time.monotonic())):
                 return
-            time.sleep(_TF_POLL_S)
 
     def _robot_capsules(self, stamp):
         """Return the robot's links in the world frame at `stamp`, for the self filter."""

@@ -14,6 +14,7 @@ import time
 import numpy as np
 from nav_msgs.msg import OccupancyGrid
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
@@ -37,6 +38,9 @@ from modular_robot.ros.stack_node import StackNode
 from modular_robot.ros.tf_listener import TfListener
 from modular_robot_interfaces.msg import ObjectObservationArray, SemanticMap as SemanticMapMsg
 from modular_robot_interfaces.srv import QueryObjects
+
+# A frame waits this long (wall time) for the camera's transform at its stamp.
+_TF_WAIT_S = 0.2
 
 
 class SemanticMapNode(StackNode):
@@ -63,7 +67,8 @@ class SemanticMapNode(StackNode):
                 self.get_logger().info(f"map: {len(self.map)} objects from {self.map_file}")
         self._last_save = time.monotonic()
         self._sync = StampSync(("observations", "depth", "info"), int(get("sync_slop_s") * 1e9), queue_size=15)
-        self.tf = TfListener(self)
+        # Its own group, so transforms keep arriving while a frame waits for them.
+        self.tf = TfListener(self, callback_group=MutuallyExclusiveCallbackGroup())
         self.create_subscription(ObjectObservationArray, "objects/observations",
                                  lambda m: self._on("observations", m), qos.RELIABLE)
         self.create_subscription(Image, "camera/depth/image_raw", lambda m: self._on("depth", m), qos.SENSOR_DATA)
@@ -104,6 +109,7 @@ class SemanticMapNode(StackNode):
 
     def _update(self, match: dict) -> None:
         observations, depth_msg, info = match["observations"], match["depth"], match["info"]
+        self.tf.wait_for_transform(self.world_frame, depth_msg.header.frame_id, depth_msg.header.stamp, _TF_WAIT_S)
         try:
             frame = CameraFrame(
                 rgb=np.zeros((0, 0, 3), np.uint8), depth=depth_image_to_metres(depth_msg),
@@ -177,7 +183,7 @@ class SemanticMapNode(StackNode):
 
 def main(args=None) -> None:
     """Run the semantic map node until shutdown."""
-    spin_node(SemanticMapNode, "semantic_map", args)
+    spin_node(SemanticMapNode, "semantic_map", args, multithreaded=True)
 
 
 if __name__ == "__main__":

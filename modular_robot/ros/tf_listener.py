@@ -72,6 +72,8 @@ class TfListener:
         self._node = node
         self._tree = tree if tree is not None else TfTree()
         self._lock = threading.Lock()
+        # Notified whenever transforms are stored, for `wait_for_transform`.
+        self._arrived = threading.Condition(self._lock)
         message_type = msg_type if msg_type is not None else _default_tf_message_type()
         self._subscription = node.create_subscription(
             message_type, topic, self._on_tf, qos.TF, callback_group=callback_group
@@ -113,6 +115,8 @@ class TfListener:
                     stored += self._tree.set_transform(parent, child, stamp_ns, transform, static)
                 except ValueError as error:
                     rejected.append((parent, child, error))
+            if stored:
+                self._arrived.notify_all()
         # Throttled because a faulty publisher repeats the same bad transform at its full rate.
         for parent, child, error in rejected:
             self._node.get_logger().warning(
@@ -146,6 +150,26 @@ class TfListener:
         stamp_ns = _to_ns(time)
         with self._lock:
             return self._tree.can_transform(target_frame, source_frame, stamp_ns or None)
+
+    def wait_for_transform(
+        self, target_frame: str, source_frame: str, time: Time | TimeMsg | int | None = None,
+        timeout_s: float = 0.0,
+    ) -> bool:
+        """Wait up to ``timeout_s`` (wall time) until ``lookup`` with the same arguments can succeed.
+
+        A camera frame and the transforms at its stamp come on different topics, in no fixed
+        order: a consumer that looks up the frame's pose on arrival waits here instead of dropping
+        it. The listener's subscriptions must be able to run meanwhile: give it its own callback
+        group and spin the node on a multithreaded executor.
+
+        Returns:
+            Whether the lookup can now be answered.
+        """
+        stamp_ns = _to_ns(time) or None
+        with self._arrived:
+            return self._arrived.wait_for(
+                lambda: self._tree.can_transform(target_frame, source_frame, stamp_ns), timeout=timeout_s
+            )
 
     def destroy(self) -> None:
         """Remove the subscriptions and the clock jump callback from the node."""
