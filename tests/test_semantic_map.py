@@ -15,7 +15,7 @@ from modular_robot.core.mapping.semantic_map import (
     SemanticMap,
     SemanticMapConfig,
     box_iou,
-    expected_visible,
+    seen_empty,
 )
 from modular_robot.core.perception.types import CameraFrame, Detection
 from modular_robot.core.transforms import Transform
@@ -245,7 +245,7 @@ def test_occluded_object_is_kept():
     # A box (an arm, a person) between the camera and the cube hides it; the detector sees nothing.
     occluder = ((0.8, 0.07, 0.3), (0.15, 0.15, 0.15))
     depth = render_depth(TABLE_VIEW, [((0.5, 0.1, 0.02), CUBE), occluder])
-    assert not expected_visible(np.array([[0.5, 0.1, 0.02]]), CUBE[np.newaxis], frame(0, depth=depth))[0]
+    assert not seen_empty(np.array([[0.5, 0.1, 0.02]]), CUBE[np.newaxis], frame(0, depth=depth))[0]
     changes = [semantic_map.update([], frame(i, depth=depth)) for i in range(5, 200)]
     assert not any(changes)
     assert [o.id for o in semantic_map.objects()] == ["red_cube_1"]
@@ -263,8 +263,7 @@ def test_unusable_depth_verifies_nothing_and_never_crashes(depth):
     assert len(semantic_map) == 1
 
 
-def test_expected_visible_checks_range_image_bounds_and_occlusion():
-    scene = frame(0, [((0.5, 0.1, 0.02), CUBE)])
+def test_seen_empty_checks_range_image_bounds_and_depth():
     positions = np.array([
         [0.5, 0.1, 0.02],    # in view, on the table
         [1.6, 0.0, 0.02],    # behind the camera
@@ -272,7 +271,55 @@ def test_expected_visible_checks_range_image_bounds_and_occlusion():
         [-3.0, 0.0, 0.02],   # beyond max range
     ])
     sizes = np.repeat(CUBE[np.newaxis], len(positions), axis=0)
-    assert expected_visible(positions, sizes, scene).tolist() == [True, False, False, False]
+    assert seen_empty(positions, sizes, frame(0)).tolist() == [True, False, False, False]
+    # The cube still there: the depth stops at its front, short of its centre.
+    assert seen_empty(positions, sizes, frame(0, [((0.5, 0.1, 0.02), CUBE)])).tolist() == [False] * 4
+
+
+def test_a_cube_the_detector_misses_but_depth_still_shows_is_kept_and_one_taken_away_is_dropped():
+    """Small objects far away, or on a table too small a part of the view for a support plane, go
+    undetected in some frames: only depth that reaches past an object's centre shows it gone."""
+    semantic_map = confirmed_map()
+    still_there = frame(0, [((0.5, 0.1, 0.02), CUBE)]).depth
+    run(semantic_map, [(frame(i, depth=still_there), []) for i in range(5, 100)])
+    assert [o.id for o in semantic_map.objects()] == ["red_cube_1"]
+    run(semantic_map, [(frame(i), []) for i in range(100, 100 + semantic_map.config.max_misses)])
+    assert semantic_map.objects() == []
+
+
+def _on_the_floor_at_pixel(u: float, v: float) -> np.ndarray:
+    """Return the floor point (z = 0) that TABLE_VIEW sees at pixel (u, v)."""
+    ray = TABLE_VIEW.as_matrix()[:3, :3] @ np.array([(u - INTRINSICS.cx) / INTRINSICS.fx,
+                                                     (v - INTRINSICS.cy) / INTRINSICS.fy, 1.0])
+    eye = TABLE_VIEW.translation
+    return eye + ray * (-eye[2] / ray[2])
+
+
+def test_an_object_the_image_border_cuts_is_not_seen_empty():
+    """Detectors drop a view cut by the border (its extent is unknown): not seeing it there is no evidence."""
+    near_edge = _on_the_floor_at_pixel(40.0, 240.0) + np.array([0.0, 0.0, 0.02])
+    positions = np.array([near_edge, near_edge])
+    sizes = np.array([CUBE, [0.3, 0.3, 0.04]])
+    scene = frame(0)
+    assert seen_empty(positions, sizes, scene).tolist() == [True, False]
+    # A long box along the border fits inside; turned across it, one end leaves the image.
+    long_box = np.array([[0.02, 0.3, 0.02]])
+    axis = np.array([near_edge])
+    along = math.atan2(*(_on_the_floor_at_pixel(40.0, 300.0) - near_edge)[1::-1]) - math.pi / 2
+    assert seen_empty(axis, long_box, scene, yaws=[along]).tolist() == [True]
+    assert seen_empty(axis, long_box, scene, yaws=[along + math.pi / 2]).tolist() == [False]
+
+
+def test_a_confirmed_tray_cut_by_the_image_border_is_kept_while_undetected():
+    tray = np.array([0.3, 0.3, 0.04])
+    centre = _on_the_floor_at_pixel(40.0, 240.0) + np.array([0.0, 0.0, 0.02])
+    semantic_map = SemanticMap()
+    tray_detection = detection(category="tray", color="gray", position=centre, size=tray)
+    run(semantic_map, [(frame(i, [(centre, tray)]), [tray_detection]) for i in range(5)])
+    assert len(semantic_map) == 1
+    # Gone, yet the border cuts its place: no evidence.
+    run(semantic_map, [(frame(i), []) for i in range(5, 40)])
+    assert len(semantic_map) == 1
 
 
 def test_nonfinite_detections_are_ignored():
