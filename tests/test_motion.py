@@ -128,8 +128,8 @@ def test_place_in_container_clears_its_walls_and_on_support_rests_on_top():
     held = (0.04, 0.04, 0.04)
     inside = place_pose(tray, "in", held)
     assert np.allclose(inside.release.position[:2], tray.position[:2])
-    # The held cube's bottom (grasped 2 cm below its top) is released 1 cm above the rim.
-    assert inside.release.position[2] - 0.02 == pytest.approx(0.04 + 0.01)
+    # Lowered in: the held cube's bottom (grasped 2 cm below its top) 1 cm above the tray's floor.
+    assert inside.release.position[2] - 0.02 == pytest.approx(CONTAINER_WALL + RELEASE_CLEARANCE)
     assert math.remainder(inside.yaw - 0.3, math.pi) == pytest.approx(0.0, abs=1e-9)
     assert inside.pre_place.position[2] == pytest.approx(inside.release.position[2] + 0.1)
     cube = _Box([0.5, 0.1, 0.025], [0.05, 0.05, 0.05])
@@ -208,46 +208,45 @@ def test_place_spots_on_a_large_support_avoid_its_load_and_a_small_one_stacks_ce
 def test_place_pose_releases_above_a_given_spot():
     tray = _Box([0.45, -0.25, 0.02], [0.30, 0.20, 0.04])
     plan = place_pose(tray, "in", (0.04, 0.04, 0.04), spot=(0.50, -0.22))
-    assert plan.release.position == pytest.approx([0.50, -0.22, 0.04 + 0.01 + 0.02])
+    # 7 cm from the wall the opened fingers have no room to go in: the cube is released over the rim.
+    assert plan.release.position == pytest.approx([0.50, -0.22, 0.04 + RELEASE_CLEARANCE + 0.02])
     assert plan.pre_place.position[:2] == pytest.approx([0.50, -0.22])
 
 
-def test_a_rolling_object_is_lowered_to_just_above_a_containers_floor():
+def test_an_object_placed_in_a_container_is_lowered_to_just_above_its_floor():
     bowl = _Box([0.52, 0.26, 0.03], [0.16, 0.16, 0.06])
     ball = (0.04, 0.04, 0.04)
-    over_rim = place_pose(bowl, "in", ball)
-    lowered = place_pose(bowl, "in", ball, lowered=True)
+    plan = place_pose(bowl, "in", ball)
     # The ball's bottom a clearance above the floor (its grasp centre is half its height up).
-    assert lowered.release.position[2] == pytest.approx(CONTAINER_WALL + RELEASE_CLEARANCE + 0.02)
-    assert over_rim.release.position[2] == pytest.approx(0.06 + RELEASE_CLEARANCE + 0.02)
-    assert lowered.release.position[:2] == pytest.approx(over_rim.release.position[:2])
-    assert lowered.pre_place.position[2] > 0.06 + 0.04, "the carry ends with the ball above the rim"
-    assert place_pose(bowl, "on", ball, lowered=True).release.position[2] == pytest.approx(
-        place_pose(bowl, "on", ball).release.position[2])
+    assert plan.release.position[2] == pytest.approx(CONTAINER_WALL + RELEASE_CLEARANCE + 0.02)
+    assert plan.release.position[:2] == pytest.approx([0.52, 0.26])
+    assert plan.pre_place.position[2] > 0.06 + 0.04, "the carry ends with the ball above the rim"
+    # Placed on the bowl, it is released a clearance over its top.
+    assert place_pose(bowl, "on", ball).release.position[2] == pytest.approx(0.06 + RELEASE_CLEARANCE + 0.02)
 
 
 def test_a_deep_container_lowers_the_object_only_as_far_as_the_hand_clears_the_rim():
     bin_ = _Box([0.5, 0.0, 0.1], [0.2, 0.2, 0.2])
-    plan = place_pose(bin_, "in", (0.04, 0.04, 0.04), lowered=True)
+    plan = place_pose(bin_, "in", (0.04, 0.04, 0.04))
     assert plan.release.position[2] + HAND_ABOVE_GRASP == pytest.approx(0.2 + RELEASE_CLEARANCE)
 
 
-def test_a_rolling_object_is_released_over_the_rim_where_the_fingers_have_no_room():
+def test_an_object_is_released_over_the_rim_where_the_fingers_have_no_room():
     bowl = _Box([0.5, 0.0, 0.03], [0.16, 0.16, 0.06])
     ball = (0.04, 0.04, 0.04)
     over_rim_z = 0.06 + RELEASE_CLEARANCE + 0.02
     # The gripper's x points to the arm base at the origin, so its fingers close along y: off centre
     # along y a pad meets the wall; as far off along x the pads have room.
-    near_wall = place_pose(bowl, "in", ball, spot=(0.5, 0.03), lowered=True)
+    near_wall = place_pose(bowl, "in", ball, spot=(0.5, 0.03))
     assert near_wall.yaw == pytest.approx(0.0)
     assert near_wall.release.position[2] == pytest.approx(over_rim_z)
-    across = place_pose(bowl, "in", ball, spot=(0.53, 0.0), lowered=True)
+    across = place_pose(bowl, "in", ball, spot=(0.53, 0.0))
     assert across.release.position[2] < over_rim_z
     # A ball already in the bowl beside the spot: the fingers would come down on it.
     other = _Box([0.5, 0.05, 0.03], [0.04, 0.04, 0.04])
-    assert place_pose(bowl, "in", ball, lowered=True, others=[other]).release.position[2] == pytest.approx(over_rim_z)
+    assert place_pose(bowl, "in", ball, others=[other]).release.position[2] == pytest.approx(over_rim_z)
     far = _Box([0.9, 0.5, 0.02], [0.04, 0.04, 0.04])
-    assert place_pose(bowl, "in", ball, lowered=True, others=[far]).release.position[2] < over_rim_z
+    assert place_pose(bowl, "in", ball, others=[far]).release.position[2] < over_rim_z
 
 
 @pytest.mark.parametrize("direction, axis, sign", [("forward", 0, 1), ("backward", 0, -1), ("left", 1, 1),

@@ -33,13 +33,9 @@ MIN_CLEARANCE = 0.005
 # Footprints whose sides differ by less than this fraction have no preferred closing direction.
 SQUARE_TOLERANCE = 0.1
 APPROACH_HEIGHT = 0.10
-# Height above a support or a container's rim at which the held object's bottom is released.
+# Height above a support, a container's floor or its rim at which the held object's bottom is released.
 RELEASE_CLEARANCE = 0.01
 PLACE_RELATIONS = ("in", "on")
-# Objects that roll where they land. Dropped into a container from above its rim, a ball rolls to a
-# wall, where the rim can hide it from the camera; such objects are lowered to just above the
-# container's floor before the gripper opens, where the fingers have room.
-ROLLING_CATEGORIES = ("sphere",)
 # The Panda hand's underside, where the fingers are mounted (0.058 m down the hand), is this far
 # above the grasp centre (0.105 m down the hand); lowered into a container it stays above the rim.
 HAND_ABOVE_GRASP = 0.045
@@ -262,21 +258,20 @@ def top_down_grasp(position: Sequence[float], size: Sequence[float], yaw: float,
 def place_pose(target_box: Box, relation: str, held_object_size: Sequence[float],
                held_grasp_depth: float | None = None,
                arm_base: Sequence[float] = (0.0, 0.0, 0.0),
-               spot: Sequence[float] | None = None, lowered: bool = False,
+               spot: Sequence[float] | None = None,
                others: Sequence[Box] = ()) -> PlacePlan | None:
     """Plan where to release a held object in or on a target box.
 
     The object is released above a spot on the target (its centre unless given; `place_spots`
-    finds free ones) with its bottom `RELEASE_CLEARANCE` above the target's top: for `on` the
-    support's surface, for `in` the container's rim, so it clears the walls and drops inside. A
-    top-down grasp holds an object with its long side along the gripper's x, so the gripper yaw
+    finds free ones). Placed `on`, its bottom is `RELEASE_CLEARANCE` above the support's surface.
+    Placed `in`, it goes down into the container, its bottom `RELEASE_CLEARANCE` above the floor
+    (the box's bottom plus `CONTAINER_WALL`), as far as the hand stays `RELEASE_CLEARANCE` above
+    the rim, provided the opened fingers keep `PLACE_MARGIN` inside the walls and clear of every
+    object in `others`; otherwise it is released with its bottom `RELEASE_CLEARANCE` over the rim
+    and drops inside. Dropped from over the rim, a ball rolls to a wall, where the rim can hide it,
+    and a cube tumbles as the fingers part.
+    A top-down grasp holds an object with its long side along the gripper's x, so the gripper yaw
     follows the target's long side, lining the two up.
-
-    With `lowered` (an object that rolls, `ROLLING_CATEGORIES`), an object placed `in` goes down
-    into the container instead, its bottom `RELEASE_CLEARANCE` above the floor (the box's bottom
-    plus `CONTAINER_WALL`), as far as the hand stays `RELEASE_CLEARANCE` above the rim; provided
-    the opened fingers keep `PLACE_MARGIN` inside the walls and clear of every object in `others`.
-    Otherwise it is released over the rim.
 
     Args:
         target_box: The container's or support's observed box.
@@ -285,8 +280,8 @@ def place_pose(target_box: Box, relation: str, held_object_size: Sequence[float]
         held_grasp_depth: How far below its top the object is held; `grasp_depth` of its height if None.
         arm_base: The arm base's x, y (m) and yaw (rad) in the boxes' frame.
         spot: The release point's x, y (m) in the boxes' frame; the target's centre if None.
-        lowered: Lower the object into a container before release, where there is room.
-        others: Boxes of the other objects in the scene (for `lowered`), not the held one nor the target.
+        others: Boxes of the other objects in the scene (the fingers' room in a container), not the
+            held one nor the target.
 
     Returns:
         The plan, or None for an unknown relation or an object wider than the container.
@@ -305,7 +300,7 @@ def place_pose(target_box: Box, relation: str, held_object_size: Sequence[float]
     long_side = target_box.yaw + (math.pi / 2 if target_size[1] > target_size[0] else 0.0)
     toward = math.atan2(y - arm_base[1], x - arm_base[0])
     gripper_yaw = _nearest_half_turn(long_side, toward)
-    if lowered and relation == "in" and _fingers_have_room(target_box, held, (x, y), gripper_yaw, others):
+    if relation == "in" and _fingers_have_room(target_box, held, (x, y), gripper_yaw, others):
         floor = centre[2] - target_size[2] / 2.0 + CONTAINER_WALL
         release_z = max(floor + RELEASE_CLEARANCE + float(held[2]) - depth,
                         top + RELEASE_CLEARANCE - HAND_ABOVE_GRASP)

@@ -27,7 +27,6 @@ from modular_robot.core.transforms import quat_to_rpy
 from modular_robot.motion.grasping import (
     CLOSED_OPENING,
     PUSH_DIRECTIONS,
-    ROLLING_CATEGORIES,
     WORLD_SURFACE_Z,
     GripperPose,
     PlacePlan,
@@ -275,8 +274,7 @@ def place(params: PlaceParams, ctx: SkillContext) -> SkillResult:
         spots = place_spots(target_box, params.relation, obj.size, others, rectangular=target.category == "tray")
         if not spots:
             return refuse(f"no free spot {params.relation} '{params.target}' for '{params.object}'")
-        lowered = obj.category in ROLLING_CATEGORIES
-        plans = [place_pose(target_box, params.relation, obj.size, spot=spot, lowered=lowered, others=others)
+        plans = [place_pose(target_box, params.relation, obj.size, spot=spot, others=others)
                  for spot in spots[:SPOT_TRIES]]
     else:
         plans = [place_pose(spot, "on", obj.size) for spot in _beside_spots(target_box, obj.size, params.relation)
