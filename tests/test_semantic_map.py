@@ -15,7 +15,7 @@ from modular_robot.core.mapping.semantic_map import (
     SemanticMap,
     SemanticMapConfig,
     box_iou,
-    seen_empty,
+    expected_visible,
 )
 from modular_robot.core.perception.types import CameraFrame, Detection
 from modular_robot.core.transforms import Transform
@@ -245,7 +245,7 @@ def test_occluded_object_is_kept():
     # A box (an arm, a person) between the camera and the cube hides it; the detector sees nothing.
     occluder = ((0.8, 0.07, 0.3), (0.15, 0.15, 0.15))
     depth = render_depth(TABLE_VIEW, [((0.5, 0.1, 0.02), CUBE), occluder])
-    assert not seen_empty(np.array([[0.5, 0.1, 0.02]]), CUBE[np.newaxis], frame(0, depth=depth))[0]
+    assert not expected_visible(np.array([[0.5, 0.1, 0.02]]), CUBE[np.newaxis], frame(0, depth=depth))[0]
     changes = [semantic_map.update([], frame(i, depth=depth)) for i in range(5, 200)]
     assert not any(changes)
     assert [o.id for o in semantic_map.objects()] == ["red_cube_1"]
@@ -263,7 +263,8 @@ def test_unusable_depth_verifies_nothing_and_never_crashes(depth):
     assert len(semantic_map) == 1
 
 
-def test_seen_empty_checks_range_image_bounds_and_depth():
+def test_expected_visible_checks_range_image_bounds_and_occlusion():
+    scene = frame(0, [((0.5, 0.1, 0.02), CUBE)])
     positions = np.array([
         [0.5, 0.1, 0.02],    # in view, on the table
         [1.6, 0.0, 0.02],    # behind the camera
@@ -271,20 +272,18 @@ def test_seen_empty_checks_range_image_bounds_and_depth():
         [-3.0, 0.0, 0.02],   # beyond max range
     ])
     sizes = np.repeat(CUBE[np.newaxis], len(positions), axis=0)
-    assert seen_empty(positions, sizes, frame(0)).tolist() == [True, False, False, False]
-    # The cube still there: the depth stops at its front, short of its centre.
-    assert seen_empty(positions, sizes, frame(0, [((0.5, 0.1, 0.02), CUBE)])).tolist() == [False] * 4
+    assert expected_visible(positions, sizes, scene).tolist() == [True, False, False, False]
 
 
-def test_a_cube_the_detector_misses_but_depth_still_shows_is_kept_and_one_taken_away_is_dropped():
-    """Small objects far away, or on a table too small a part of the view for a support plane, go
-    undetected in some frames: only depth that reaches past an object's centre shows it gone."""
+def test_a_cube_lifted_above_its_place_moves_there_and_keeps_its_id():
+    """Lifted by the gripper a centimetre a frame, the cube is followed up: one record, not two."""
     semantic_map = confirmed_map()
-    still_there = frame(0, [((0.5, 0.1, 0.02), CUBE)]).depth
-    run(semantic_map, [(frame(i, depth=still_there), []) for i in range(5, 100)])
-    assert [o.id for o in semantic_map.objects()] == ["red_cube_1"]
-    run(semantic_map, [(frame(i), []) for i in range(100, 100 + semantic_map.config.max_misses)])
-    assert semantic_map.objects() == []
+    heights = [0.02 + 0.01 * step for step in range(13)] + [0.14] * 20
+    run(semantic_map, [(frame(5 + i, [((0.5, 0.1, z), CUBE)]), [detection(position=(0.5, 0.1, z))])
+                       for i, z in enumerate(heights)])
+    objects = semantic_map.objects()
+    assert [o.id for o in objects] == ["red_cube_1"]
+    assert objects[0].position == pytest.approx((0.5, 0.1, 0.14), abs=0.01)
 
 
 def _on_the_floor_at_pixel(u: float, v: float) -> np.ndarray:
@@ -295,19 +294,19 @@ def _on_the_floor_at_pixel(u: float, v: float) -> np.ndarray:
     return eye + ray * (-eye[2] / ray[2])
 
 
-def test_an_object_the_image_border_cuts_is_not_seen_empty():
+def test_an_object_the_image_border_cuts_is_not_expected_visible():
     """Detectors drop a view cut by the border (its extent is unknown): not seeing it there is no evidence."""
     near_edge = _on_the_floor_at_pixel(40.0, 240.0) + np.array([0.0, 0.0, 0.02])
     positions = np.array([near_edge, near_edge])
     sizes = np.array([CUBE, [0.3, 0.3, 0.04]])
-    scene = frame(0)
-    assert seen_empty(positions, sizes, scene).tolist() == [True, False]
+    scene = frame(0, [(near_edge, CUBE)])
+    assert expected_visible(positions, sizes, scene).tolist() == [True, False]
     # A long box along the border fits inside; turned across it, one end leaves the image.
     long_box = np.array([[0.02, 0.3, 0.02]])
     axis = np.array([near_edge])
     along = math.atan2(*(_on_the_floor_at_pixel(40.0, 300.0) - near_edge)[1::-1]) - math.pi / 2
-    assert seen_empty(axis, long_box, scene, yaws=[along]).tolist() == [True]
-    assert seen_empty(axis, long_box, scene, yaws=[along + math.pi / 2]).tolist() == [False]
+    assert expected_visible(axis, long_box, scene, yaws=[along]).tolist() == [True]
+    assert expected_visible(axis, long_box, scene, yaws=[along + math.pi / 2]).tolist() == [False]
 
 
 def test_a_confirmed_tray_cut_by_the_image_border_is_kept_while_undetected():

@@ -10,11 +10,10 @@ large jump (two frames) snaps the pose, so a moved object updates within a few f
 New objects stay tentative until seen ``min_observations`` times, so one spurious detection never
 reaches the published map.
 
-The world changes: an object that is not detected in a frame whose depth shows its place empty
-(its whole box projects well inside the image, in range, and the depth at its centre reaches past
-its centre: nothing hides it, and a solid object there would have stopped the rays at its front)
-counts a miss; enough consecutive misses remove it. Objects out of
-view, hidden, or still seen in depth where the detector missed them are kept. When an object's old place is seen empty while a compatible new one
+The world changes: an object that should be visible in a frame (its whole box projects well
+inside the image, in range, and the depth image at its centre is not much nearer than the object,
+i.e. nothing hides it) but is not detected counts a miss; enough consecutive misses remove it. Objects out of
+view or hidden are kept. When an object's old place is seen empty while a compatible new one
 appears, the object is moved there and keeps its id.
 
 Thread-safety is left to the caller (the node updates and reads under one lock).
@@ -179,9 +178,11 @@ class SemanticMapConfig:
         shape_flip_iou: Box overlap above which two different coarse shapes (SHAPES) associate.
         merge_distance_m: Compatible objects whose centres come closer than this become one.
         merge_iou: Compatible objects whose boxes overlap more than this become one.
-        image_margin_px: An object's box must project this far inside the image for its absence to count.
-        min_range_m: Nearer than this along the optical axis, an object's absence does not count.
-        max_range_m: Farther than this, an object's absence does not count (detectors fade).
+        image_margin_px: An object's box must project this far inside the image to count as visible.
+        min_range_m: Nearer than this along the optical axis, an object does not count as visible.
+        max_range_m: Farther than this, an object does not count as visible (detectors fade).
+        occlusion_margin_m: The depth image must be nearer than the object's front by more than
+            this for the object to count as hidden.
         change_position_m: Position change that makes an update worth publishing.
         change_size_m: Extent change that makes an update worth publishing.
         change_yaw_rad: Yaw change that makes an update worth publishing.
@@ -209,6 +210,7 @@ class SemanticMapConfig:
     image_margin_px: int = 10
     min_range_m: float = 0.1
     max_range_m: float = 3.0
+    occlusion_margin_m: float = 0.05
     change_position_m: float = 0.005
     change_size_m: float = 0.005
     change_yaw_rad: float = 0.05
@@ -531,13 +533,14 @@ class SemanticMap:
         unseen = [track for track in self._tracks.values() if not track.hit_this_frame]
         if not unseen:
             return
-        empty = seen_empty(
+        visible = expected_visible(
             np.array([t.obj.position for t in unseen]), np.array([t.obj.size for t in unseen]), frame,
-            margin_px=config.image_margin_px, min_range_m=config.min_range_m, max_range_m=config.max_range_m,
+            margin_px=config.image_margin_px, min_range_m=config.min_range_m,
+            max_range_m=config.max_range_m, occlusion_margin_m=config.occlusion_margin_m,
             yaws=np.array([t.obj.yaw for t in unseen]))
         ttl_ns = config.tentative_ttl_s * 1e9
-        for track, gone in zip(unseen, empty):
-            if gone:
+        for track, in_view in zip(unseen, visible):
+            if in_view:
                 track.missed_streak += 1
                 track.obj.confidence *= config.miss_decay
             if track.confirmed:
@@ -640,33 +643,29 @@ class SemanticMap:
                 change.updated.append(now.id)
 
 
-def seen_empty(positions: NDArray[np.floating], sizes: NDArray[np.floating], frame: CameraFrame,
-               margin_px: int = 10, min_range_m: float = 0.1, max_range_m: float = 3.0,
-               yaws: NDArray[np.floating] | None = None) -> NDArray[np.bool_]:
-    """Return which objects' places a frame's depth shows empty, so that not detecting them is evidence.
+def expected_visible(positions: NDArray[np.floating], sizes: NDArray[np.floating], frame: CameraFrame,
+                     margin_px: int = 10, min_range_m: float = 0.1, max_range_m: float = 3.0,
+                     occlusion_margin_m: float = 0.05, yaws: NDArray[np.floating] | None = None
+                     ) -> NDArray[np.bool_]:
+    """Return which objects a frame should show, so that not detecting them is evidence.
 
-    A place counts as seen empty when the object's centre lies in front of the camera within range,
-    every corner of its box projects at least ``margin_px`` inside the image, and the depth around
-    the centre's pixel reaches past the centre. The ray through a box's centre enters it as far in
-    front of the centre as it leaves it behind: a solid object there stops it at least half its
-    smallest side short of the centre, something in front of it (an arm, another object) shorter
-    still. So an object that is hidden, or still there but missed by the detector (small and far
-    away, its table too small a part of the view for a support plane), keeps its place; one taken
-    away leaves the rays to the table or floor behind. A container's rays reach its floor, so it
-    counts as seen empty whenever it goes undetected.
-
-    An object that the image border cuts is not evidence either way: detectors drop such views,
-    whose extent is unknown (a tray at the edge of a turning mobile base's view was otherwise missed
-    out of the map). Where the depth is mostly invalid, or the depth image does not match the
-    intrinsics, nothing can be verified and no place counts as seen empty.
+    An object counts as visible when its centre lies in front of the camera within range, every
+    corner of its box projects at least ``margin_px`` inside the image, and the depth image around
+    the centre's pixel is not nearer than the object's front (its bounding sphere) by more than
+    ``occlusion_margin_m``. An object that the image border cuts is not evidence either way:
+    detectors drop such views, whose extent is unknown (a tray at the edge of a turning mobile
+    base's view was otherwise missed out of the map). Where the depth is mostly invalid, or the
+    depth image does not match the intrinsics, nothing can be verified and the object does not
+    count as visible.
 
     Args:
         positions: ``(N, 3)`` box centres in the world frame.
         sizes: ``(N, 3)`` box extents.
         frame: The camera frame.
         margin_px: Required distance of every box corner from the image border, in pixels.
-        min_range_m: Nearest distance along the optical axis.
-        max_range_m: Farthest distance along the optical axis.
+        min_range_m: Nearest visible distance along the optical axis.
+        max_range_m: Farthest visible distance along the optical axis.
+        occlusion_margin_m: Tolerance of the occlusion test.
         yaws: ``(N,)`` box rotations about z (rad); zero if None.
 
     Returns:
@@ -676,10 +675,10 @@ def seen_empty(positions: NDArray[np.floating], sizes: NDArray[np.floating], fra
     sizes = np.asarray(sizes, dtype=np.float64).reshape(-1, 3)
     yaws = np.zeros(len(positions)) if yaws is None else np.asarray(yaws, dtype=np.float64).reshape(-1)
     intrinsics = frame.intrinsics
-    empty = np.zeros(len(positions), dtype=bool)
+    visible = np.zeros(len(positions), dtype=bool)
     depth = np.asarray(frame.depth)
     if len(positions) == 0 or depth.shape != (intrinsics.height, intrinsics.width):
-        return empty
+        return visible
     to_camera = frame.world_from_camera.inverse()
     in_camera = to_camera.apply(positions)
     u, v = project(in_camera, intrinsics)
@@ -700,8 +699,8 @@ def seen_empty(positions: NDArray[np.floating], sizes: NDArray[np.floating], fra
         valid = patch[np.isfinite(patch) & (patch > 0.0)]
         if valid.size < 0.3 * patch.size:
             continue
-        empty[i] = float(np.median(valid)) > z[i]
-    return empty
+        visible[i] = float(np.median(valid)) >= z[i] - radius[i] - occlusion_margin_m
+    return visible
 
 
 # Corners of a unit box about its centre, as fractions of its extent.
