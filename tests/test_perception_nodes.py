@@ -214,6 +214,31 @@ def test_map_fuses_frames_whose_camera_transform_arrives_after_them():
         rclpy.shutdown(context=context)
 
 
+def test_map_node_integrates_the_occupancy_grid_at_its_period_of_frame_stamps():
+    """By stamps, not wall time, so that a lockstep run integrates the same frames every time."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    mapper = SemanticMapNode(context=context, parameter_overrides=[
+        Parameter("occupancy_grid", value=True), Parameter("grid_update_period_s", value=0.5)])
+    try:
+        integrated = []
+        mapper.grid_builder.integrate = lambda frame: integrated.append(frame.stamp_ns)
+        intrinsics = PinholeIntrinsics(width=64, height=48, fx=60.0, fy=60.0, cx=32.0, cy=24.0)
+        for tenth in [*range(1, 11), 3]:  # then time goes back, as when a sim restarts
+            header = Header(frame_id="camera_color_optical_frame", stamp=ns_to_stamp(tenth * 10**8))
+            camera = TransformStamped(header=Header(frame_id="map", stamp=header.stamp),
+                                      child_frame_id="camera_color_optical_frame")
+            camera.transform.rotation.w = 1.0
+            mapper.tf.add_transforms([camera], static=False)
+            mapper._update({"observations": detections_to_array([], header),
+                            "depth": numpy_to_image(np.full((48, 64), 1.0, np.float32), "32FC1", header=header),
+                            "info": camera_info_from_intrinsics(intrinsics, header)})
+        assert integrated == [10**8, 6 * 10**8, 3 * 10**8]
+    finally:
+        mapper.destroy_node()
+        rclpy.shutdown(context=context)
+
+
 def test_map_node_publishes_an_occupancy_grid_for_the_mobile_base():
     harness = SimHarness((ROOT / "sim/scenarios/spine_husky.yaml").read_text(), width=640, height=480)
     mapper = SemanticMapNode(context=harness.context, parameter_overrides=[

@@ -82,8 +82,10 @@ class SemanticMapNode(StackNode):
                 get("grid_resolution_m"), get("grid_size_m"), get("grid_size_m"),
                 origin=(-get("grid_size_m") / 2, -get("grid_size_m") / 2))
             self.grid_pub = self.create_publisher(OccupancyGrid, "occupancy_grid", qos.LATCHED)
-            self.grid_period_s = get("grid_publish_period_s")
-            self._last_grid = -float("inf")
+            # By frame stamps, not wall time: a lockstep run integrates the same frames every time.
+            self._grid_update_ns = int(get("grid_update_period_s") * 1e9)
+            self._grid_publish_ns = int(get("grid_publish_period_s") * 1e9)
+            self._grid_updated_ns = self._grid_published_ns = None
         self.create_service(QueryObjects, "query_objects", self._on_query)
         self._publish_map()
         if self.map_file:
@@ -100,7 +102,9 @@ class SemanticMapNode(StackNode):
         declare("occupancy_grid", False, "Also build and publish a 2D occupancy grid from depth (mobile base).")
         declare("grid_resolution_m", 0.05, "Occupancy grid cell size.")
         declare("grid_size_m", 20.0, "Occupancy grid edge, centred on the world origin.")
-        declare("grid_publish_period_s", 1.0, "Publish the occupancy grid at most this often (wall time).")
+        declare("grid_update_period_s", 0.2, "Integrate depth into the occupancy grid at most this often "
+                "(s of frame stamps): a frame's rays cost tens of milliseconds.")
+        declare("grid_publish_period_s", 1.0, "Publish the occupancy grid at most this often (s of frame stamps).")
 
     def _on(self, stream: str, msg) -> None:
         match = self._sync.add(stream, stamp_to_ns(msg.header.stamp), msg)
@@ -126,10 +130,11 @@ class SemanticMapNode(StackNode):
                 self._dirty = True
         if change:
             self._publish_map()
-        if self.grid_builder is not None:
+        if self.grid_builder is not None and _due(frame.stamp_ns, self._grid_updated_ns, self._grid_update_ns):
+            self._grid_updated_ns = frame.stamp_ns
             self.grid_builder.integrate(frame)
-            if time.monotonic() - self._last_grid >= self.grid_period_s:
-                self._last_grid = time.monotonic()
+            if _due(frame.stamp_ns, self._grid_published_ns, self._grid_publish_ns):
+                self._grid_published_ns = frame.stamp_ns
                 self._publish_grid(depth_msg.header.stamp)
 
     def _publish_map(self) -> None:
@@ -179,6 +184,11 @@ class SemanticMapNode(StackNode):
         if self.map_file:
             self._save_if_dirty()
         super().destroy_node()
+
+
+def _due(stamp_ns: int, last_ns: int | None, period_ns: int) -> bool:
+    """Return whether a period has passed since `last_ns` (or time went back, as when a sim restarts)."""
+    return last_ns is None or not 0 <= stamp_ns - last_ns < period_ns
 
 
 def main(args=None) -> None:
