@@ -1,8 +1,8 @@
-"""Stamp synchronisation of RGB-D streams."""
+"""Stamp synchronisation of RGB-D streams, and throttling by stamps."""
 
 import pytest
 
-from modular_robot.core.sync import StampSync
+from modular_robot.core.sync import StampSync, StampThrottle
 
 
 def test_equal_stamps_match_once_all_streams_arrived():
@@ -28,3 +28,13 @@ def test_bad_configuration_is_refused():
         StampSync(("rgb",), slop_ns=0)
     with pytest.raises(ValueError):
         StampSync(("a", "b"), slop_ns=-1)
+
+
+def test_stamp_throttle_takes_one_stamp_a_period_and_a_reset_at_once():
+    throttle = StampThrottle(period_ns=500)
+    taken = []
+    for stamp in (100, 300, 599, 600, 900, 1100, 200):
+        if throttle.due(stamp):
+            throttle.take(stamp)
+            taken.append(stamp)
+    assert taken == [100, 600, 1100, 200]

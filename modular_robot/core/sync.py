@@ -1,4 +1,5 @@
-"""Match messages of several streams by stamp, as message_filters' ApproximateTimeSynchronizer."""
+"""Match messages of several streams by stamp, as message_filters' ApproximateTimeSynchronizer, and
+throttle work by message stamps."""
 
 from __future__ import annotations
 
@@ -42,3 +43,24 @@ class StampSync:
             while queue_of and queue_of[0][0] <= stamp:
                 queue_of.popleft()
         return {name: message for name, (_, message) in match.items()}
+
+
+class StampThrottle:
+    """Let work through at most once per period of message stamps, not of wall time.
+
+    By stamps, a lockstep run or a replayed recording takes the same messages every time, however
+    fast the machine. A stamp older than the last one taken means time was reset (a simulator
+    restarted): it is taken.
+    """
+
+    def __init__(self, period_ns: int) -> None:
+        self.period_ns = period_ns
+        self._last_ns: int | None = None
+
+    def due(self, stamp_ns: int) -> bool:
+        """Return whether work stamped `stamp_ns` should be done now."""
+        return self._last_ns is None or not 0 <= stamp_ns - self._last_ns < self.period_ns
+
+    def take(self, stamp_ns: int) -> None:
+        """Record that the work stamped `stamp_ns` is being done."""
+        self._last_ns = stamp_ns

@@ -24,7 +24,7 @@ from modular_robot.core.perception.registry import create_detector
 from modular_robot.core.perception.geometric import GeometricParams
 from modular_robot.core.perception.self_filter import PANDA_GRASP_FRAME, PANDA_LINK_CAPSULES, panda_capsules
 from modular_robot.core.perception.types import CameraFrame, Detector
-from modular_robot.core.sync import StampSync
+from modular_robot.core.sync import StampSync, StampThrottle
 from modular_robot.core.tf_tree import TfError
 from modular_robot.ros import qos
 from modular_robot.ros.spin import spin_node
@@ -79,8 +79,7 @@ class PerceptionNode(StackNode):
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "diagnostics", qos.RELIABLE)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         # 90% of the period: camera stamps jitter by a nanosecond of rounding.
-        self._min_period_ns = int(0.9e9 / get("max_rate_hz"))
-        self._last_processed_ns = -self._min_period_ns
+        self._frames = StampThrottle(int(0.9e9 / get("max_rate_hz")))
         self._frame_ready = self.create_guard_condition(self._process)
         self.create_timer(1.0, self._publish_diagnostics)
 
@@ -146,8 +145,7 @@ class PerceptionNode(StackNode):
             if self.detector is None or stream not in self._sync.streams:
                 return
             match = self._sync.add(stream, stamp_to_ns(msg.header.stamp), msg)
-            # A stamp older than the last processed one means time was reset: take it.
-            if match is None or 0 <= stamp_to_ns(msg.header.stamp) - self._last_processed_ns < self._min_period_ns:
+            if match is None or not self._frames.due(stamp_to_ns(msg.header.stamp)):
                 return
             self._frame = match
         self._frame_ready.trigger()
@@ -175,7 +173,7 @@ class PerceptionNode(StackNode):
         started = time.perf_counter()
         color, depth_msg, info = frame_msgs["color"], frame_msgs["depth"], frame_msgs["info"]
         with self._lock:
-            self._last_processed_ns = stamp_to_ns(color.header.stamp)
+            self._frames.take(stamp_to_ns(color.header.stamp))
         self._wait_for_transforms(color.header.frame_id, color.header.stamp)
         try:
             frame = CameraFrame(

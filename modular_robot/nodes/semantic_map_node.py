@@ -24,7 +24,7 @@ from modular_robot.core.mapping.query import query
 from modular_robot.core.mapping.semantic_map import SemanticMap
 from modular_robot.core.mapping.text_embedding import default_embedder
 from modular_robot.core.perception.types import CameraFrame
-from modular_robot.core.sync import StampSync
+from modular_robot.core.sync import StampSync, StampThrottle
 from modular_robot.core.tf_tree import TfError
 from modular_robot.ros import qos
 from modular_robot.ros.spin import spin_node
@@ -82,10 +82,8 @@ class SemanticMapNode(StackNode):
                 get("grid_resolution_m"), get("grid_size_m"), get("grid_size_m"),
                 origin=(-get("grid_size_m") / 2, -get("grid_size_m") / 2))
             self.grid_pub = self.create_publisher(OccupancyGrid, "occupancy_grid", qos.LATCHED)
-            # By frame stamps, not wall time: a lockstep run integrates the same frames every time.
-            self._grid_update_ns = int(get("grid_update_period_s") * 1e9)
-            self._grid_publish_ns = int(get("grid_publish_period_s") * 1e9)
-            self._grid_updated_ns = self._grid_published_ns = None
+            self._grid_updates = StampThrottle(int(get("grid_update_period_s") * 1e9))
+            self._grid_publications = StampThrottle(int(get("grid_publish_period_s") * 1e9))
         self.create_service(QueryObjects, "query_objects", self._on_query)
         self._publish_map()
         if self.map_file:
@@ -130,11 +128,11 @@ class SemanticMapNode(StackNode):
                 self._dirty = True
         if change:
             self._publish_map()
-        if self.grid_builder is not None and _due(frame.stamp_ns, self._grid_updated_ns, self._grid_update_ns):
-            self._grid_updated_ns = frame.stamp_ns
+        if self.grid_builder is not None and self._grid_updates.due(frame.stamp_ns):
+            self._grid_updates.take(frame.stamp_ns)
             self.grid_builder.integrate(frame)
-            if _due(frame.stamp_ns, self._grid_published_ns, self._grid_publish_ns):
-                self._grid_published_ns = frame.stamp_ns
+            if self._grid_publications.due(frame.stamp_ns):
+                self._grid_publications.take(frame.stamp_ns)
                 self._publish_grid(depth_msg.header.stamp)
 
     def _publish_map(self) -> None:
@@ -184,11 +182,6 @@ class SemanticMapNode(StackNode):
         if self.map_file:
             self._save_if_dirty()
         super().destroy_node()
-
-
-def _due(stamp_ns: int, last_ns: int | None, period_ns: int) -> bool:
-    """Return whether a period has passed since `last_ns` (or time went back, as when a sim restarts)."""
-    return last_ns is None or not 0 <= stamp_ns - last_ns < period_ns
 
 
 def main(args=None) -> None:
