@@ -12,9 +12,9 @@ reaches the published map.
 
 The world changes: an object that should be visible in a frame (its whole box projects well
 inside the image, in range, and the depth image at its centre is not much nearer than the object,
-i.e. nothing hides it) but is not detected counts a miss; enough consecutive misses remove it. Objects out of
-view or hidden are kept. When an object's old place is seen empty while a compatible new one
-appears, the object is moved there and keeps its id.
+i.e. nothing hides it) but is not detected counts a miss; enough consecutive misses remove it.
+Objects out of view or hidden are kept. When an object's old place is seen empty while a
+compatible new one appears, the object is moved there and keeps its id.
 
 Thread-safety is left to the caller (the node updates and reads under one lock).
 """
