@@ -11,6 +11,7 @@ from trajectory_msgs.msg import JointTrajectory
 from modular_robot.core.predicates import evaluate
 from modular_robot.core.scenario import parse_scenario
 from modular_robot.core.stack import parse_stack
+from modular_robot.motion.grasping import RELEASE_SETTLE_S
 from modular_robot.ros import qos
 from modular_robot.skill_trials import SkillTrial
 
@@ -98,8 +99,11 @@ def test_bad_calls_are_refused_without_motion(bare, skill, args, words):
 
 def test_cancel_then_pick_and_place_in_tray_from_perception():
     with SkillTrial(parse_scenario(SCENE), _stack(perception=True), renderer="tiny") as trial:
-        states = []
+        states, grips = [], []
         trial.stack.client.create_subscription(JointState, "joint_states", states.append, qos.RELIABLE)
+        trial.stack.client.create_subscription(
+            Float64MultiArray, "gripper_controller/commands",
+            lambda msg: grips.append((trial.stack.sim_time, msg.data[0])), qos.RELIABLE)
         assert trial.wait_for_map(["red_cube", "tray"]), [o.id for o in trial.map_objects()]
         cube, tray = trial.map_id("red_cube"), trial.map_id("tray")
         cancelled = trial.call("pick", {"object": cube}, cancel_after_s=0.6)
@@ -116,6 +120,10 @@ def test_cancel_then_pick_and_place_in_tray_from_perception():
         assert trial.world.ground_truth().robot.holding == "red_cube"
         placed = trial.call("place", {"object": cube, "relation": "in", "target": tray})
         assert placed.success, placed.message
+        # The fingers loosen, wait (robot time) while the cube drops between them, then open wide.
+        (loosened_at, loosened), (opened_at, opened) = grips[-2:]
+        assert 0.045 < loosened < 0.055 < opened
+        assert opened_at - loosened_at >= RELEASE_SETTLE_S - 0.02
         trial.stack.advance(1.0)
         verdict = evaluate({"in": ["red_cube", "tray"]}, trial.world.ground_truth(), trial.world.ground_truth())
         assert verdict.passed, verdict.detail

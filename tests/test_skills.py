@@ -15,6 +15,7 @@ from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.core.predicates import evaluate
 from modular_robot.core.trajectory import validate_trajectory
 from modular_robot.core.transforms import Transform, quat_to_rpy
+from modular_robot.motion.grasping import RELEASE_SETTLE_S
 from modular_robot.motion.kinematics import panda_kinematics
 from modular_robot.ros import qos
 from modular_robot.sim.robots import FINGER_JOINTS
@@ -49,6 +50,7 @@ class FakeArm:
         self.objects = objects
         self.trajectories = []
         self.gripper_commands = []
+        self.steps = []
 
     def joint_positions(self):
         return self.q.copy()
@@ -57,11 +59,13 @@ class FakeArm:
         trajectory = validate_trajectory(list(joint_names), path.times.tolist(), path.positions.tolist(),
                                          path.velocities.tolist(), self.kinematics.limits)
         self.trajectories.append(trajectory)
+        self.steps.append(("arm", len(self.trajectories) - 1))
         self.q = trajectory.positions[-1].copy()
         return MotionResult(True)
 
     def set_gripper(self, opening):
         self.gripper_commands.append(opening)
+        self.steps.append(("gripper", opening))
         self.opening = opening
         if opening == 0.0:
             position, _ = self.kinematics.forward(self.q)
@@ -72,6 +76,10 @@ class FakeArm:
 
     def gripper_opening(self):
         return self.opening
+
+    def pause(self, seconds):
+        self.steps.append(("pause", seconds))
+        return MotionResult(True)
 
 
 class FakeWorld:
@@ -232,6 +240,12 @@ def test_pick_then_place_in_tray_releases_above_the_tray(kinematics):
     # Centred on the tray and lowered in: the cube's bottom (held 2 cm below its top) 1 cm above the
     # tray's floor, taken as 1 cm up its box (CONTAINER_WALL).
     assert np.linalg.norm(release - [0.45, -0.25, 0.01 + 0.01 + 0.02]) < 0.01
+    # Carry and descent; the fingers loosen to 5 mm past the 4 cm cube and wait while it drops
+    # between them, then open past its footprint's diagonal; retreat.
+    last = len(arm.trajectories) - 1
+    assert arm.steps[-6:] == [("arm", last - 2), ("arm", last - 1), ("gripper", pytest.approx(0.045)),
+                              ("pause", RELEASE_SETTLE_S), ("gripper", pytest.approx(0.04 * math.sqrt(2) + 0.005)),
+                              ("arm", last)]
     assert arm.gripper_commands[-1] > 0.04
 
 
@@ -443,6 +457,10 @@ def test_pick_and_place_in_tray_in_simulator(kinematics):
 
         def gripper_opening(self):
             return float(np.sum(self._state(FINGER_JOINTS)))
+
+        def pause(self, seconds):
+            harness.advance(seconds)
+            return MotionResult(True)
 
     class TruthWorld:
         """WorldModel from ground-truth boxes (the cube's edge from the scene; the tray's box from its AABB)."""

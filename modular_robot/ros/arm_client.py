@@ -173,6 +173,17 @@ class RosArm:
             return MotionResult(False, outcome)
         return MotionResult(True)
 
+    def pause(self, seconds: float) -> MotionResult:
+        if self._cancel.is_set():
+            return MotionResult(False, "cancelled")
+        with self._state:
+            start_ns, refusals_before = self._stamp_ns, len(self._refusals)
+        end_ns = start_ns + int(seconds * 1e9)
+        outcome = self._wait(lambda: self._stamp_ns >= end_ns, end_ns, refusals_before)
+        if outcome is not None:
+            return MotionResult(False, outcome)
+        return MotionResult(True)
+
     # --- helpers --------------------------------------------------------------------------------
 
     def _wait(self, done, deadline_ns: int, refusals_before: int) -> str | None:

@@ -51,6 +51,10 @@ class ArmInterface(Protocol):
         """Return the measured distance between the fingers (m)."""
         ...
 
+    def pause(self, seconds: float) -> MotionResult:
+        """Hold the arm and gripper as last commanded for `seconds` of robot time; fails when cancelled."""
+        ...
+
 
 class WorldModel(Protocol):
     """The semantic map: objects in the world frame, as perception last saw them."""

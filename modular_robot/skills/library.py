@@ -27,12 +27,14 @@ from modular_robot.core.transforms import quat_to_rpy
 from modular_robot.motion.grasping import (
     CLOSED_OPENING,
     PUSH_DIRECTIONS,
+    RELEASE_SETTLE_S,
     WORLD_SURFACE_Z,
     GripperPose,
     PlacePlan,
     grasp_rejection,
     holds,
     is_irregular,
+    loosen_opening,
     place_pose,
     place_spots,
     push_plan,
@@ -176,6 +178,10 @@ class _Motion:
         """Append a gripper command."""
         self.steps.append(("gripper", opening))
 
+    def pause(self, seconds: float) -> None:
+        """Append a wait of `seconds` of robot time."""
+        self.steps.append(("pause", seconds))
+
     def run(self, after_step: Callable[[int], str | None] = lambda index: None) -> tuple[str | None, int]:
         """Execute the steps in order; return (why execution stopped or None, steps completed).
 
@@ -185,14 +191,17 @@ class _Motion:
         kinematics = self._ctx.kinematics
         vmax = np.array([kinematics.limits[n].velocity for n in kinematics.joint_names]) * self._ctx.velocity_scale
         for index, (kind, value) in enumerate(self.steps):
-            self._ctx.progress(f"{kind} motion {index + 1} of {len(self.steps)}", index / len(self.steps))
+            what = "pause" if kind == "pause" else f"{kind} motion"
+            self._ctx.progress(f"{what} {index + 1} of {len(self.steps)}", index / len(self.steps))
             if kind == "arm":
                 result = self._ctx.arm.execute(kinematics.joint_names,
                                                time_parameterize(value, vmax, kinematics.accelerations))
-            else:
+            elif kind == "gripper":
                 result = self._ctx.arm.set_gripper(value)
+            else:
+                result = self._ctx.arm.pause(value)
             if not result.success:
-                return f"{kind} motion failed: {result.reason}", index
+                return f"{what} failed: {result.reason}", index
             stop = after_step(index)
             if stop is not None:
                 return stop, index + 1
@@ -344,7 +353,9 @@ def _release_motion(plan: PlacePlan, size: Sequence[float], irregular: bool, ctx
                     ) -> tuple[_Motion, str | None]:
     """Plan the carry above a release pose, the straight descent, the opening and the retreat.
 
-    `size` is the held object's box extent: the opening clears its width and its footprint's diagonal.
+    `size` is the held object's box extent. The fingers first loosen to just past its width and
+    wait while it drops onto the support between them (`loosen_opening`, `RELEASE_SETTLE_S`), then
+    open past its width and its footprint's diagonal.
 
     Returns:
         The motion, and why it is impossible (None when it is not).
@@ -353,8 +364,10 @@ def _release_motion(plan: PlacePlan, size: Sequence[float], irregular: bool, ctx
     problem = (motion.joint_move(plan.pre_place, "the pose above the release")
                or motion.line(plan.release, "descent to the release"))
     if problem is None:
-        motion.gripper(release_opening(float(min(size[0], size[1])), irregular, ctx.max_opening,
-                                       diagonal=float(np.hypot(size[0], size[1]))))
+        width = float(min(size[0], size[1]))
+        motion.gripper(loosen_opening(width, ctx.max_opening))
+        motion.pause(RELEASE_SETTLE_S)
+        motion.gripper(release_opening(width, irregular, ctx.max_opening, diagonal=float(np.hypot(size[0], size[1]))))
         problem = motion.line(plan.retreat, "retreat")
     return motion, problem
 
