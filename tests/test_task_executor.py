@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from modular_robot.core.mapping.semantic_map import MapObject
-from modular_robot.core.planning.dialogue import Dialogue
+from modular_robot.core.planning.dialogue import Dialogue, moves_between
 from modular_robot.core.planning.executor import (
     FAILED,
     SUCCEEDED,
@@ -174,6 +174,30 @@ def test_the_dialogue_remembers_turns_and_what_moved():
     (move,) = dialogue.last_moves()
     assert move.object_id == "red_cube_1"
     assert np.allclose(move.before, (0.55, 0.10, 0.02)) and np.allclose(move.after, (0.45, -0.25, 0.02))
+
+
+def test_a_moved_object_the_map_renamed_is_remembered_under_its_new_id():
+    # After the first motion the map knows the cube only as red_cube_2 (seen anew); the pick of
+    # red_cube_1 is refused and replanned on the new id. "Undo that" must then move red_cube_2 back
+    # to where red_cube_1 was, not undo an older task.
+    renamed = [cube("red_cube_2", xy=(0.45, -0.25)), tray()]
+    stack = Stack([cube(), tray()], after=renamed, verdicts={("pick", "pre"): [
+        CheckResult(False, 1.0, "unknown object 'red_cube_1': it is not in the semantic map")]})
+    dialogue = Dialogue()
+    report, _, _, _ = run(stack, Plan("execute", (Call("move_arm_home"), PICK, PLACE)), dialogue=dialogue)
+    assert report.success and Call("pick", {"object": "red_cube_2"}) in stack.calls
+    (move,) = dialogue.last_moves()
+    assert move.object_id == "red_cube_2"
+    assert np.allclose(move.before, (0.55, 0.10, 0.02)) and np.allclose(move.after, (0.45, -0.25, 0.02))
+
+
+def test_moves_follow_a_chain_of_renames_and_keep_what_stayed_put():
+    before = {"cube_1": np.array([0.5, 0.1, 0.02]), "ball_1": np.array([0.3, 0.2, 0.02])}
+    after = {"cube_3": np.array([0.4, -0.2, 0.02]), "ball_1": np.array([0.3, 0.205, 0.02])}
+    moves = moves_between(before, after, {"cube_1", "ball_1"}, None,
+                          renamed={"cube_1": "cube_2", "cube_2": "cube_3"})
+    assert [(m.object_id, m.before, m.after) for m in moves] == [("cube_3", (0.5, 0.1, 0.02), (0.4, -0.2, 0.02))]
+    assert moves_between(before, after, {"cube_1"}, "cube_2", renamed={"cube_1": "cube_2"})[0].after is None
 
 
 def test_render_plan_marks_each_steps_status():

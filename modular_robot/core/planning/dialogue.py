@@ -105,7 +105,8 @@ class Dialogue:
 
 
 def moves_between(before: dict[str, np.ndarray], after: dict[str, np.ndarray], touched: set[str],
-                  held: str | None, min_distance_m: float = 0.02) -> tuple[Move, ...]:
+                  held: str | None, min_distance_m: float = 0.02,
+                  renamed: dict[str, str] | None = None) -> tuple[Move, ...]:
     """Return the moves of the objects a task touched, from map positions before and after it.
 
     Args:
@@ -114,14 +115,22 @@ def moves_between(before: dict[str, np.ndarray], after: dict[str, np.ndarray], t
         touched: Ids the task's calls named as the moved object (pick, place, push).
         held: Id of the object left in the gripper, if any.
         min_distance_m: Objects that moved less than this did not move.
+        renamed: Ids the map replaced during the task (old id -> new id): a touched object seen
+            anew under another id moved from its old id's place to its new id's, and is undone
+            under its new id.
     """
+    renamed = renamed or {}
     moves = []
     for object_id in sorted(touched):
         if object_id not in before:
             continue
         start = tuple(float(v) for v in before[object_id])
-        if object_id == held:
-            moves.append(Move(object_id, start, None))
-        elif object_id in after and float(np.linalg.norm(after[object_id] - before[object_id])) >= min_distance_m:
-            moves.append(Move(object_id, start, tuple(float(v) for v in after[object_id])))
+        now_id, seen = object_id, {object_id}
+        while now_id in renamed and renamed[now_id] not in seen:
+            now_id = renamed[now_id]
+            seen.add(now_id)
+        if now_id == held:
+            moves.append(Move(now_id, start, None))
+        elif now_id in after and float(np.linalg.norm(after[now_id] - before[object_id])) >= min_distance_m:
+            moves.append(Move(now_id, start, tuple(float(v) for v in after[now_id])))
     return tuple(moves)

@@ -48,28 +48,31 @@ def is_out_of_reach(reason: str) -> bool:
 
 
 def reground(calls: Sequence[Call], planned_on: Sequence[MapObject], current: Sequence[MapObject],
-             held: str | None = None) -> list[Call] | str:
+             held: str | None = None, renamed: dict[str, str] | None = None) -> list[Call] | str:
     """Return the calls with every object id the map no longer has replaced by its new id, or why not.
 
     The held object keeps its id: the map loses sight of what is in the gripper, the skill server
-    remembers it.
+    remembers it. Each replacement (old id -> new id) is also added to `renamed` when given.
     """
     ids = {o.id for o in current}
-    renamed: dict[str, str] = {}
+    new_ids: dict[str, str] = {}
     for call in calls:
         for name in OBJECT_ARGUMENTS.get(call.skill, ()):
             object_id = call.args.get(name)
-            if object_id is None or object_id in ids or object_id in renamed or object_id == held:
+            if object_id is None or object_id in ids or object_id in new_ids or object_id == held:
                 continue
             found = _refind(object_id, planned_on, current)
             if found is None:
                 return f"'{object_id}' is no longer in the map"
-            renamed[object_id] = found
-    return [_rename(call, renamed) for call in calls]
+            new_ids[object_id] = found
+    if renamed is not None:
+        renamed.update(new_ids)
+    return [_rename(call, new_ids) for call in calls]
 
 
 def repair(remaining: Sequence[Call], failure: Failure, planned_on: Sequence[MapObject],
-           current: Sequence[MapObject], held: str | None, skills: Sequence[str]) -> list[Call] | str:
+           current: Sequence[MapObject], held: str | None, skills: Sequence[str],
+           renamed: dict[str, str] | None = None) -> list[Call] | str:
     """Return the calls that finish the task from here, or why there are none.
 
     Args:
@@ -79,8 +82,9 @@ def repair(remaining: Sequence[Call], failure: Failure, planned_on: Sequence[Map
         current: The map now.
         held: Id of the object the gripper holds now, or None.
         skills: Skills this robot can run.
+        renamed: Gets every object id that the map replaced (old id -> new id), when given.
     """
-    calls = reground(remaining, planned_on, current, held)
+    calls = reground(remaining, planned_on, current, held, renamed)
     if isinstance(calls, str):
         return calls
     failed, rest = calls[0], calls[1:]
