@@ -187,7 +187,8 @@ class TaskExecutor:
             self.dialogue.add_turn(Turn(instruction, plan.reply, plan.kind, success=report.success))
             events.status(0, plan.reply)
             return report
-        renamed = self._execute(task_id, plan, before, events, report, started)
+        renamed: dict[str, str] = {}
+        self._execute(task_id, plan, before, events, report, started, renamed)
         if any(call.skill in MOVING_SKILLS for call in plan.steps):
             self.ports.settle(MAP_SETTLE_S)
         after = self.ports.snapshot()
@@ -199,9 +200,8 @@ class TaskExecutor:
         return report
 
     def _execute(self, task_id: str, plan: Plan, before: list[MapObject], events: TaskEvents,
-                 report: TaskReport, started: float) -> dict[str, str]:
-        """Run the plan's steps, replanning on failures; return the object ids the map replaced (old -> new)."""
-        renamed: dict[str, str] = {}
+                 report: TaskReport, started: float, renamed: dict[str, str]) -> None:
+        """Run the plan's steps, replanning on failures; every object id the map replaced goes into `renamed`."""
         steps = [Step(call) for call in plan.steps]
         events.plan(steps, report.revisions)
         index = 0
@@ -224,7 +224,7 @@ class TaskExecutor:
                 if self.ports.cancelled():
                     report.summary = f"Cancelled before step {index + 1} ({steps[index].call}); the robot was stopped."
                     report.transcript.append({"role": "cancel", "text": report.summary})
-                    return renamed
+                    return
                 if settle_at == index:
                     settle_at = None
                     self.ports.settle(MAP_SETTLE_S)
@@ -232,7 +232,7 @@ class TaskExecutor:
                     calls = reground([s.call for s in steps[index:]], known, current, self.held, renamed)
                     if isinstance(calls, str):
                         report.summary = f"I could not finish: before step {index + 1} {steps[index].call}, {calls}."
-                        return renamed
+                        return
                     known = current
                     for pending, call in zip(steps[index:], calls):
                         pending.call = call
@@ -249,18 +249,18 @@ class TaskExecutor:
             if failure.phase == "cancelled" or self.ports.cancelled():
                 report.summary = f"Cancelled during step {index + 1} ({step.call}); the robot was stopped."
                 report.transcript.append({"role": "cancel", "text": report.summary})
-                return renamed
+                return
             if report.revisions >= self.max_attempts:
                 report.summary = (f"I could not finish: step {index + 1} {step.call} failed "
                                   f"({failure.phase}: {failure.reason}). I gave up after {report.revisions} "
                                   f"plan{'s' if report.revisions > 1 else ''}.")
-                return renamed
+                return
             current = self.ports.snapshot()
             repaired = repair([s.call for s in steps[index:]], failure, known, current, self.held, self.skills,
                               renamed)
             if isinstance(repaired, str):
                 report.summary = f"I could not finish: step {index + 1} {step.call} failed ({failure.reason}); {repaired}."
-                return renamed
+                return
             known = current
             report.revisions += 1
             steps = steps[:index] + [Step(call) for call in repaired]
@@ -276,7 +276,6 @@ class TaskExecutor:
         after = f" after {replans} replan{'s' if replans > 1 else ''}" if replans else ""
         report.summary = f"Done{after}: {_intent(plan, steps)}. Every step was verified by the critic."
         events.plan(steps, report.revisions)
-        return renamed
 
     def _run_step(self, task_id: str, index: int, call: Call, events: TaskEvents, report: TaskReport,
                   started: float) -> Failure | None:
