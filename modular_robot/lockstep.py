@@ -3,7 +3,10 @@
 The simulator and its ground truth stay with the evaluator (`modular-robot run`, benchmarks,
 tests); every other node of the stack runs on a multi-threaded executor in a background thread,
 configured exactly as its process would be. Stepping waits for perception to finish each new
-camera frame, so lockstep means every frame is seen, however fast the simulator runs.
+camera frame, so lockstep means every frame is seen, however fast the simulator runs. It also waits
+until the executor has delivered /clock to within `MAX_LAG_S` of the sim: otherwise the sim runs a
+camera period ahead of the nodes between frames, their subscriber queues overflow, and what a node
+times by message stamps (a skill's pause, a controller's settle) drifts by that much.
 
 Nothing outside the process inspects a lockstep stack, so its nodes are built without parameter
 services and default QoS-event handlers (`StackNode` with introspection off): on one shared
@@ -18,9 +21,11 @@ from collections.abc import Callable
 from typing import Any
 
 import rclpy
+from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rosgraph_msgs.msg import Clock as ClockMsg
 
 from modular_robot.core.scenario import Scenario
 from modular_robot.core.stack import Stack
@@ -37,6 +42,10 @@ CHUNK_S = 0.01
 # Longest wall time stepping waits for perception to finish a camera frame.
 PERCEPTION_WAIT_S = 0.5
 MISSED_FRAMES_LIMIT = 3
+# How far sim time may run ahead of what the executor has delivered (its /clock), and the longest wall
+# time a step waits for it to catch up.
+MAX_LAG_S = 0.02
+DELIVERY_WAIT_S = 0.5
 # Executor threads: nodes whose callbacks block (action servers, the critic's service) each hold one
 # while they wait for messages that other threads must deliver.
 EXECUTOR_THREADS = 8
@@ -99,6 +108,12 @@ class LockstepStack:
         self._missed_frames = 0
         self.client.create_subscription(ObjectObservationArray, "objects/observations", self._on_observations,
                                         qos.RELIABLE)
+        self._delivered = threading.Condition()
+        self._delivered_ns = -1
+        self._missed_syncs = 0
+        self.wait_for_delivery = True
+        self.client.create_subscription(ClockMsg, "/clock", self._on_clock, qos.CLOCK,
+                                        callback_group=ReentrantCallbackGroup())
         # rclpy's ActionClient joins its node's waitables before it has its lock: built while the
         # executor spins, it can crash the spin thread (seen once in a full suite run).
         self.prepared = prepare(self.client) if prepare is not None else None
@@ -111,6 +126,11 @@ class LockstepStack:
         with self._perceived:
             self._perceived_ns = max(self._perceived_ns, stamp_to_ns(msg.header.stamp))
             self._perceived.notify_all()
+
+    def _on_clock(self, msg: ClockMsg) -> None:
+        with self._delivered:
+            self._delivered_ns = max(self._delivered_ns, stamp_to_ns(msg.clock))
+            self._delivered.notify_all()
 
     @property
     def sim_time(self) -> float:
@@ -129,6 +149,15 @@ class LockstepStack:
                 self.wait_for_perception = False
                 self.log(f"perception answered none of {MISSED_FRAMES_LIMIT} frames in {PERCEPTION_WAIT_S} s "
                           f"each; stepping on without waiting for it")
+        if self.wait_for_delivery:
+            behind_ns = self.world.sim_time_ns - int(MAX_LAG_S * 1e9)
+            with self._delivered:
+                delivered = self._delivered.wait_for(lambda: self._delivered_ns >= behind_ns, timeout=DELIVERY_WAIT_S)
+            self._missed_syncs = 0 if delivered else self._missed_syncs + 1
+            if self._missed_syncs == MISSED_FRAMES_LIMIT:
+                self.wait_for_delivery = False
+                self.log(f"the executor delivered no /clock within {MAX_LAG_S} s of sim time in "
+                         f"{DELIVERY_WAIT_S} s, {MISSED_FRAMES_LIMIT} times; stepping on without waiting for it")
 
     def advance(self, seconds: float) -> None:
         """Step for `seconds` of sim time."""
