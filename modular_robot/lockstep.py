@@ -150,7 +150,8 @@ class LockstepStack:
                 self.log(f"perception answered none of {MISSED_FRAMES_LIMIT} frames in {PERCEPTION_WAIT_S} s "
                           f"each; stepping on without waiting for it")
         if self.wait_for_delivery:
-            behind_ns = self.world.sim_time_ns - int(MAX_LAG_S * 1e9)
+            # A /clock slower than MAX_LAG_S bounds the lag by its own period instead.
+            behind_ns = min(self.world.sim_time_ns - int(MAX_LAG_S * 1e9), self.sim.last_clock_stamp_ns)
             with self._delivered:
                 delivered = self._delivered.wait_for(lambda: self._delivered_ns >= behind_ns, timeout=DELIVERY_WAIT_S)
             self._missed_syncs = 0 if delivered else self._missed_syncs + 1

@@ -11,14 +11,18 @@ from modular_robot.ros.conversions import stamp_to_ns
 SCENE = parse_scenario("name: lag\ncategory: spine\nrobot: panda_tabletop\nobjects:\n"
                        "  - {id: cube, type: cube, color: red, pose: [0.5, 0.0, 0.0, 0.0]}\n"
                        "expect:\n  - {unmoved: [cube]}\n")
-# A small camera keeps each step cheap, so that the nodes, not the renderer, are the slow side.
-STACK = parse_stack({"name": "lag", "use_sim_time": True, "nodes": [
-    {"name": "sim", "executable": "sim_bridge",
-     "parameters": {"camera_width": 64, "camera_height": 48, "camera_rate_hz": 1.0}}]})
+
+
+def _stack(clock_rate_hz: float):
+    """The sim alone, with a small, slow camera: each step is cheap, so the nodes are the slow side."""
+    return parse_stack({"name": "lag", "use_sim_time": True, "nodes": [
+        {"name": "sim", "executable": "sim_bridge",
+         "parameters": {"camera_width": 64, "camera_height": 48, "camera_rate_hz": 1.0,
+                        "clock_rate_hz": clock_rate_hz}}]})
 
 
 def test_stepping_stays_within_max_lag_of_what_the_nodes_received():
-    lockstep = LockstepStack(SCENE, STACK, renderer="tiny", log=lambda line: None)
+    lockstep = LockstepStack(SCENE, _stack(clock_rate_hz=100.0), renderer="tiny", log=lambda line: None)
     lags = []
 
     def received(msg: JointState) -> None:
@@ -34,3 +38,15 @@ def test_stepping_stays_within_max_lag_of_what_the_nodes_received():
     # behind /clock by at most a chunk or two of the executor's work.
     assert len(lags) >= 0.95 * 3.0 / 0.01, len(lags)
     assert max(lags) <= MAX_LAG_S + 3 * CHUNK_S, max(lags)
+
+
+def test_a_clock_slower_than_the_lag_bound_is_waited_for_up_to_its_last_stamp():
+    logged = []
+    lockstep = LockstepStack(SCENE, _stack(clock_rate_hz=10.0), renderer="tiny", log=logged.append)
+    try:
+        lockstep.advance(1.0)
+        # Each step waits only for the last /clock published, so none times out and stepping goes on
+        # waiting for delivery.
+        assert lockstep.wait_for_delivery and logged == []
+    finally:
+        lockstep.close()

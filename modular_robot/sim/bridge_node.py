@@ -297,6 +297,7 @@ class SimBridgeNode(StackNode):
         self._sim_start = world.sim_time
         self._behind_warned = 0.0
         self.last_camera_stamp_ns = -1
+        self.last_clock_stamp_ns = -1
         self._timer = None
         if get("autostart"):
             self.start()
@@ -382,6 +383,7 @@ class SimBridgeNode(StackNode):
         stamp = ns_to_stamp(self.world.sim_time_ns)
         if "clock" in due:
             self.clock_pub.publish(ClockMsg(clock=stamp))
+            self.last_clock_stamp_ns = self.world.sim_time_ns
         for robot in self.robots:
             if "joint_states" in due:
                 robot.publish_joint_states(stamp)
