@@ -41,16 +41,49 @@ from modular_robot_interfaces.msg import ObjectObservationArray
 CHUNK_S = 0.01
 # Longest wall time stepping waits for perception to finish a camera frame.
 PERCEPTION_WAIT_S = 0.5
-MISSED_FRAMES_LIMIT = 3
 # How far sim time may run ahead of what the executor has delivered (its /clock), and the longest wall
 # time a step waits for it to catch up.
 MAX_LAG_S = 0.02
 DELIVERY_WAIT_S = 0.5
+# Waits of one kind that time out this many times in a row: stepping stops making them.
+MISSED_WAITS_LIMIT = 3
 # Executor threads: nodes whose callbacks block (action servers, the critic's service) each hold one
 # while they wait for messages that other threads must deliver.
 EXECUTOR_THREADS = 8
 # Sim parameters that the evaluator sets itself, whatever the stack file says.
 _EVALUATOR_SIM_PARAMETERS = {"scenario", "mode", "autostart", "renderer"}
+
+
+class StampGate:
+    """Where stepping waits until the nodes have seen a stamp (a perceived frame, a delivered /clock).
+
+    Args:
+        timeout_s: Longest wall time one wait takes.
+        enabled: Whether stepping waits here; a gate whose waits time out `MISSED_WAITS_LIMIT` times
+            in a row turns itself off, so a node that has died slows stepping only so much.
+    """
+
+    def __init__(self, timeout_s: float, enabled: bool = True) -> None:
+        self.timeout_s = timeout_s
+        self.enabled = enabled
+        self._seen = threading.Condition()
+        self._seen_ns = -1
+        self._missed = 0
+
+    def saw(self, stamp_ns: int) -> None:
+        """Record a stamp the nodes have seen (called from a subscription)."""
+        with self._seen:
+            self._seen_ns = max(self._seen_ns, stamp_ns)
+            self._seen.notify_all()
+
+    def wait(self, stamp_ns: int) -> bool:
+        """Wait until a stamp at or after `stamp_ns` was seen; return False when this wait turned the gate off."""
+        with self._seen:
+            seen = self._seen.wait_for(lambda: self._seen_ns >= stamp_ns, timeout=self.timeout_s)
+        self._missed = 0 if seen else self._missed + 1
+        if self._missed == MISSED_WAITS_LIMIT:
+            self.enabled = False
+        return self.enabled
 
 
 class LockstepStack:
@@ -101,19 +134,13 @@ class LockstepStack:
         except Exception:
             self.close()
             raise
-        self.wait_for_perception = any(n.executable == "perception" for n in others)
-        self._perceived = threading.Condition()
-        self._perceived_ns = -1
+        self.perceived = StampGate(PERCEPTION_WAIT_S, enabled=any(n.executable == "perception" for n in others))
         self._waited_ns = -1
-        self._missed_frames = 0
-        self.client.create_subscription(ObjectObservationArray, "objects/observations", self._on_observations,
-                                        qos.RELIABLE)
-        self._delivered = threading.Condition()
-        self._delivered_ns = -1
-        self._missed_syncs = 0
-        self.wait_for_delivery = True
-        self.client.create_subscription(ClockMsg, "/clock", self._on_clock, qos.CLOCK,
-                                        callback_group=ReentrantCallbackGroup())
+        self.client.create_subscription(ObjectObservationArray, "objects/observations",
+                                        lambda msg: self.perceived.saw(stamp_to_ns(msg.header.stamp)), qos.RELIABLE)
+        self.delivered = StampGate(DELIVERY_WAIT_S)
+        self.client.create_subscription(ClockMsg, "/clock", lambda msg: self.delivered.saw(stamp_to_ns(msg.clock)),
+                                        qos.CLOCK, callback_group=ReentrantCallbackGroup())
         # rclpy's ActionClient joins its node's waitables before it has its lock: built while the
         # executor spins, it can crash the spin thread (seen once in a full suite run).
         self.prepared = prepare(self.client) if prepare is not None else None
@@ -122,43 +149,24 @@ class LockstepStack:
         self._spinner = threading.Thread(target=self.executor.spin, daemon=True)
         self._spinner.start()
 
-    def _on_observations(self, msg: ObjectObservationArray) -> None:
-        with self._perceived:
-            self._perceived_ns = max(self._perceived_ns, stamp_to_ns(msg.header.stamp))
-            self._perceived.notify_all()
-
-    def _on_clock(self, msg: ClockMsg) -> None:
-        with self._delivered:
-            self._delivered_ns = max(self._delivered_ns, stamp_to_ns(msg.clock))
-            self._delivered.notify_all()
-
     @property
     def sim_time(self) -> float:
         return self.world.sim_time
 
     def step(self) -> None:
-        """Advance the sim one chunk; with perception in the stack, wait for it to see a new frame."""
+        """Advance the sim one chunk; wait for perception to see a new frame and for /clock to catch up."""
         self.sim.advance(CHUNK_S)
         frame_ns = self.sim.last_camera_stamp_ns
-        if self.wait_for_perception and frame_ns > self._waited_ns:
+        if self.perceived.enabled and frame_ns > self._waited_ns:
             self._waited_ns = frame_ns
-            with self._perceived:
-                seen = self._perceived.wait_for(lambda: self._perceived_ns >= frame_ns, timeout=PERCEPTION_WAIT_S)
-            self._missed_frames = 0 if seen else self._missed_frames + 1
-            if self._missed_frames == MISSED_FRAMES_LIMIT:
-                self.wait_for_perception = False
-                self.log(f"perception answered none of {MISSED_FRAMES_LIMIT} frames in {PERCEPTION_WAIT_S} s "
-                          f"each; stepping on without waiting for it")
-        if self.wait_for_delivery:
-            # A /clock slower than MAX_LAG_S bounds the lag by its own period instead.
-            behind_ns = min(self.world.sim_time_ns - int(MAX_LAG_S * 1e9), self.sim.last_clock_stamp_ns)
-            with self._delivered:
-                delivered = self._delivered.wait_for(lambda: self._delivered_ns >= behind_ns, timeout=DELIVERY_WAIT_S)
-            self._missed_syncs = 0 if delivered else self._missed_syncs + 1
-            if self._missed_syncs == MISSED_FRAMES_LIMIT:
-                self.wait_for_delivery = False
-                self.log(f"the executor delivered no /clock within {MAX_LAG_S} s of sim time in "
-                         f"{DELIVERY_WAIT_S} s, {MISSED_FRAMES_LIMIT} times; stepping on without waiting for it")
+            if not self.perceived.wait(frame_ns):
+                self.log(f"perception answered none of {MISSED_WAITS_LIMIT} frames in {PERCEPTION_WAIT_S} s "
+                         f"each; stepping on without waiting for it")
+        # A /clock slower than MAX_LAG_S bounds the lag by its own period instead.
+        behind_ns = min(self.world.sim_time_ns - int(MAX_LAG_S * 1e9), self.sim.last_clock_stamp_ns)
+        if self.delivered.enabled and not self.delivered.wait(behind_ns):
+            self.log(f"the executor delivered no /clock within {MAX_LAG_S} s of sim time in {DELIVERY_WAIT_S} s, "
+                     f"{MISSED_WAITS_LIMIT} times in a row; stepping on without waiting for it")
 
     def advance(self, seconds: float) -> None:
         """Step for `seconds` of sim time."""

@@ -4,7 +4,7 @@ from sensor_msgs.msg import JointState
 
 from modular_robot.core.scenario import parse_scenario
 from modular_robot.core.stack import parse_stack
-from modular_robot.lockstep import CHUNK_S, MAX_LAG_S, LockstepStack
+from modular_robot.lockstep import CHUNK_S, MAX_LAG_S, LockstepStack, StampGate
 from modular_robot.ros import qos
 from modular_robot.ros.conversions import stamp_to_ns
 
@@ -31,7 +31,7 @@ def test_stepping_stays_within_max_lag_of_what_the_nodes_received():
     try:
         lockstep.client.create_subscription(JointState, "joint_states", received, qos.RELIABLE)
         lockstep.advance(3.0)
-        assert lockstep.wait_for_delivery
+        assert lockstep.delivered.enabled
     finally:
         lockstep.close()
     # Every joint state arrives (none falls off a subscriber's queue of 10 while the sim runs ahead),
@@ -47,6 +47,18 @@ def test_a_clock_slower_than_the_lag_bound_is_waited_for_up_to_its_last_stamp():
         lockstep.advance(1.0)
         # Each step waits only for the last /clock published, so none times out and stepping goes on
         # waiting for delivery.
-        assert lockstep.wait_for_delivery and logged == []
+        assert lockstep.delivered.enabled and logged == []
     finally:
         lockstep.close()
+
+
+def test_a_gate_turns_itself_off_after_its_waits_time_out_three_times_in_a_row():
+    gate = StampGate(timeout_s=0.01)
+    gate.saw(100)
+    assert gate.wait(100) and gate.enabled
+    assert gate.wait(200) and gate.wait(200)
+    # A wait that is answered starts the count again.
+    gate.saw(200)
+    assert gate.wait(200)
+    assert gate.wait(300) and gate.wait(300)
+    assert not gate.wait(300) and not gate.enabled
