@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from modular_robot.core.mapping.semantic_map import MapObject
-from modular_robot.core.planning.dialogue import Dialogue, moves_between
+from modular_robot.core.planning.dialogue import Dialogue, Move, moves_between
 from modular_robot.core.planning.executor import (
     FAILED,
     SUCCEEDED,
@@ -189,6 +189,28 @@ def test_a_moved_object_the_map_renamed_is_remembered_under_its_new_id():
     (move,) = dialogue.last_moves()
     assert move.object_id == "red_cube_2"
     assert np.allclose(move.before, (0.55, 0.10, 0.02)) and np.allclose(move.after, (0.45, -0.25, 0.02))
+
+
+def test_a_moved_object_the_map_saw_anew_after_the_task_is_remembered_under_its_new_id():
+    # No step fails, so nothing replans: the map has re-identified the cube only once it lay in the
+    # tray. A new blue cube is no stand-in for it, a new red cube is.
+    after = [cube("red_cube_2", xy=(0.45, -0.25)), tray(),
+             MapObject("blue_cube_1", "small blue cube", "cube", ("blue", "small"), "blue", [0.5, 0.1, 0.02], [0.04] * 3)]
+    stack = Stack([cube(), tray()], after=after)
+    dialogue = Dialogue()
+    report, _, _, _ = run(stack, Plan("execute", (PICK, PLACE)), dialogue=dialogue)
+    assert report.success and stack.calls == [PICK, PLACE]
+    (move,) = dialogue.last_moves()
+    assert move.object_id == "red_cube_2"
+    assert np.allclose(move.before, (0.55, 0.10, 0.02)) and np.allclose(move.after, (0.45, -0.25, 0.02))
+
+
+def test_a_moved_object_the_map_lost_is_still_the_last_move():
+    # "Undo that" must not reach back to the task before when the map has lost what this one moved.
+    dialogue = Dialogue()
+    dialogue.record_moves((Move("green_cube_1", (0.4, 0.1, 0.02), (0.45, -0.2, 0.02)),))
+    run(Stack([cube(), tray()], after=[tray()]), Plan("execute", (PICK, PLACE)), dialogue=dialogue)
+    assert dialogue.last_moves() == (Move("red_cube_1", (0.55, 0.10, 0.02), None),)
 
 
 def test_moves_follow_a_chain_of_renames_and_keep_what_stayed_put():

@@ -43,7 +43,7 @@ class Move:
     Attributes:
         object_id: Map id of the object.
         before: Its centre (x, y, z) in the world frame before the task (m).
-        after: Its centre after the task, or None when it was left in the gripper.
+        after: Its centre after the task, or None when it was left in the gripper or the map lost it.
     """
 
     object_id: str
@@ -104,6 +104,15 @@ class Dialogue:
         return self.moves.pop() if self.moves else ()
 
 
+def follow_renames(renamed: dict[str, str], object_id: str) -> str:
+    """Return the id the map knows an object by now, following a chain of renames (old id -> new id)."""
+    now_id, seen = object_id, {object_id}
+    while now_id in renamed and renamed[now_id] not in seen:
+        now_id = renamed[now_id]
+        seen.add(now_id)
+    return now_id
+
+
 def moves_between(before: dict[str, np.ndarray], after: dict[str, np.ndarray], touched: set[str],
                   held: str | None, min_distance_m: float = 0.02,
                   renamed: dict[str, str] | None = None) -> tuple[Move, ...]:
@@ -118,6 +127,9 @@ def moves_between(before: dict[str, np.ndarray], after: dict[str, np.ndarray], t
         renamed: Ids the map replaced during the task (old id -> new id): a touched object seen
             anew under another id moved from its old id's place to its new id's, and is undone
             under its new id.
+
+    A touched object the map no longer has is still a move (to an unknown place): "undo that"
+    must then say it cannot put it back, not undo the task before.
     """
     renamed = renamed or {}
     moves = []
@@ -125,11 +137,8 @@ def moves_between(before: dict[str, np.ndarray], after: dict[str, np.ndarray], t
         if object_id not in before:
             continue
         start = tuple(float(v) for v in before[object_id])
-        now_id, seen = object_id, {object_id}
-        while now_id in renamed and renamed[now_id] not in seen:
-            now_id = renamed[now_id]
-            seen.add(now_id)
-        if now_id == held:
+        now_id = follow_renames(renamed, object_id)
+        if now_id == held or now_id not in after:
             moves.append(Move(now_id, start, None))
         elif now_id in after and float(np.linalg.norm(after[now_id] - before[object_id])) >= min_distance_m:
             moves.append(Move(now_id, start, tuple(float(v) for v in after[now_id])))

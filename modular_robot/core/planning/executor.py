@@ -20,8 +20,20 @@ import numpy as np
 
 from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.core.planning.dialogue import Dialogue, Turn, moves_between
-from modular_robot.core.planning.plan import Call, Plan, Planner, PlanRequest, validate_plan
-from modular_robot.core.planning.repair import Failure, is_out_of_reach, reground, repair
+from modular_robot.core.planning.plan import (
+    Call,
+    Plan,
+    Planner,
+    PlanRequest,
+    validate_plan,
+)
+from modular_robot.core.planning.repair import (
+    Failure,
+    is_out_of_reach,
+    refind_moved,
+    reground,
+    repair,
+)
 
 # Step statuses, as in modular_robot_interfaces/PlanStep.
 PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED = 0, 1, 2, 3, 4
@@ -193,6 +205,7 @@ class TaskExecutor:
             self.ports.settle(MAP_SETTLE_S)
         after = self.ports.snapshot()
         touched = {str(s.args.get("object")) for s in plan.steps if s.skill in MOVING_SKILLS}
+        refind_moved(touched, before, after, self.held, renamed)
         self.dialogue.record_moves(moves_between(_centres(before), _centres(after), touched, self.held,
                                                  renamed=renamed))
         self.dialogue.add_turn(Turn(instruction, report.summary, "execute",

@@ -14,10 +14,11 @@ by their kind and colour, nearest to where they were.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.planning.dialogue import follow_renames
 from modular_robot.core.planning.plan import OBJECT_ARGUMENTS, Call
 
 # A vanished id is re-found as an object of the same kind and colour within this distance (m).
@@ -111,6 +112,30 @@ def repair(remaining: Sequence[Call], failure: Failure, planned_on: Sequence[Map
     if failed.skill == "push":
         return [*home, failed, *rest]
     return [failed, *rest]
+
+
+def refind_moved(touched: Iterable[str], before: Sequence[MapObject], after: Sequence[MapObject],
+                 held: str | None, renamed: dict[str, str]) -> None:
+    """Add to `renamed` the new id of each touched object that the map re-identified while it moved.
+
+    Once out of the gripper, a moved object can be seen anew under a new id without any step
+    failing, so no replan notices it. Its new id is one the map did not have before the task, of
+    the same kind and colour, nearest to where the object was (an object the task moved may be
+    anywhere); each new id stands for one old id at most.
+    """
+    old_objects = {o.id: o for o in before}
+    after_ids = {o.id for o in after}
+    taken = set(old_objects) | set(renamed.values())
+    for object_id in sorted(touched):
+        old = old_objects.get(object_id)
+        now_id = follow_renames(renamed, object_id)
+        if old is None or now_id in after_ids or now_id == held:
+            continue
+        fresh = [o for o in after if o.id not in taken and o.category == old.category and o.color == old.color]
+        if fresh:
+            found = min(fresh, key=lambda o: math.dist(o.position, old.position))
+            renamed[now_id] = found.id
+            taken.add(found.id)
 
 
 def _refind(object_id: str, planned_on: Sequence[MapObject], current: Sequence[MapObject]) -> str | None:
