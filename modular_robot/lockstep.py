@@ -162,9 +162,11 @@ class LockstepStack:
             if not self.perceived.wait(frame_ns):
                 self.log(f"perception answered none of {MISSED_WAITS_LIMIT} frames in {PERCEPTION_WAIT_S} s "
                          f"each; stepping on without waiting for it")
+        if not self.delivered.enabled:
+            return
         # A /clock slower than MAX_LAG_S bounds the lag by its own period instead.
         behind_ns = min(self.world.sim_time_ns - int(MAX_LAG_S * 1e9), self.sim.last_clock_stamp_ns)
-        if self.delivered.enabled and not self.delivered.wait(behind_ns):
+        if not self.delivered.wait(behind_ns):
             self.log(f"the executor delivered no /clock within {MAX_LAG_S} s of sim time in {DELIVERY_WAIT_S} s, "
                      f"{MISSED_WAITS_LIMIT} times in a row; stepping on without waiting for it")
 

@@ -140,6 +140,6 @@ def moves_between(before: dict[str, np.ndarray], after: dict[str, np.ndarray], t
         now_id = follow_renames(renamed, object_id)
         if now_id == held or now_id not in after:
             moves.append(Move(now_id, start, None))
-        elif now_id in after and float(np.linalg.norm(after[now_id] - before[object_id])) >= min_distance_m:
+        elif float(np.linalg.norm(after[now_id] - before[object_id])) >= min_distance_m:
             moves.append(Move(now_id, start, tuple(float(v) for v in after[now_id])))
     return tuple(moves)

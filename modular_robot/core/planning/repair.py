@@ -131,9 +131,8 @@ def refind_moved(touched: Iterable[str], before: Sequence[MapObject], after: Seq
         now_id = follow_renames(renamed, object_id)
         if old is None or now_id in after_ids or now_id == held:
             continue
-        fresh = [o for o in after if o.id not in taken and o.category == old.category and o.color == old.color]
-        if fresh:
-            found = min(fresh, key=lambda o: math.dist(o.position, old.position))
+        found = _nearest_alike(old, [o for o in after if o.id not in taken])
+        if found is not None:
             renamed[now_id] = found.id
             taken.add(found.id)
 
@@ -147,11 +146,16 @@ def _refind(object_id: str, planned_on: Sequence[MapObject], current: Sequence[M
     old = next((o for o in planned_on if o.id == object_id), None)
     if old is None:
         return None
-    same = [o for o in current if o.category == old.category and o.color == old.color]
-    if not same:
+    nearest = _nearest_alike(old, current)
+    if nearest is None or math.dist(nearest.position, old.position) > REGROUND_RADIUS_M:
         return None
-    nearest = min(same, key=lambda o: math.dist(o.position, old.position))
-    return nearest.id if math.dist(nearest.position, old.position) <= REGROUND_RADIUS_M else None
+    return nearest.id
+
+
+def _nearest_alike(old: MapObject, candidates: Sequence[MapObject]) -> MapObject | None:
+    """Return the candidate of `old`'s kind and colour nearest to where `old` was, or None."""
+    alike = [o for o in candidates if o.category == old.category and o.color == old.color]
+    return min(alike, key=lambda o: math.dist(o.position, old.position), default=None)
 
 
 def _rename(call: Call, renamed: dict[str, str]) -> Call:
