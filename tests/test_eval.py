@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -278,3 +279,17 @@ def test_workers_claim_domains_no_other_process_holds(tmp_path):
     assert evaluation.claim_domain(150, 3, tmp_path)[0] == second
     first_lock.close()
     third_lock.close()
+
+
+def test_workers_rasterise_only_on_the_cores_left_to_them(monkeypatch):
+    assert [evaluation.rasterizer_threads(2, workers) for workers in (1, 2, 3)] == [1, 0, 0]
+    assert evaluation.rasterizer_threads(16, 2) == 7
+    monkeypatch.setattr(evaluation, "claim_domain", lambda: (150, None))
+    monkeypatch.setenv("ROS_DOMAIN_ID", "0")
+    monkeypatch.delenv("LP_NUM_THREADS", raising=False)
+    evaluation._init_worker(0)
+    assert os.environ["LP_NUM_THREADS"] == "0" and os.environ["ROS_DOMAIN_ID"] == "150"
+    # A user's own setting wins.
+    monkeypatch.setenv("LP_NUM_THREADS", "4")
+    evaluation._init_worker(0)
+    assert os.environ["LP_NUM_THREADS"] == "4"
