@@ -23,7 +23,8 @@ FILES = sorted(SCENARIOS.glob("*.yaml"))
 
 # The categories of the suite; each needs at least MIN_PER_CATEGORY scenarios.
 CATEGORIES = ("pick_place", "stacking", "sorting", "quantifiers_negation", "counting", "spatial", "follow_up_undo",
-              "chain", "disturbance", "infeasible_unsafe", "ambiguous", "questions", "navigation")
+              "chain", "disturbance", "infeasible_unsafe", "ambiguous", "questions", "navigation",
+              "mobile_manipulation")
 MIN_PER_CATEGORY = 4
 # Files outside the categories above: the spine checks and the demo.
 OTHER_FILES = {"spine_tabletop", "spine_husky", "demo_tabletop"}
