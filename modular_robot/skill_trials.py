@@ -20,6 +20,7 @@ from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.core.scenario import Scenario
 from modular_robot.core.stack import Stack
 from modular_robot.lockstep import LockstepStack
+from modular_robot.nodes.skill_server_node import SkillServerNode
 from modular_robot.ros import qos
 from modular_robot.ros.conversions import ns_to_stamp
 from modular_robot.ros.object_msgs import msg_to_object
@@ -102,6 +103,11 @@ class SkillTrial:
     @property
     def sim_time(self) -> float:
         return self.world.sim_time
+
+    def wait_ready(self, max_seconds: float = 2.0) -> bool:
+        """Step until the skill server has heard every arm joint (it refuses arm skills until then)."""
+        servers = [n for n in self.stack.nodes if isinstance(n, SkillServerNode)]
+        return self.stack.advance_until(lambda: all(s.arm is None or s.arm.ready() for s in servers), max_seconds)
 
     def map_objects(self) -> list[MapObject]:
         """Return the semantic map's objects as last published."""

@@ -58,6 +58,8 @@ def _stack(perception: bool, critic: bool = False):
 def bare():
     """The stack without perception: the map stays empty."""
     trial = SkillTrial(parse_scenario(SCENE), _stack(perception=False), renderer="tiny")
+    # Else a call that gets past validation may be refused for want of joint states (seen once in CI).
+    assert trial.wait_ready()
     commands = []
     node = trial.stack.client
     node.create_subscription(JointTrajectory, "arm_controller/joint_trajectory", commands.append, qos.RELIABLE)
