@@ -226,6 +226,7 @@ def test_pick_post_ok_when_the_object_is_seen_lifted_at_the_gripper():
     verdict = post_verdict("pick", {"object": "red_cube_1"}, [red, blue], evidence, None)
     assert verdict.ok and verdict.confidence == 1.0, verdict
     assert "holding(red_cube_1) observed in 3 of 3" in verdict.reason and "above its rest" in verdict.reason
+    assert verdict.observed
 
 
 def test_pick_post_accepts_a_box_reaching_down_to_the_table():
@@ -254,6 +255,8 @@ def test_pick_post_with_the_object_hidden_in_the_gripper():
     # hidden between the fingers. Ok, with less confidence than seeing it.
     verdict = post_verdict("pick", {"object": "red_cube_1"}, [red], frames(opening=0.04), None)
     assert verdict.ok and verdict.confidence == pytest.approx(0.6) and "hidden in the gripper" in verdict.reason
+    # Inferred from the fingers and an empty place, never reported as seen.
+    assert not verdict.observed and "inferred, not seen" in verdict.reason and " observed" not in verdict.reason
     # Still where it stood: the fingers hold something else, or nothing that is the cube.
     verdict = post_verdict("pick", {"object": "red_cube_1"}, [red],
                            frames(seen(red, red.position, red.size), opening=0.04), None)

@@ -215,11 +215,15 @@ class CriticVerdict:
         ok: Whether the preconditions hold (pre) or the effects were observed (post).
         confidence: In [0, 1]: for post verdicts the weighted fraction of frames that support the effect.
         reason: What was measured, naming objects, distances and heights.
+        observed: Whether the effect itself was seen. False for an ok post verdict that rests only on
+            indirect evidence (an object hidden in the gripper, a target known only from the map):
+            such a step is inferred, and a task built on it must not be reported as seen.
     """
 
     ok: bool
     confidence: float
     reason: str
+    observed: bool = True
 
 
 @dataclass
@@ -227,6 +231,8 @@ class _FrameJudgement:
     supports: bool
     reason: str
     weight: float = 1.0
+    # False where the frame does not show the object itself (hidden in the gripper).
+    direct: bool = True
 
 
 # --- small geometry -------------------------------------------------------------------------------
@@ -618,11 +624,13 @@ def _aggregate(effect: str, judgements: list[_FrameJudgement]) -> CriticVerdict:
     supporting = [j for j in judgements if j.supports]
     ok = len(supporting) >= 1 and 2 * len(supporting) > n
     confidence = sum(j.weight for j in supporting) / n
+    observed = any(j.direct for j in supporting)
     chosen = supporting if ok else [j for j in judgements if not j.supports]
     # The most frequent reason among the frames that decided, as the typical case.
     typical = Counter(j.reason for j in chosen).most_common(1)[0][0]
-    verb = "observed" if ok else "not observed"
-    return CriticVerdict(ok, float(confidence), f"{effect} {verb} in {len(supporting)} of {n} fresh frames: {typical}")
+    verb = ("observed" if observed else "inferred, not seen,") if ok else "not observed"
+    return CriticVerdict(ok, float(confidence), f"{effect} {verb} in {len(supporting)} of {n} fresh frames: {typical}",
+                         observed=observed)
 
 
 def _gripper_state(frame: PerceptionFrame, robot: Proprioception | None) -> Proprioception | None:
@@ -684,7 +692,7 @@ def _post_pick(params: Any, before: dict[str, MapObject], frames: Sequence[Perce
             judgements.append(_FrameJudgement(
                 True, f"no {_describe(obj)} is seen anywhere, its place at {_xyz(obj.position)} is empty and the "
                       f"fingers are held {_cm(state.gripper_opening)} apart (object {_cm(width)}): hidden in the "
-                      f"gripper at {_xyz(grasp)}", OCCLUDED_HOLD_WEIGHT))
+                      f"gripper at {_xyz(grasp)}", OCCLUDED_HOLD_WEIGHT, direct=False))
             continue
         box = min(boxes, key=lambda b: box_distance(grasp, b.position, b.size, b.yaw))
         distance = box_distance(grasp, box.position, box.size, box.yaw)
