@@ -5,6 +5,11 @@ the controllers or refuses them on `safety/refusals`, which ends the motion at o
 shield's reason. Time is the robot's: the stamps of joint_states, so waiting works the same in
 lockstep simulation, in real time and on hardware. Nothing here spins the node: an executor does
 that in another thread while a skill blocks in `execute`.
+
+A stamp is taken as robot time only if it is not ahead of this node's clock by more than
+FUTURE_TOLERANCE_S: one message stamped in the far future would otherwise set the time every later
+wait measures from, and none would end. Robot time that goes back by more than that tolerance (a
+simulation reset) is taken as the new time, and the motions waiting on the old one fail.
 """
 
 from __future__ import annotations
@@ -43,6 +48,9 @@ GRIPPER_TIMEOUT_S = 3.0
 HOLD_S = 0.2
 # Wall time without joint_states after which the robot is taken to be gone (s).
 STALE_WALL_S = 5.0
+# joint_states may be stamped this far ahead of this node's clock (s): the clock and the stamps come
+# from the same source, but over different topics. Also the largest step back taken as jitter.
+FUTURE_TOLERANCE_S = 1.0
 _POLL_S = 0.05
 
 
@@ -71,6 +79,8 @@ class RosArm:
         self._positions: dict[str, float] = {}
         self._velocities: dict[str, float] = {}
         self._stamp_ns = -1
+        # Counts the times robot time went back; a wait begun before one cannot end on its deadline.
+        self._time_jumps = 0
         self._received_wall = 0.0
         self._refusals: list[str] = []
         node.create_subscription(JointState, "joint_states", self._on_joint_states, qos.RELIABLE,
@@ -85,11 +95,24 @@ class RosArm:
     def _on_joint_states(self, msg: JointState) -> None:
         if len(msg.position) != len(msg.name):
             return
+        stamp_ns = stamp_to_ns(msg.header.stamp)
+        ahead_s = (stamp_ns - self._node.get_clock().now().nanoseconds) * 1e-9
+        if ahead_s > FUTURE_TOLERANCE_S:
+            self._node.get_logger().warning(f"ignoring joint_states stamped {stamp_ns * 1e-9:.3f} s, {ahead_s:.3f} s "
+                                            f"ahead of this node's clock", throttle_duration_sec=5.0)
+            return
+        tolerance_ns = int(FUTURE_TOLERANCE_S * 1e9)
         with self._state:
             self._positions.update(zip(msg.name, msg.position))
             if len(msg.velocity) == len(msg.name):
                 self._velocities.update(zip(msg.name, msg.velocity))
-            self._stamp_ns = max(self._stamp_ns, stamp_to_ns(msg.header.stamp))
+            if stamp_ns < self._stamp_ns - tolerance_ns:
+                self._node.get_logger().warning(f"robot time went back {(self._stamp_ns - stamp_ns) * 1e-9:.3f} s; "
+                                                f"motions in progress fail")
+                self._time_jumps += 1
+                self._stamp_ns = stamp_ns
+            else:
+                self._stamp_ns = max(self._stamp_ns, stamp_ns)
             self._received_wall = time.monotonic()
             self._state.notify_all()
 
@@ -125,7 +148,7 @@ class RosArm:
         goal = np.asarray(path.positions[-1], dtype=float)
         names = list(joint_names)
         with self._state:
-            start_ns, refusals_before = self._stamp_ns, len(self._refusals)
+            start_ns, before = self._stamp_ns, self._marks()
         self._arm_pub.publish(msg)
         deadline_ns = start_ns + int((LEAD_S + path.duration + OVERRUN_S) * 1e9)
 
@@ -134,7 +157,7 @@ class RosArm:
             speed = np.abs(np.array([self._velocities.get(n, 0.0) for n in names]))
             return bool(np.all(error < GOAL_TOLERANCE) and np.all(speed < GOAL_SPEED))
 
-        outcome = self._wait(reached, deadline_ns, refusals_before)
+        outcome = self._wait(reached, deadline_ns, before)
         if outcome == "the goal was not reached in time":
             with self._state:
                 error = np.array([self._positions[n] for n in names]) - goal
@@ -153,7 +176,7 @@ class RosArm:
         if self._cancel.is_set():
             return MotionResult(False, "cancelled")
         with self._state:
-            start_ns, refusals_before = self._stamp_ns, len(self._refusals)
+            start_ns, before = self._stamp_ns, self._marks()
         self._gripper_pub.publish(Float64MultiArray(data=[float(opening)]))
         history: list[tuple[int, float]] = []
         settle_ns = int(GRIPPER_SETTLE_S * 1e9)
@@ -168,7 +191,7 @@ class RosArm:
             # they had time to start moving.
             return now - start_ns >= 2 * settle_ns and bool(older) and abs(current - older[-1]) < GRIPPER_STILL
 
-        outcome = self._wait(stopped, start_ns + int(GRIPPER_TIMEOUT_S * 1e9), refusals_before)
+        outcome = self._wait(stopped, start_ns + int(GRIPPER_TIMEOUT_S * 1e9), before)
         if outcome is not None:
             return MotionResult(False, outcome)
         return MotionResult(True)
@@ -177,23 +200,30 @@ class RosArm:
         if self._cancel.is_set():
             return MotionResult(False, "cancelled")
         with self._state:
-            start_ns, refusals_before = self._stamp_ns, len(self._refusals)
+            start_ns, before = self._stamp_ns, self._marks()
         end_ns = start_ns + int(seconds * 1e9)
-        outcome = self._wait(lambda: self._stamp_ns >= end_ns, end_ns, refusals_before)
+        outcome = self._wait(lambda: self._stamp_ns >= end_ns, end_ns, before)
         if outcome is not None:
             return MotionResult(False, outcome)
         return MotionResult(True)
 
     # --- helpers --------------------------------------------------------------------------------
 
-    def _wait(self, done, deadline_ns: int, refusals_before: int) -> str | None:
+    def _marks(self) -> tuple[int, int]:
+        """Return (refusals, time jumps) so far, for `_wait` to tell new ones; call with the state held."""
+        return len(self._refusals), self._time_jumps
+
+    def _wait(self, done, deadline_ns: int, before: tuple[int, int]) -> str | None:
         """Wait on joint_states until done() holds; return None, "cancelled" or why it failed."""
+        refusals_before, jumps_before = before
         with self._state:
             while True:
                 if len(self._refusals) > refusals_before:
                     return f"the safety shield {self._refusals[refusals_before]}"
                 if self._cancel.is_set():
                     return "cancelled"
+                if self._time_jumps != jumps_before:
+                    return "robot time went back (a simulation reset?) during the motion"
                 if done():
                     return None
                 if self._stamp_ns > deadline_ns:
