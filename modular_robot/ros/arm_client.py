@@ -25,7 +25,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from modular_robot.motion.timing import TimedPath
+from modular_robot.motion.timing import TimedPath, braking_stop, lead_time
 from modular_robot.ros import qos
 from modular_robot.ros.conversions import stamp_to_ns
 from modular_robot.skills.interfaces import MotionResult
@@ -35,7 +35,8 @@ GRIPPER_TOPIC = "safe/gripper_controller/commands"
 # A goal is reached when every joint is this close to it (rad) and moving slower than GOAL_SPEED.
 GOAL_TOLERANCE = 0.01
 GOAL_SPEED = 0.05
-# Every trajectory starts this long after it is sent (s).
+# Every trajectory starts at least this long after it is sent (s); longer where the arm, measured
+# off the path's start or still moving, needs longer to reach it within the path's limits.
 LEAD_S = 0.1
 # Robot time a trajectory may overrun its duration before it counts as failed (s).
 OVERRUN_S = 2.0
@@ -44,7 +45,7 @@ GRIPPER_STILL = 2e-4
 GRIPPER_SETTLE_S = 0.2
 GRIPPER_TOLERANCE = 0.002
 GRIPPER_TIMEOUT_S = 3.0
-# After a cancel the arm holds where it is, reaching that point in this time (s).
+# After a cancel the arm brakes evenly to a stop, in this time at least (s).
 HOLD_S = 0.2
 # Wall time without joint_states after which the robot is taken to be gone (s).
 STALE_WALL_S = 5.0
@@ -139,18 +140,14 @@ class RosArm:
     def execute(self, joint_names: Sequence[str], path: TimedPath) -> MotionResult:
         if self._cancel.is_set():
             return MotionResult(False, "cancelled")
-        msg = JointTrajectory(joint_names=list(joint_names))
-        # The path starts where the joints were measured; a moment's lead lets the controller close
-        # the little they have moved since (settling after a grasp) instead of jumping.
-        msg.points = [JointTrajectoryPoint(positions=[float(v) for v in q], velocities=[float(v) for v in v_],
-                                           time_from_start=_duration(LEAD_S + float(t)))
-                      for t, q, v_ in zip(path.times, path.positions, path.velocities)]
-        goal = np.asarray(path.positions[-1], dtype=float)
         names = list(joint_names)
         with self._state:
             start_ns, before = self._stamp_ns, self._marks()
+            here, moving = self._measured(names)
+        msg, lead = trajectory_message(names, path, here, moving)
+        goal = np.asarray(path.positions[-1], dtype=float)
         self._arm_pub.publish(msg)
-        deadline_ns = start_ns + int((LEAD_S + path.duration + OVERRUN_S) * 1e9)
+        deadline_ns = start_ns + int((lead + path.duration + OVERRUN_S) * 1e9)
 
         def reached() -> bool:
             error = np.abs(np.array([self._positions[n] for n in names]) - goal)
@@ -166,7 +163,7 @@ class RosArm:
             outcome += (f" ({names[worst]} {error[worst]:+.3f} rad from it, fastest joint "
                         f"{np.max(np.abs(speed)):.3f} rad/s)")
         if outcome == "cancelled":
-            self._hold(names)
+            self._hold(names, path.acceleration_limits)
             return MotionResult(False, "cancelled")
         if outcome is not None:
             return MotionResult(False, outcome)
@@ -232,10 +229,39 @@ class RosArm:
                     return f"no joint_states for {STALE_WALL_S:.0f} s"
                 self._state.wait(_POLL_S)
 
-    def _hold(self, names: list[str]) -> None:
-        """Command the arm to stay where it is now."""
+    def _measured(self, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Return the measured positions and velocities of the joints; call with the state held."""
+        return (np.array([self._positions[n] for n in names]),
+                np.array([self._velocities.get(n, 0.0) for n in names]))
+
+    def _hold(self, names: list[str], acceleration_limits: np.ndarray) -> None:
+        """Command the arm to brake to a stop from its measured motion, within the given limits.
+
+        "Stay here" would ask a moving arm to stop at once, which no acceleration limit allows and
+        the safety shield refuses; the arm would then go on with the motion being cancelled.
+        """
         with self._state:
-            here = [self._positions[n] for n in names]
+            here, moving = self._measured(names)
+        duration, offset = braking_stop(moving, acceleration_limits, HOLD_S)
         msg = JointTrajectory(joint_names=names, points=[JointTrajectoryPoint(
-            positions=here, velocities=[0.0] * len(names), time_from_start=_duration(HOLD_S))])
+            positions=[float(v) for v in here + offset], velocities=[0.0] * len(names),
+            time_from_start=_duration(duration))])
         self._arm_pub.publish(msg)
+
+
+def trajectory_message(joint_names: Sequence[str], path: TimedPath, here: np.ndarray,
+                       moving: np.ndarray) -> tuple[JointTrajectory, float]:
+    """Return the trajectory that takes the arm from its measured state along a path, and its lead (s).
+
+    The path starts at rest where the arm was planned to be. The controller reaches that first
+    waypoint from the measured positions and velocities (settling after a grasp, the end of the
+    last motion) over the lead, timed with the path's own limits so that the shield, which checks
+    that segment from the same measured state, accepts what the path's timing accepts.
+    """
+    gap = np.asarray(path.positions[0], dtype=float) - here
+    lead = max(LEAD_S, lead_time(gap, moving, path.velocity_limits, path.acceleration_limits))
+    msg = JointTrajectory(joint_names=list(joint_names))
+    msg.points = [JointTrajectoryPoint(positions=[float(v) for v in q], velocities=[float(v) for v in v_],
+                                       time_from_start=_duration(lead + float(t)))
+                  for t, q, v_ in zip(path.times, path.positions, path.velocities)]
+    return msg, lead
