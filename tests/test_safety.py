@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from pathlib import Path
@@ -130,6 +131,9 @@ def test_base_files_match_sim_base_limits() -> None:
     (lambda d: d["arm"]["keep_out"][1].update(max=[1.0, 0.1, 0.9]), "arm.keep_out[1]: min"),
     (lambda d: d["gripper"].update(max_opening=-1), "gripper: need 0 <= min_opening"),
     (lambda d: d.update(base={"linear": 1.0}), "base: missing keys"),
+    (lambda d: d["arm"].update(max_duration_s=-1.0), "arm.max_duration_s: must be positive"),
+    (lambda d: d["arm"].update(max_points=2.5), "arm.max_points: must be a positive integer"),
+    (lambda d: d["arm"].update(max_ee_samples=0), "arm.max_ee_samples: must be a positive integer"),
 ])
 def test_yaml_errors_name_file_and_key(tmp_path: Path, mutate, message: str) -> None:
     document = yaml.safe_load((CONFIG / "panda_tabletop.yaml").read_text())
@@ -262,6 +266,110 @@ def test_bad_forward_kinematics_is_refused(shield: SafetyShield) -> None:
     assert not jumpy.ok and "discontinuous" in jumpy.reason
 
 
+# --- bounded checks ---------------------------------------------------------------------------------
+
+
+class CountingFk:
+    """The toy arm's forward kinematics, counting calls and failing once a test's bound is passed."""
+
+    def __init__(self, bound: int, wiggle: float = 0.0) -> None:
+        self.calls = 0
+        self.bound = bound
+        self.wiggle = wiggle
+
+    def __call__(self, q: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        if self.calls > self.bound:
+            raise ValueError(f"more than {self.bound} forward-kinematics calls")
+        # A fast ripple makes every end-effector chord longer than the margin down to tiny steps.
+        return toy_fk(q) + self.wiggle * np.array([math.sin(1e5 * q[0]), 0.0, 0.0])
+
+
+@pytest.mark.parametrize("times, reason", [
+    ([2147483647.0], "trajectory lasts 2147483647.000 s, longer than max_duration_s 60.0"),
+    ([3000.0], "trajectory lasts 3000.000 s, longer than max_duration_s 60.0"),
+    (np.linspace(0.001, 59.0, 100_000), "trajectory has 100000 points, more than max_points 2000"),
+], ids=["int32_seconds", "fifty_minutes", "many_points"])
+def test_long_or_large_trajectories_are_refused_before_any_sampling(shield, times, reason) -> None:
+    fk = CountingFk(bound=0)
+    q = np.tile(SAFE_POSE, (len(times), 1))
+    verdict = shield.check_trajectory(TOY_JOINTS, times, q, None, fk, start=SAFE_POSE)
+    assert verdict == Verdict(False, reason)
+    assert fk.calls == 0
+
+
+def test_end_effector_check_makes_a_bounded_number_of_samples(shield: SafetyShield) -> None:
+    # The ripple makes bisection take some 3,200 samples of this 4 s move; the bound stops it at 1,000.
+    limits = toy_limits()
+    bounded = SafetyShield(dataclasses.replace(limits, arm=dataclasses.replace(limits.arm, max_ee_samples=1000)))
+    times, q, qd = slow_move(SAFE_POSE + [0.2, 0.1, 0.1])
+    fk = CountingFk(bound=10_000, wiggle=0.02)
+    assert shield.check_trajectory(TOY_JOINTS, times, q, qd, fk).ok and fk.calls > 3000
+    fk = CountingFk(bound=10_000, wiggle=0.02)
+    verdict = bounded.check_trajectory(TOY_JOINTS, times, q, qd, fk)
+    assert verdict == Verdict(False, "certifying the end-effector path needs more than max_ee_samples 1000 "
+                                     "forward-kinematics samples")
+    assert fk.calls == 1000
+    # The sampling grid alone may not pass the bound either.
+    fk = CountingFk(bound=0)
+    verdict = SafetyShield(limits, sample_rate_hz=1e6).check_trajectory(TOY_JOINTS, times, q, qd, fk)
+    assert verdict == Verdict(False, "sampling 4.000 s at 1000000.0 Hz needs more than max_ee_samples 10000 samples")
+    assert fk.calls == 0
+    # A smooth move takes a small part of the default bound.
+    fk = CountingFk(bound=10_000)
+    assert shield.check_trajectory(TOY_JOINTS, times, q, qd, fk).ok and fk.calls < 1000
+
+
+def test_emergency_stop_during_a_check_ends_it_at_the_next_sample(shield: SafetyShield) -> None:
+    times, q, qd = slow_move(SAFE_POSE + [0.2, 0.0, 0.0])
+    fk = CountingFk(bound=10_000)
+
+    def stop_at_the_tenth(joints: np.ndarray) -> np.ndarray:
+        if fk.calls == 9:
+            shield.engage()
+        return fk(joints)
+
+    assert shield.check_trajectory(TOY_JOINTS, times, q, qd, stop_at_the_tenth) == Verdict(False, ESTOP_REASON)
+    assert fk.calls == 10
+
+
+def test_default_bounds_pass_files_without_them_and_are_read_from_files() -> None:
+    document = yaml.safe_load((CONFIG / "panda_tabletop.yaml").read_text())
+    for key in ("max_duration_s", "max_points", "max_ee_samples"):
+        document["arm"].pop(key)
+    assert parse_safety_limits(document).arm.max_points == 2000
+    document["arm"].update(max_duration_s=5.0, max_points=3, max_ee_samples=7)
+    arm = parse_safety_limits(document).arm
+    assert (arm.max_duration_s, arm.max_points, arm.max_ee_samples) == (5.0, 3, 7)
+
+
+# --- start from the measured state ----------------------------------------------------------------
+
+
+def test_first_segment_starts_at_the_measured_velocity(shield: SafetyShield) -> None:
+    # The path starts where the joints were measured, 0.1 s ahead, at rest: fine from rest, but
+    # the yaw moving at 0.2 rad/s must stop within 0.1 s: 4 * 0.2 / 0.1 = 8 rad/s^2 at the start.
+    times, q, qd = [0.1, 2.1], np.array([SAFE_POSE, SAFE_POSE + [0.3, 0, 0]]), np.zeros((2, 3))
+    qd[0] = 0.0
+    assert shield.check_trajectory(TOY_JOINTS, times, q, qd, start=SAFE_POSE).ok
+    moving = [0.2, 0.0, 0.0]
+    verdict = shield.check_trajectory(TOY_JOINTS, times, q, qd, start=SAFE_POSE, start_velocity=moving)
+    assert verdict == Verdict(False, "segment 0->1: yaw needs 8.0000 rad/s^2, limit 3.0000")
+    # Linear segments: the jump from the measured velocity to the first segment's speed.
+    line = [1.0], [SAFE_POSE + [0.5, 0, 0]]
+    assert shield.check_trajectory(TOY_JOINTS, *line, start=SAFE_POSE).ok
+    verdict = shield.check_trajectory(TOY_JOINTS, *line, start=SAFE_POSE, start_velocity=[-1.2, 0, 0])
+    assert verdict == Verdict(False, "at point 0: yaw needs 3.4000 rad/s^2, limit 3.0000")
+    # A point at time 0 must continue the measured motion.
+    verdict = shield.check_trajectory(TOY_JOINTS, [0.0, 2.0], q, qd, start=SAFE_POSE, start_velocity=moving)
+    assert verdict == Verdict(False, "first point at time 0 must be at the measured velocity 0.2000, yaw has "
+                                     "velocity 0.0000")
+    assert "start velocity has shape (2,)" in shield.check_trajectory(
+        TOY_JOINTS, times, q, qd, start=SAFE_POSE, start_velocity=[0.0, 0.0]).reason
+    assert "NaN or infinite" in shield.check_trajectory(
+        TOY_JOINTS, times, q, qd, start=SAFE_POSE, start_velocity=[math.nan, 0.0, 0.0]).reason
+
+
 # --- gripper, twist, emergency stop ---------------------------------------------------------------
 
 
@@ -309,10 +417,18 @@ SHIELD = SafetyShield(LIMITS)
 TEST_RATE_HZ = 400.0
 
 
-def violations(times: np.ndarray, q: np.ndarray, qd: np.ndarray | None, start: np.ndarray) -> list[str]:
-    """Return every limit the executed motion breaks, found by sampling it densely and independently."""
+def violations(times: np.ndarray, q: np.ndarray, qd: np.ndarray | None, start: np.ndarray,
+               start_velocity: np.ndarray) -> list[str]:
+    """Return every limit the executed motion breaks, found by sampling it densely and independently.
+
+    The motion leaves `start` at `start_velocity`: the first segment is written out from time 0.
+    """
     arm = LIMITS.arm
-    trajectory = Trajectory(TOY_JOINTS, times, q, qd)
+    if times[0] > 0.0:
+        trajectory = Trajectory(TOY_JOINTS, np.concatenate(([0.0], times)), np.vstack((start, q)),
+                                np.vstack((start_velocity, qd)) if qd is not None else None)
+    else:
+        trajectory = Trajectory(TOY_JOINTS, times, q, qd)
     grid = np.union1d(np.arange(0.0, times[-1], 1.0 / TEST_RATE_HZ), times)
     samples = [sample(trajectory, start, t) for t in grid]
     positions = np.array([p for p, _ in samples])
@@ -328,8 +444,8 @@ def violations(times: np.ndarray, q: np.ndarray, qd: np.ndarray | None, start: n
         accel = np.abs(np.diff(speeds, axis=0)) / np.diff(grid)[:, None]
         if np.any(accel > arm.acceleration + 1e-6):
             found.append("acceleration")
-        if np.any(qd[-1] != 0.0) or (times[0] == 0.0 and np.any(qd[0] != 0.0)):
-            found.append("velocity jump from or to rest")
+        if np.any(qd[-1] != 0.0) or (times[0] == 0.0 and np.any(np.abs(qd[0] - start_velocity) > 0.01)):
+            found.append("velocity jump from the start or to rest")
     else:
         # Velocity jumps at waypoints, spread over half of each adjacent segment, from and to rest.
         knots = np.concatenate(([0.0], times)) if times[0] > 0 else times
@@ -338,7 +454,7 @@ def violations(times: np.ndarray, q: np.ndarray, qd: np.ndarray | None, start: n
             dt = np.diff(knots)
             seg = np.diff(path, axis=0) / dt[:, None]
             for k in range(len(knots)):
-                before = seg[k - 1] if k > 0 else np.zeros(3)
+                before = seg[k - 1] if k > 0 else start_velocity
                 after = seg[k] if k < len(seg) else np.zeros(3)
                 window = ((dt[k - 1] if k > 0 else 0.0) + (dt[k] if k < len(dt) else 0.0)) / 2
                 if np.any(np.abs(after - before) / window > arm.acceleration + eps):
@@ -352,8 +468,11 @@ def violations(times: np.ndarray, q: np.ndarray, qd: np.ndarray | None, start: n
 
 
 @st.composite
-def trajectories(draw, near: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
-    """Draw (times, positions, velocities or None, start), near SAFE_POSE or anywhere around the limits."""
+def trajectories(draw, near: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
+    """Draw (times, positions, velocities or None, start, start velocity), near SAFE_POSE or anywhere.
+
+    Near SAFE_POSE the arm starts at rest; anywhere, it is often still moving.
+    """
     n = draw(st.integers(1, 4))
     if near:
         offsets = st.tuples(*(st.floats(-0.15, 0.15) for _ in range(3)))
@@ -379,16 +498,19 @@ def trajectories(draw, near: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray |
             qd[-1] = 0.0
             if times[0] == 0.0:
                 qd[0] = 0.0
-    return times, q, qd, start
+    start_velocity = np.zeros(3)
+    if not near and draw(st.booleans()):
+        start_velocity = np.array(draw(st.tuples(*(st.floats(-0.6, 0.6) for _ in range(3)))))
+    return times, q, qd, start, start_velocity
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(trajectories(near=False))
 def test_nothing_outside_the_limits_is_accepted(trajectory) -> None:
-    times, q, qd, start = trajectory
-    verdict = SHIELD.check_trajectory(TOY_JOINTS, times, q, qd, toy_fk, start)
+    times, q, qd, start, start_velocity = trajectory
+    verdict = SHIELD.check_trajectory(TOY_JOINTS, times, q, qd, toy_fk, start, start_velocity)
     if verdict.ok:
-        assert violations(times, q, qd, start) == []
+        assert violations(times, q, qd, start, start_velocity) == []
     else:
         assert verdict.reason
 
@@ -396,8 +518,8 @@ def test_nothing_outside_the_limits_is_accepted(trajectory) -> None:
 @settings(max_examples=100, deadline=None)
 @given(trajectories(near=True))
 def test_clearly_inside_trajectories_are_accepted(trajectory) -> None:
-    times, q, qd, start = trajectory
-    verdict = SHIELD.check_trajectory(TOY_JOINTS, times, q, qd, toy_fk, start)
+    times, q, qd, start, start_velocity = trajectory
+    verdict = SHIELD.check_trajectory(TOY_JOINTS, times, q, qd, toy_fk, start, start_velocity)
     assert verdict.ok, verdict.reason
 
 

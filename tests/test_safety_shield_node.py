@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 import yaml
@@ -9,14 +12,17 @@ from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import TwistStamped
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+import rclpy
+from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from modular_robot.core.safety import ESTOP_REASON, Verdict
 from modular_robot.core.trajectory import Trajectory, sample
 from modular_robot.motion.kinematics import panda_kinematics
-from modular_robot.nodes.safety_shield_node import SafetyShieldNode
+from modular_robot.nodes.safety_shield_node import COMMANDS, SafetyShieldNode
 from modular_robot.paths import resolve_data_path
 from modular_robot.ros import qos
 from modular_robot.sim.robots import ARM_HOME, ARM_JOINTS
@@ -289,3 +295,182 @@ def test_emergency_stop_refuses_safe_trajectory(tabletop):
     assert tabletop.refusals == ["refused arm_controller/joint_trajectory: emergency stop engaged"]
     assert tabletop.hardware_arm == []
     assert np.max(np.abs(_arm(tabletop.harness) - before)) < 2e-3
+
+
+# --- bounded checks, bursts and the emergency stop racing a check ---------------------------------
+
+
+def test_endless_trajectories_are_refused_at_once_and_the_node_keeps_working(tabletop):
+    endless = _trajectory([(3.0, GOAL)])
+    endless.points[0].time_from_start = Duration(sec=2147483647)
+    tabletop.arm.publish(endless)
+    tabletop.arm.publish(_trajectory([(3000.0, GOAL)]))
+    tabletop.harness.spin(20)
+    assert tabletop.refusals == [
+        "refused arm_controller/joint_trajectory: trajectory lasts 2147483647.000 s, longer than max_duration_s 60.0",
+        "refused arm_controller/joint_trajectory: trajectory lasts 3000.000 s, longer than max_duration_s 60.0"]
+    tabletop.arm.publish(_trajectory([(3.0, GOAL)]))
+    tabletop.harness.advance(4.0)
+    assert len(tabletop.hardware_arm) == 1
+    assert np.max(np.abs(_arm(tabletop.harness) - GOAL)) < 1e-3
+
+
+def test_every_command_of_a_burst_is_forwarded_or_refused(tabletop):
+    probe = tabletop.harness.probe
+    answers = {"refused": 0, "forwarded": 0}
+
+    def count(kind):
+        return lambda _: answers.__setitem__(kind, answers[kind] + 1)
+
+    probe.create_subscription(String, "safety/refusals", count("refused"), COMMANDS)
+    probe.create_subscription(JointTrajectory, "arm_controller/joint_trajectory", count("forwarded"), COMMANDS)
+    probe.create_subscription(Float64MultiArray, "gripper_controller/commands", count("forwarded"), COMMANDS)
+    arm = probe.create_publisher(JointTrajectory, "safe/arm_controller/joint_trajectory", COMMANDS)
+    gripper = probe.create_publisher(Float64MultiArray, "safe/gripper_controller/commands", COMMANDS)
+    home = _arm(tabletop.harness)
+    sent = 0
+    # Mostly cheap refusals, some accepted openings, and a few trajectories that need a full check.
+    for k in range(2000):
+        if k % 400 == 0:
+            arm.publish(_trajectory([(2.0, home + 0.05 * (k % 800 == 0))]))
+        elif k % 2:
+            arm.publish(_trajectory([(1.0, (float("nan"),) * 7)]))
+        else:
+            gripper.publish(Float64MultiArray(data=[0.04 if k % 10 == 0 else 0.5]))
+        sent += 1
+    for _ in range(20_000):
+        if sum(answers.values()) >= sent:
+            break
+        tabletop.harness.executor.spin_once(timeout_sec=0.0)
+    assert answers["forwarded"] + answers["refused"] == sent, answers
+    # The five trajectories and the 195 openings of 4 cm.
+    assert answers["forwarded"] == 200, answers
+
+
+class _BareShield:
+    """A shield node and a probe on a multi-threaded executor, spun as the process does it, no sim."""
+
+    def __init__(self) -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = SafetyShieldNode(context=self.context)
+        self.probe = rclpy.create_node("probe", context=self.context)
+        self.refusals: list[str] = []
+        self.hardware_arm: list[JointTrajectory] = []
+        self.answered = threading.Event()
+        self.probe.create_subscription(String, "safety/refusals", self._on_refusal, qos.RELIABLE)
+        self.probe.create_subscription(JointTrajectory, "arm_controller/joint_trajectory", self._on_arm, qos.RELIABLE)
+        self.arm = self.probe.create_publisher(JointTrajectory, "safe/arm_controller/joint_trajectory", qos.RELIABLE)
+        self.estop = self.probe.create_publisher(Bool, "emergency_stop", qos.LATCHED)
+        self.joint_states = self.probe.create_publisher(JointState, "joint_states", qos.RELIABLE)
+        self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
+        self.executor.add_node(self.node)
+        self.executor.add_node(self.probe)
+        self.spinner = threading.Thread(target=self.executor.spin, daemon=True)
+        self.spinner.start()
+
+    def _on_refusal(self, msg: String) -> None:
+        self.refusals.append(msg.data)
+        self.answered.set()
+
+    def _on_arm(self, msg: JointTrajectory) -> None:
+        self.hardware_arm.append(msg)
+        self.answered.set()
+
+    def at_home(self, timeout_s: float = 10.0) -> None:
+        """Publish joint_states at home until the shield has them."""
+        deadline = time.monotonic() + timeout_s
+        msg = JointState(name=list(ARM_JOINTS), position=list(ARM_HOME), velocity=[0.0] * 7)
+        while not self.node._joint_positions and time.monotonic() < deadline:
+            self.joint_states.publish(msg)
+            threading.Event().wait(0.05)
+        assert self.node._joint_positions, "the shield never saw joint_states"
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.spinner.join(timeout=10.0)
+        self.node.destroy_node()
+        self.probe.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+
+@pytest.fixture
+def bare():
+    shield = _BareShield()
+    yield shield
+    shield.close()
+
+
+def test_emergency_stop_is_handled_while_a_trajectory_is_being_checked(bare):
+    bare.at_home()
+    checking, stop_seen = threading.Event(), threading.Event()
+    end_effector = bare.node._end_effector
+
+    def slow_end_effector(q: np.ndarray) -> np.ndarray:
+        # The first sample waits (3 s at most) for the stop to be engaged by its own callback.
+        if not checking.is_set():
+            checking.set()
+            deadline = time.monotonic() + 3.0
+            while not bare.node.shield.engaged and time.monotonic() < deadline:
+                threading.Event().wait(0.01)
+            if bare.node.shield.engaged:
+                stop_seen.set()
+        return end_effector(q)
+
+    bare.node._end_effector = slow_end_effector
+    bare.arm.publish(_trajectory([(3.0, GOAL)]))
+    assert checking.wait(10.0), "the check never started"
+    bare.estop.publish(Bool(data=True))
+    assert bare.answered.wait(10.0), "the trajectory got no answer"
+    assert stop_seen.is_set(), "the stop waited for the check to finish"
+    assert bare.refusals == [f"refused arm_controller/joint_trajectory: {ESTOP_REASON}"]
+    assert bare.hardware_arm == []
+
+
+def test_a_command_checked_before_the_stop_is_not_forwarded_after_it():
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = SafetyShieldNode(context=context)
+    probe = rclpy.create_node("probe", context=context)
+    try:
+        forwarded, refusals = [], []
+        probe.create_subscription(JointTrajectory, "arm_controller/joint_trajectory", forwarded.append, qos.RELIABLE)
+        probe.create_subscription(String, "safety/refusals", refusals.append, qos.RELIABLE)
+        node._on_joint_states(JointState(name=list(ARM_JOINTS), position=list(ARM_HOME), velocity=[0.0] * 7))
+
+        def accepted_as_the_stop_engages(*args, **kwargs) -> Verdict:
+            # The stop's callback runs on another thread after the check has decided.
+            stop = threading.Thread(target=node._on_emergency_stop, args=(Bool(data=True),))
+            stop.start()
+            stop.join(timeout=5.0)
+            return Verdict(True, "ok")
+
+        node.shield.check_trajectory = accepted_as_the_stop_engages
+        node._on_trajectory(_trajectory([(3.0, GOAL)]))
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(probe)
+        for _ in range(50):
+            executor.spin_once(timeout_sec=0.01)
+            if refusals or forwarded:
+                break
+        executor.shutdown()
+        assert forwarded == []
+        assert [m.data for m in refusals] == [f"refused arm_controller/joint_trajectory: {ESTOP_REASON}"]
+    finally:
+        node.destroy_node()
+        probe.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+def test_the_measured_velocity_counts_for_the_first_segment(tabletop):
+    # 0.1 s ahead from where the arm is, at rest: fine for an arm at rest, not for one still moving.
+    here = _arm(tabletop.harness)
+    lead = _trajectory([(0.1, here), (3.0, GOAL)])
+    for point in lead.points:
+        point.velocities = [0.0] * 7
+    moving = JointState(name=list(ARM_JOINTS), position=list(here), velocity=[0.0, 0.2] + [0.0] * 5)
+    tabletop.shield._on_joint_states(moving)
+    tabletop.arm.publish(lead)
+    tabletop.harness.spin(20)
+    assert tabletop.refusals == ["refused arm_controller/joint_trajectory: segment 0->1: panda_joint2 needs "
+                                 "8.0000 rad/s^2, limit 4.0000"]

@@ -13,6 +13,11 @@ forward-kinematics callable, so they sample the path densely and bisect wherever
 end-effector samples are further apart than `ee_margin`; the workspace is shrunk and every
 keep-out zone grown by that margin so that the unsampled path between two samples stays within
 limits too.
+
+Every check is bounded in time: trajectories longer than `max_duration_s` or with more than
+`max_points` waypoints are refused before anything is sampled, and the end-effector check refuses
+a path that would need more than `max_ee_samples` forward-kinematics evaluations, bisection
+included. A shield that could be kept busy by one command would see the emergency stop late.
 """
 
 from __future__ import annotations
@@ -33,6 +38,14 @@ ESTOP_REASON = "emergency stop engaged"
 # forward kinematics is discontinuous there; no sampling rate can certify such a path.
 _MIN_BISECT_DT = 1e-5
 _START_TOLERANCE = 1e-3
+# A point at time 0 must continue the measured motion; joint_states' velocities carry some noise.
+_START_VELOCITY_TOLERANCE = 0.01
+# Bounds of one trajectory check, for limit files that do not set them. The skills' longest motion
+# (a joint move across the whole range at the slowest velocity scale) takes well under 20 s and
+# carries a waypoint every 0.1 s plus three per segment.
+DEFAULT_MAX_DURATION_S = 60.0
+DEFAULT_MAX_POINTS = 2000
+DEFAULT_MAX_EE_SAMPLES = 10000
 
 
 class SafetyConfigError(ValueError):
@@ -95,6 +108,9 @@ class ArmLimits:
         keep_out: Zones the end effector must stay out of.
         ee_margin: Distance (m) kept from the workspace faces and keep-out zones; also the largest
             end-effector step between checked samples.
+        max_duration_s: Longest trajectory accepted (s).
+        max_points: Most waypoints a trajectory may have.
+        max_ee_samples: Most forward-kinematics evaluations one end-effector check may make.
     """
 
     joint_names: tuple[str, ...]
@@ -105,6 +121,9 @@ class ArmLimits:
     workspace: BoxZone
     keep_out: tuple[BoxZone | CylinderZone, ...]
     ee_margin: float
+    max_duration_s: float = DEFAULT_MAX_DURATION_S
+    max_points: int = DEFAULT_MAX_POINTS
+    max_ee_samples: int = DEFAULT_MAX_EE_SAMPLES
 
 
 @dataclass(frozen=True)
@@ -244,14 +263,15 @@ class SafetyShield:
     def check_trajectory(self, joint_names: list[str] | tuple[str, ...], times: Any, positions: Any,
                          velocities: Any = None,
                          forward_kinematics: Callable[[np.ndarray], np.ndarray] | None = None,
-                         start: Any = None) -> Verdict:
+                         start: Any = None, start_velocity: Any = None) -> Verdict:
         """Check an arm trajectory everywhere in time, not only at its waypoints.
 
         The motion checked is the one `core.trajectory.sample` executes: linear segments without
-        velocities, cubic Hermite segments with them, and a first segment from `start` (at rest) when
-        the first waypoint's time is positive. Without linear velocities, the velocity change at
-        each waypoint is taken to happen over half of each adjacent segment, from rest before the
-        start and to rest after the end.
+        velocities, cubic Hermite segments with them, and a first segment from `start` when the
+        first waypoint's time is positive. That first segment leaves `start` at `start_velocity`,
+        the arm's measured motion, not at rest. Without linear velocities, the velocity change at
+        each waypoint is taken to happen over half of each adjacent segment, from the start
+        velocity before the start and to rest after the end.
 
         Args:
             joint_names: Arm joints commanded, in column order; a subset of the configured joints.
@@ -261,6 +281,7 @@ class SafetyShield:
             forward_kinematics: Maps positions of every configured arm joint, in configured order,
                 to the end-effector position (m) in the limits' frame; None skips end-effector checks.
             start: Current positions of the commanded joints; defaults to the first waypoint.
+            start_velocity: Current velocities of the commanded joints (rad/s); defaults to rest.
 
         Returns:
             A verdict whose reason names the first violation found.
@@ -270,10 +291,10 @@ class SafetyShield:
         arm = self.limits.arm
         if arm is None:
             return Verdict(False, f"{self.limits.robot} has no arm limits configured")
-        parsed = _parse_trajectory(joint_names, times, positions, velocities, start, arm)
+        parsed = _parse_trajectory(joint_names, times, positions, velocities, start, start_velocity, arm)
         if isinstance(parsed, Verdict):
             return parsed
-        names, t, q, qd, q_start = parsed
+        names, t, q, qd, q_start, v_start = parsed
         columns = [arm.joint_names.index(name) for name in names]
         lower, upper = arm.lower[columns], arm.upper[columns]
         vmax, amax = arm.velocity[columns], arm.acceleration[columns]
@@ -292,24 +313,25 @@ class SafetyShield:
             j = int(np.argmax(np.abs(q[0] - q_start)))
             return Verdict(False, f"first point at time 0 is {abs(q[0, j] - q_start[j]):.4f} away from the "
                                   f"current {names[j]}")
-        # The controller starts from rest, so a velocity at time 0 would be an instant jump.
-        if qd is not None and t[0] == 0.0 and np.any(qd[0] != 0.0):
-            j = int(np.argmax(np.abs(qd[0])))
-            return Verdict(False, f"first point at time 0 must be at rest, {names[j]} has velocity {qd[0, j]:.4f}")
+        # A velocity at time 0 other than the measured one would be an instant jump.
+        if qd is not None and t[0] == 0.0 and np.any(np.abs(qd[0] - v_start) > _START_VELOCITY_TOLERANCE):
+            j = int(np.argmax(np.abs(qd[0] - v_start)))
+            state = "at rest" if not np.any(v_start) else f"at the measured velocity {v_start[j]:.4f}"
+            return Verdict(False, f"first point at time 0 must be {state}, {names[j]} has velocity {qd[0, j]:.4f}")
         if qd is not None and np.any(qd[-1] != 0.0):
             j = int(np.argmax(np.abs(qd[-1])))
             return Verdict(False, f"last point must be at rest, {names[j]} has velocity {qd[-1, j]:.4f}")
 
-        # The segments the controller executes: from the start (at rest) when the first point is later.
+        # The segments the controller executes: from the start when the first point is later.
         if t[0] > 0.0:
             seg_t = np.concatenate(([0.0], t))
             seg_q = np.vstack((q_start, q))
-            seg_qd = np.vstack((np.zeros_like(q_start), qd)) if qd is not None else None
+            seg_qd = np.vstack((v_start, qd)) if qd is not None else None
         else:
             seg_t, seg_q, seg_qd = t, q, qd
         if len(seg_t) > 1:
             check = (_check_hermite(names, seg_t, seg_q, seg_qd, lower, upper, vmax, amax) if seg_qd is not None
-                     else _check_linear(names, seg_t, seg_q, vmax, amax))
+                     else _check_linear(names, seg_t, seg_q, v_start, vmax, amax))
             if check is not None:
                 return check
 
@@ -318,8 +340,10 @@ class SafetyShield:
                 missing = sorted(set(arm.joint_names) - set(names))
                 return Verdict(False, f"end-effector checks need every arm joint commanded; missing {missing}")
             order = [names.index(name) for name in arm.joint_names]
-            trajectory = Trajectory(tuple(names), t, q, qd)
-            return _check_end_effector(trajectory, q_start, order, forward_kinematics, arm, self.sample_rate_hz)
+            # Sampled as checked above: the first segment leaves the start at the start velocity.
+            trajectory = Trajectory(tuple(names), seg_t, seg_q, seg_qd)
+            return _check_end_effector(trajectory, q_start, order, forward_kinematics, arm, self.sample_rate_hz,
+                                       lambda: self._engaged)
         return Verdict(True, "ok")
 
 
@@ -329,8 +353,11 @@ def _is_finite_number(value: Any) -> bool:
 
 
 def _parse_trajectory(joint_names: Any, times: Any, positions: Any, velocities: Any, start: Any,
-                      arm: ArmLimits) -> Verdict | tuple:
-    """Return (names, times, positions, velocities or None, start) as arrays, or a refusal."""
+                      start_velocity: Any, arm: ArmLimits) -> Verdict | tuple:
+    """Return (names, times, positions, velocities or None, start, start velocity) as arrays, or a refusal.
+
+    The size and duration caps come first, so that nothing later works on an unbounded trajectory.
+    """
     names = list(joint_names)
     if not names:
         return Verdict(False, "trajectory names no joints")
@@ -343,10 +370,13 @@ def _parse_trajectory(joint_names: Any, times: Any, positions: Any, velocities: 
         t = np.asarray(times, dtype=float).reshape(-1)
         if t.size == 0:
             return Verdict(False, "trajectory has no points")
+        if t.size > arm.max_points:
+            return Verdict(False, f"trajectory has {t.size} points, more than max_points {arm.max_points}")
         q = np.asarray(positions, dtype=float)
         with_velocities = velocities is not None and np.size(velocities) > 0
         qd = np.asarray(velocities, dtype=float) if with_velocities else None
         q_start = np.asarray(start, dtype=float) if start is not None else None
+        v_start = np.asarray(start_velocity, dtype=float) if start_velocity is not None else None
     except (TypeError, ValueError) as error:
         return Verdict(False, f"trajectory values are not numeric: {error}")
     shape = (t.size, len(names))
@@ -356,17 +386,30 @@ def _parse_trajectory(joint_names: Any, times: Any, positions: Any, velocities: 
         return Verdict(False, f"velocities have shape {qd.shape}, expected {shape}")
     if q_start is not None and q_start.shape != (len(names),):
         return Verdict(False, f"start has shape {q_start.shape}, expected {(len(names),)}")
-    arrays = [t, q] + [a for a in (qd, q_start) if a is not None]
+    if v_start is not None and v_start.shape != (len(names),):
+        return Verdict(False, f"start velocity has shape {v_start.shape}, expected {(len(names),)}")
+    arrays = [t, q] + [a for a in (qd, q_start, v_start) if a is not None]
     if not all(np.all(np.isfinite(a)) for a in arrays):
         return Verdict(False, "trajectory contains NaN or infinite values")
     if t[0] < 0.0 or np.any(np.diff(t) <= 0.0):
-        return Verdict(False, f"times must be non-negative and strictly increasing, got {t.tolist()}")
+        return Verdict(False, f"times must be non-negative and strictly increasing, got {_brief(t)}")
+    if t[-1] > arm.max_duration_s:
+        return Verdict(False, f"trajectory lasts {t[-1]:.3f} s, longer than max_duration_s {arm.max_duration_s}")
     if q_start is None:
         q_start = q[0].copy()
-    return names, t, q, qd, q_start
+    if v_start is None:
+        v_start = np.zeros(len(names))
+    return names, t, q, qd, q_start, v_start
 
 
-def _check_linear(names: list[str], t: np.ndarray, q: np.ndarray, vmax: np.ndarray,
+def _brief(values: np.ndarray, shown: int = 10) -> str:
+    """Return the values as a list, cut after the first few so that a refusal stays one readable line."""
+    listed = ", ".join(repr(float(v)) for v in values[:shown])
+    more = f", ... ({values.size} values)" if values.size > shown else ""
+    return f"[{listed}{more}]"
+
+
+def _check_linear(names: list[str], t: np.ndarray, q: np.ndarray, v_start: np.ndarray, vmax: np.ndarray,
                   amax: np.ndarray) -> Verdict | None:
     """Check linear segments; positions between in-limit waypoints are in limits by convexity."""
     dt = np.diff(t)
@@ -376,9 +419,10 @@ def _check_linear(names: list[str], t: np.ndarray, q: np.ndarray, vmax: np.ndarr
         i, j = np.argwhere(too_fast)[0]
         return Verdict(False, f"segment {i}->{i + 1}: {names[j]} needs {abs(speed[i, j]):.4f} rad/s, "
                               f"limit {vmax[j]:.4f}")
-    # Velocity jumps at each waypoint, spread over half of each adjacent segment; rest outside.
+    # Velocity jumps at each waypoint, spread over half of each adjacent segment; from the start
+    # velocity before the first and to rest after the last.
     rest = np.zeros((1, q.shape[1]))
-    jumps = np.abs(np.diff(np.vstack((rest, speed, rest)), axis=0))
+    jumps = np.abs(np.diff(np.vstack((v_start[None, :], speed, rest)), axis=0))
     window = (np.concatenate(([0.0], dt)) + np.concatenate((dt, [0.0]))) / 2.0
     accel = jumps / window[:, None]
     too_sharp = accel > amax
@@ -437,12 +481,25 @@ def _check_hermite(names: list[str], t: np.ndarray, q: np.ndarray, qd: np.ndarra
 
 def _check_end_effector(trajectory: Trajectory, start: np.ndarray, order: list[int],
                         forward_kinematics: Callable[[np.ndarray], np.ndarray], arm: ArmLimits,
-                        rate_hz: float) -> Verdict:
-    """Sample the end effector along the trajectory, bisecting until consecutive samples are close."""
+                        rate_hz: float, engaged: Callable[[], bool]) -> Verdict:
+    """Sample the end effector along the trajectory, bisecting until consecutive samples are close.
+
+    At most `arm.max_ee_samples` forward-kinematics evaluations are made, and the check stops at
+    the next sample once `engaged()` says the emergency stop was engaged meanwhile.
+    """
     margin = arm.ee_margin
     inner = BoxZone(arm.workspace.name, arm.workspace.lower + margin, arm.workspace.upper - margin)
+    budget = arm.max_ee_samples
+    used = 0
 
     def check_at(time: float) -> np.ndarray | Verdict:
+        nonlocal used
+        if engaged():
+            return Verdict(False, ESTOP_REASON)
+        if used >= budget:
+            return Verdict(False, f"certifying the end-effector path needs more than max_ee_samples {budget} "
+                                  f"forward-kinematics samples")
+        used += 1
         joints = sample(trajectory, start, time)[0][order]
         try:
             ee = np.asarray(forward_kinematics(joints), dtype=float).reshape(-1)
@@ -462,8 +519,11 @@ def _check_end_effector(trajectory: Trajectory, start: np.ndarray, order: list[i
         return ee
 
     duration = trajectory.duration
-    grid = np.union1d(np.linspace(0.0, duration, max(2, math.ceil(duration * rate_hz) + 1)),
-                      trajectory.times)
+    count = max(2, math.ceil(duration * rate_hz) + 1)
+    if count + len(trajectory.times) > budget:
+        return Verdict(False, f"sampling {duration:.3f} s at {rate_hz} Hz needs more than max_ee_samples {budget} "
+                              f"samples")
+    grid = np.union1d(np.linspace(0.0, duration, count), trajectory.times)
     points: list[tuple[float, np.ndarray]] = []
     for time in grid:
         result = check_at(float(time))
@@ -491,7 +551,7 @@ def _check_end_effector(trajectory: Trajectory, start: np.ndarray, order: list[i
 # --- loading ------------------------------------------------------------------------------------
 
 _TOP_KEYS = {"robot", "frame", "arm", "gripper", "base"}
-_ARM_KEYS = {"joints", "workspace", "keep_out", "ee_margin"}
+_ARM_KEYS = {"joints", "workspace", "keep_out", "ee_margin", "max_duration_s", "max_points", "max_ee_samples"}
 _JOINT_KEYS = {"lower", "upper", "velocity", "acceleration"}
 _GRIPPER_KEYS = {"min_opening", "max_opening"}
 _BASE_KEYS = {"linear", "angular", "linear_accel", "angular_accel"}
@@ -525,6 +585,11 @@ class _Reader:
         if positive and value <= 0.0:
             raise self.fail(key, f"must be positive, got {value}")
         return float(value)
+
+    def count(self, value: Any, key: str) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise self.fail(key, f"must be a positive integer, got {value!r}")
+        return value
 
     def vector(self, value: Any, key: str, length: int) -> np.ndarray:
         if not isinstance(value, list) or len(value) != length:
@@ -604,8 +669,12 @@ def _parse_arm(read: _Reader, value: Any) -> ArmLimits:
                                          read.number(zone["radius"], f"{key}.radius", positive=True), z_min, z_max))
         else:
             raise read.fail(f"{key}.type", f"must be 'box' or 'cylinder', got {kind!r}")
+    max_duration = read.number(arm.get("max_duration_s", DEFAULT_MAX_DURATION_S), "arm.max_duration_s",
+                               positive=True)
+    max_points = read.count(arm.get("max_points", DEFAULT_MAX_POINTS), "arm.max_points")
+    max_ee_samples = read.count(arm.get("max_ee_samples", DEFAULT_MAX_EE_SAMPLES), "arm.max_ee_samples")
     return ArmLimits(tuple(str(name) for name in joints), table[:, 0], table[:, 1], table[:, 2], table[:, 3],
-                     workspace, tuple(keep_out), margin)
+                     workspace, tuple(keep_out), margin, max_duration, max_points, max_ee_samples)
 
 
 def _parse_box(read: _Reader, value: Any, key: str, named: bool) -> BoxZone:

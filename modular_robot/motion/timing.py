@@ -5,6 +5,10 @@ its segments are meant to be interpolated as joint_trajectory_controller and
 `core.trajectory.sample` do: cubic Hermite splines between waypoints. Each segment follows a
 trapezoidal profile that those cubics reproduce exactly, so the executed motion, not only the
 waypoints, respects the limits.
+
+A path starts at rest where the arm was planned to be; the arm, measured when the path is sent,
+may be a little off and still moving. `lead_time` and `braking_stop` time the cubic segment from
+that measured state with the path's own limits, as the safety shield checks it.
 """
 
 from __future__ import annotations
@@ -35,11 +39,15 @@ class TimedPath:
         times: Time from start (s), strictly increasing from 0, shape (N,).
         positions: Waypoints, shape (N, J).
         velocities: Waypoint velocities, zero at both ends, shape (N, J).
+        velocity_limits: Speed limits the path was timed within (rad/s), shape (J,).
+        acceleration_limits: Acceleration limits the path was timed within (rad/s^2), shape (J,).
     """
 
     times: np.ndarray
     positions: np.ndarray
     velocities: np.ndarray
+    velocity_limits: np.ndarray
+    acceleration_limits: np.ndarray
 
     @property
     def duration(self) -> float:
@@ -103,7 +111,51 @@ def time_parameterize(path: Sequence[Sequence[float]], velocity_limits: Sequence
             times.append(start + t)
             positions.append(first + delta * s)
             velocities.append(delta * s_dot)
-    return TimedPath(np.array(times), np.array(positions), np.array(velocities))
+    return TimedPath(np.array(times), np.array(positions), np.array(velocities), vmax, amax)
+
+
+def lead_time(gap: Sequence[float], start_velocity: Sequence[float], velocity_limits: Sequence[float],
+              acceleration_limits: Sequence[float]) -> float:
+    """Return the shortest time in which a cubic from the measured state reaches a path's start at rest.
+
+    The segment is the cubic Hermite from (0, v0) to (gap, 0) over T that a joint_trajectory_controller
+    executes ahead of a path's first waypoint. Its acceleration is linear in time, with ends
+    (6 gap - 4 v0 T) / T^2 and (-6 gap + 2 v0 T) / T^2, so (6 |gap| + 4 |v0| T) / T^2 <= a bounds
+    it; its speed is at most |v0| + 1.5 |gap| / T, bounded by the speed limit where |v0| is below
+    it (an arm already faster than the limit cannot be brought within it by this segment).
+
+    Args:
+        gap: Path start minus measured positions, shape (J,).
+        start_velocity: Measured velocities, shape (J,).
+        velocity_limits: Speed limits (rad/s), shape (J,).
+        acceleration_limits: Acceleration limits (rad/s^2), shape (J,).
+    """
+    gap = np.abs(np.asarray(gap, dtype=float))
+    v0 = np.abs(np.asarray(start_velocity, dtype=float))
+    vmax = np.asarray(velocity_limits, dtype=float)
+    amax = np.asarray(acceleration_limits, dtype=float)
+    # The positive root of a T^2 - 4 v0 T - 6 gap = 0.
+    by_acceleration = (4 * v0 + np.sqrt(16 * v0**2 + 24 * amax * gap)) / (2 * amax)
+    headroom = vmax - v0
+    by_speed = np.where(headroom > 0, 1.5 * gap / np.where(headroom > 0, headroom, 1.0), 0.0)
+    return float(np.max(np.maximum(by_acceleration, by_speed), initial=0.0))
+
+
+def braking_stop(start_velocity: Sequence[float], acceleration_limits: Sequence[float],
+                 minimum: float) -> tuple[float, np.ndarray]:
+    """Return (T, offset): the arm stops at measured positions + offset after T, decelerating evenly.
+
+    The cubic Hermite from (0, v0) to (v0 T / 2, 0) over T decelerates at exactly v0 / T throughout,
+    so T = max(minimum, max over joints of |v0| / a) keeps every joint within its limit.
+
+    Args:
+        start_velocity: Measured velocities, shape (J,).
+        acceleration_limits: Acceleration limits (rad/s^2), shape (J,).
+        minimum: Shortest stop (s).
+    """
+    v0 = np.asarray(start_velocity, dtype=float)
+    duration = max(minimum, float(np.max(np.abs(v0) / np.asarray(acceleration_limits, dtype=float), initial=0.0)))
+    return duration, v0 * duration / 2
 
 
 def _trapezoid_samples(v: float, a: float, period: float) -> list[tuple[float, float, float]]:

@@ -3,18 +3,28 @@
 Every command is checked by `core.safety.SafetyShield` and republished unchanged only if it passes;
 a refused command is logged and reported on `safety/refusals` and never reaches the robot. The
 node holds no motion logic of its own: it converts messages and asks the shield.
+
+Commands, joint_states and the emergency stop have a callback group each, and the node spins on
+a multi-threaded executor: a trajectory being checked never delays the stop, and the stop is
+checked again under a lock right before anything is published, so that no command checked before
+the stop reaches the robot after it. Command queues are deep enough for a burst: every command is
+forwarded or refused with a reason, none overwritten unseen while a check runs.
 """
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from geometry_msgs.msg import TwistStamped
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory
 
-from modular_robot.core.safety import SafetyShield, Verdict, load_safety_limits
+from modular_robot.core.safety import ESTOP_REASON, SafetyShield, Verdict, load_safety_limits
 from modular_robot.motion.kinematics import ArmKinematics, panda_kinematics
 from modular_robot.paths import resolve_data_path
 from modular_robot.ros import qos
@@ -29,6 +39,11 @@ SKILL_PREFIX = "safe/"
 # Two twists stamped at the same clock reading (sim time standing still) still differ in
 # acceleration; a tiny interval instead of zero makes a change refused and a repeat accepted.
 _MIN_TWIST_DT = 1e-6
+# Skill commands, queued deep enough for a burst (a fuzzer's 2,000 per topic) to wait for its check
+# rather than be overwritten: a KEEP_LAST reader drops the oldest sample silently, and no QoS
+# event reports it (Fast DDS's message-lost event fires only for samples it never received).
+COMMANDS = QoSProfile(depth=2048, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.VOLATILE)
 
 
 class SafetyShieldNode(StackNode):
@@ -49,17 +64,27 @@ class SafetyShieldNode(StackNode):
         if limits.arm is not None:
             self._kinematics = panda_kinematics()
         self._joint_positions: dict[str, float] = {}
+        self._joint_velocities: dict[str, float] = {}
+        self._state_lock = threading.Lock()
+        # Held while the stop changes and while a command is published: see the module docstring.
+        self._stop_lock = threading.Lock()
         self._last_twist: tuple[tuple[float, float], float] | None = None
 
-        self.refusals_pub = self.create_publisher(String, "safety/refusals", qos.RELIABLE)
+        self.refusals_pub = self.create_publisher(String, "safety/refusals", COMMANDS)
         self.arm_pub = self.create_publisher(JointTrajectory, ARM_TOPIC, qos.RELIABLE)
         self.gripper_pub = self.create_publisher(Float64MultiArray, GRIPPER_TOPIC, qos.RELIABLE)
         self.cmd_vel_pub = self.create_publisher(TwistStamped, CMD_VEL_TOPIC, qos.RELIABLE)
-        self.create_subscription(JointTrajectory, SKILL_PREFIX + ARM_TOPIC, self._on_trajectory, qos.RELIABLE)
-        self.create_subscription(Float64MultiArray, SKILL_PREFIX + GRIPPER_TOPIC, self._on_gripper, qos.RELIABLE)
-        self.create_subscription(TwistStamped, SKILL_PREFIX + CMD_VEL_TOPIC, self._on_twist, qos.RELIABLE)
-        self.create_subscription(JointState, "joint_states", self._on_joint_states, qos.RELIABLE)
-        self.create_subscription(Bool, "emergency_stop", self._on_emergency_stop, qos.LATCHED)
+        commands = MutuallyExclusiveCallbackGroup()
+        self.create_subscription(JointTrajectory, SKILL_PREFIX + ARM_TOPIC, self._on_trajectory, COMMANDS,
+                                 callback_group=commands)
+        self.create_subscription(Float64MultiArray, SKILL_PREFIX + GRIPPER_TOPIC, self._on_gripper, COMMANDS,
+                                 callback_group=commands)
+        self.create_subscription(TwistStamped, SKILL_PREFIX + CMD_VEL_TOPIC, self._on_twist, COMMANDS,
+                                 callback_group=commands)
+        self.create_subscription(JointState, "joint_states", self._on_joint_states, qos.RELIABLE,
+                                 callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_subscription(Bool, "emergency_stop", self._on_emergency_stop, qos.LATCHED,
+                                 callback_group=MutuallyExclusiveCallbackGroup())
         self.get_logger().info(f"shielding {limits.robot} with limits from {limits_file}")
 
     def _declare_parameters(self) -> None:
@@ -85,26 +110,41 @@ class SafetyShieldNode(StackNode):
             self.get_logger().warning("ignoring joint_states whose names and positions differ in length",
                                       throttle_duration_sec=5.0)
             return
-        self._joint_positions.update(zip(msg.name, msg.position))
+        with self._state_lock:
+            self._joint_positions.update(zip(msg.name, msg.position))
+            if len(msg.velocity) == len(msg.name):
+                self._joint_velocities.update(zip(msg.name, msg.velocity))
 
     def _on_emergency_stop(self, msg: Bool) -> None:
-        if msg.data and not self.shield.engaged:
-            self.shield.engage()
-            self.get_logger().warning("emergency stop engaged: refusing every command")
-            if self.shield.limits.base is not None:
-                hold = TwistStamped()
-                hold.header.stamp = self.get_clock().now().to_msg()
-                self.cmd_vel_pub.publish(hold)
-                self._last_twist = ((0.0, 0.0), self._now_s())
-        elif not msg.data and self.shield.engaged:
-            self.shield.release()
-            self.get_logger().info("emergency stop released")
+        """Engage or release the stop; on engaging, stop the base.
+
+        The arm gets no hold trajectory from here: the driver freezes it on the same topic and
+        refuses every trajectory while stopped, so a hold would be refused there; and one held up
+        until the release would then move the arm, unasked, back to where joint_states last saw it.
+        A zero twist is different: it is the base's stop itself and depends on no measured state.
+        """
+        with self._stop_lock:
+            if msg.data and not self.shield.engaged:
+                self.shield.engage()
+                self.get_logger().warning("emergency stop engaged: refusing every command")
+                if self.shield.limits.base is not None:
+                    hold = TwistStamped()
+                    hold.header.stamp = self.get_clock().now().to_msg()
+                    self.cmd_vel_pub.publish(hold)
+                    self._last_twist = ((0.0, 0.0), self._now_s())
+            elif not msg.data and self.shield.engaged:
+                self.shield.release()
+                self.get_logger().info("emergency stop released")
 
     # --- commands ---------------------------------------------------------------------------------
 
     def _on_trajectory(self, msg: JointTrajectory) -> None:
         names = list(msg.joint_names)
-        missing = [name for name in names if name not in self._joint_positions]
+        with self._state_lock:
+            missing = [name for name in names if name not in self._joint_positions]
+            start = [self._joint_positions.get(name, 0.0) for name in names]
+            # A joint_states without velocities says nothing about motion; rest is all there is to assume.
+            start_velocity = [self._joint_velocities.get(name, 0.0) for name in names]
         if missing:
             self._refuse(ARM_TOPIC, f"no joint_states for {missing}; the trajectory's start is unknown")
             return
@@ -114,7 +154,8 @@ class SafetyShieldNode(StackNode):
             [list(p.positions) for p in msg.points],
             _velocities(msg),
             forward_kinematics=self._end_effector if self._kinematics is not None else None,
-            start=[self._joint_positions[name] for name in names],
+            start=start,
+            start_velocity=start_velocity,
         )
         self._forward(ARM_TOPIC, verdict, self.arm_pub, msg)
 
@@ -142,18 +183,30 @@ class SafetyShieldNode(StackNode):
         else:
             previous, stamp = self._last_twist
             verdict = self.shield.check_twist(*command, previous=previous, dt=max(now - stamp, _MIN_TWIST_DT))
-        if self._forward(CMD_VEL_TOPIC, verdict, self.cmd_vel_pub, msg):
+
+        def remember() -> None:
             self._last_twist = (command, now)
+
+        self._forward(CMD_VEL_TOPIC, verdict, self.cmd_vel_pub, msg, forwarded=remember)
 
     # --- helpers ----------------------------------------------------------------------------------
 
-    def _forward(self, what: str, verdict: Verdict, publisher, msg) -> bool:
-        """Publish the message unchanged if the verdict allows it, else report the refusal."""
-        if not verdict.ok:
-            self._refuse(what, verdict.reason)
-            return False
-        publisher.publish(msg)
-        return True
+    def _forward(self, what: str, verdict: Verdict, publisher, msg, forwarded=None) -> None:
+        """Publish the message unchanged if the verdict allows it and the stop is still released.
+
+        The stop may have been engaged while the check ran; under the lock it cannot be engaged
+        between this look and the publish. `forwarded`, if given, runs under the same lock after
+        publishing, so that the stop's own bookkeeping comes after it.
+        """
+        with self._stop_lock:
+            if verdict.ok and self.shield.engaged:
+                verdict = Verdict(False, ESTOP_REASON)
+            if verdict.ok:
+                publisher.publish(msg)
+                if forwarded is not None:
+                    forwarded()
+                return
+        self._refuse(what, verdict.reason)
 
     def _refuse(self, what: str, reason: str) -> None:
         line = f"refused {what}: {reason}"
@@ -178,7 +231,7 @@ def _velocities(msg: JointTrajectory) -> list[list[float]] | None:
 
 def main(args=None) -> None:
     """Run the safety shield node until shutdown."""
-    spin_node(SafetyShieldNode, "safety_shield", args)
+    spin_node(SafetyShieldNode, "safety_shield", args, multithreaded=True)
 
 
 if __name__ == "__main__":

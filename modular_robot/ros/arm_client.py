@@ -5,6 +5,11 @@ the controllers or refuses them on `safety/refusals`, which ends the motion at o
 shield's reason. Time is the robot's: the stamps of joint_states, so waiting works the same in
 lockstep simulation, in real time and on hardware. Nothing here spins the node: an executor does
 that in another thread while a skill blocks in `execute`.
+
+A stamp is taken as robot time only if it is not ahead of this node's clock by more than
+FUTURE_TOLERANCE_S: one message stamped in the far future would otherwise set the time every later
+wait measures from, and none would end. Robot time that goes back by more than that tolerance (a
+simulation reset) is taken as the new time, and the motions waiting on the old one fail.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from modular_robot.motion.timing import TimedPath
+from modular_robot.motion.timing import TimedPath, braking_stop, lead_time
 from modular_robot.ros import qos
 from modular_robot.ros.conversions import stamp_to_ns
 from modular_robot.skills.interfaces import MotionResult
@@ -30,7 +35,8 @@ GRIPPER_TOPIC = "safe/gripper_controller/commands"
 # A goal is reached when every joint is this close to it (rad) and moving slower than GOAL_SPEED.
 GOAL_TOLERANCE = 0.01
 GOAL_SPEED = 0.05
-# Every trajectory starts this long after it is sent (s).
+# Every trajectory starts at least this long after it is sent (s); longer where the arm, measured
+# off the path's start or still moving, needs longer to reach it within the path's limits.
 LEAD_S = 0.1
 # Robot time a trajectory may overrun its duration before it counts as failed (s).
 OVERRUN_S = 2.0
@@ -39,10 +45,13 @@ GRIPPER_STILL = 2e-4
 GRIPPER_SETTLE_S = 0.2
 GRIPPER_TOLERANCE = 0.002
 GRIPPER_TIMEOUT_S = 3.0
-# After a cancel the arm holds where it is, reaching that point in this time (s).
+# After a cancel the arm brakes evenly to a stop, in this time at least (s).
 HOLD_S = 0.2
 # Wall time without joint_states after which the robot is taken to be gone (s).
 STALE_WALL_S = 5.0
+# joint_states may be stamped this far ahead of this node's clock (s): the clock and the stamps come
+# from the same source, but over different topics. Also the largest step back taken as jitter.
+FUTURE_TOLERANCE_S = 1.0
 _POLL_S = 0.05
 
 
@@ -71,6 +80,8 @@ class RosArm:
         self._positions: dict[str, float] = {}
         self._velocities: dict[str, float] = {}
         self._stamp_ns = -1
+        # Counts the times robot time went back; a wait begun before one cannot end on its deadline.
+        self._time_jumps = 0
         self._received_wall = 0.0
         self._refusals: list[str] = []
         node.create_subscription(JointState, "joint_states", self._on_joint_states, qos.RELIABLE,
@@ -85,11 +96,24 @@ class RosArm:
     def _on_joint_states(self, msg: JointState) -> None:
         if len(msg.position) != len(msg.name):
             return
+        stamp_ns = stamp_to_ns(msg.header.stamp)
+        ahead_s = (stamp_ns - self._node.get_clock().now().nanoseconds) * 1e-9
+        if ahead_s > FUTURE_TOLERANCE_S:
+            self._node.get_logger().warning(f"ignoring joint_states stamped {stamp_ns * 1e-9:.3f} s, {ahead_s:.3f} s "
+                                            f"ahead of this node's clock", throttle_duration_sec=5.0)
+            return
+        tolerance_ns = int(FUTURE_TOLERANCE_S * 1e9)
         with self._state:
             self._positions.update(zip(msg.name, msg.position))
             if len(msg.velocity) == len(msg.name):
                 self._velocities.update(zip(msg.name, msg.velocity))
-            self._stamp_ns = max(self._stamp_ns, stamp_to_ns(msg.header.stamp))
+            if stamp_ns < self._stamp_ns - tolerance_ns:
+                self._node.get_logger().warning(f"robot time went back {(self._stamp_ns - stamp_ns) * 1e-9:.3f} s; "
+                                                f"motions in progress fail")
+                self._time_jumps += 1
+                self._stamp_ns = stamp_ns
+            else:
+                self._stamp_ns = max(self._stamp_ns, stamp_ns)
             self._received_wall = time.monotonic()
             self._state.notify_all()
 
@@ -116,25 +140,21 @@ class RosArm:
     def execute(self, joint_names: Sequence[str], path: TimedPath) -> MotionResult:
         if self._cancel.is_set():
             return MotionResult(False, "cancelled")
-        msg = JointTrajectory(joint_names=list(joint_names))
-        # The path starts where the joints were measured; a moment's lead lets the controller close
-        # the little they have moved since (settling after a grasp) instead of jumping.
-        msg.points = [JointTrajectoryPoint(positions=[float(v) for v in q], velocities=[float(v) for v in v_],
-                                           time_from_start=_duration(LEAD_S + float(t)))
-                      for t, q, v_ in zip(path.times, path.positions, path.velocities)]
-        goal = np.asarray(path.positions[-1], dtype=float)
         names = list(joint_names)
         with self._state:
-            start_ns, refusals_before = self._stamp_ns, len(self._refusals)
+            start_ns, before = self._stamp_ns, self._marks()
+            here, moving = self._measured(names)
+        msg, lead = trajectory_message(names, path, here, moving)
+        goal = np.asarray(path.positions[-1], dtype=float)
         self._arm_pub.publish(msg)
-        deadline_ns = start_ns + int((LEAD_S + path.duration + OVERRUN_S) * 1e9)
+        deadline_ns = start_ns + int((lead + path.duration + OVERRUN_S) * 1e9)
 
         def reached() -> bool:
             error = np.abs(np.array([self._positions[n] for n in names]) - goal)
             speed = np.abs(np.array([self._velocities.get(n, 0.0) for n in names]))
             return bool(np.all(error < GOAL_TOLERANCE) and np.all(speed < GOAL_SPEED))
 
-        outcome = self._wait(reached, deadline_ns, refusals_before)
+        outcome = self._wait(reached, deadline_ns, before)
         if outcome == "the goal was not reached in time":
             with self._state:
                 error = np.array([self._positions[n] for n in names]) - goal
@@ -143,7 +163,7 @@ class RosArm:
             outcome += (f" ({names[worst]} {error[worst]:+.3f} rad from it, fastest joint "
                         f"{np.max(np.abs(speed)):.3f} rad/s)")
         if outcome == "cancelled":
-            self._hold(names)
+            self._hold(names, path.acceleration_limits)
             return MotionResult(False, "cancelled")
         if outcome is not None:
             return MotionResult(False, outcome)
@@ -153,7 +173,7 @@ class RosArm:
         if self._cancel.is_set():
             return MotionResult(False, "cancelled")
         with self._state:
-            start_ns, refusals_before = self._stamp_ns, len(self._refusals)
+            start_ns, before = self._stamp_ns, self._marks()
         self._gripper_pub.publish(Float64MultiArray(data=[float(opening)]))
         history: list[tuple[int, float]] = []
         settle_ns = int(GRIPPER_SETTLE_S * 1e9)
@@ -168,7 +188,7 @@ class RosArm:
             # they had time to start moving.
             return now - start_ns >= 2 * settle_ns and bool(older) and abs(current - older[-1]) < GRIPPER_STILL
 
-        outcome = self._wait(stopped, start_ns + int(GRIPPER_TIMEOUT_S * 1e9), refusals_before)
+        outcome = self._wait(stopped, start_ns + int(GRIPPER_TIMEOUT_S * 1e9), before)
         if outcome is not None:
             return MotionResult(False, outcome)
         return MotionResult(True)
@@ -177,23 +197,30 @@ class RosArm:
         if self._cancel.is_set():
             return MotionResult(False, "cancelled")
         with self._state:
-            start_ns, refusals_before = self._stamp_ns, len(self._refusals)
+            start_ns, before = self._stamp_ns, self._marks()
         end_ns = start_ns + int(seconds * 1e9)
-        outcome = self._wait(lambda: self._stamp_ns >= end_ns, end_ns, refusals_before)
+        outcome = self._wait(lambda: self._stamp_ns >= end_ns, end_ns, before)
         if outcome is not None:
             return MotionResult(False, outcome)
         return MotionResult(True)
 
     # --- helpers --------------------------------------------------------------------------------
 
-    def _wait(self, done, deadline_ns: int, refusals_before: int) -> str | None:
+    def _marks(self) -> tuple[int, int]:
+        """Return (refusals, time jumps) so far, for `_wait` to tell new ones; call with the state held."""
+        return len(self._refusals), self._time_jumps
+
+    def _wait(self, done, deadline_ns: int, before: tuple[int, int]) -> str | None:
         """Wait on joint_states until done() holds; return None, "cancelled" or why it failed."""
+        refusals_before, jumps_before = before
         with self._state:
             while True:
                 if len(self._refusals) > refusals_before:
                     return f"the safety shield {self._refusals[refusals_before]}"
                 if self._cancel.is_set():
                     return "cancelled"
+                if self._time_jumps != jumps_before:
+                    return "robot time went back (a simulation reset?) during the motion"
                 if done():
                     return None
                 if self._stamp_ns > deadline_ns:
@@ -202,10 +229,39 @@ class RosArm:
                     return f"no joint_states for {STALE_WALL_S:.0f} s"
                 self._state.wait(_POLL_S)
 
-    def _hold(self, names: list[str]) -> None:
-        """Command the arm to stay where it is now."""
+    def _measured(self, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Return the measured positions and velocities of the joints; call with the state held."""
+        return (np.array([self._positions[n] for n in names]),
+                np.array([self._velocities.get(n, 0.0) for n in names]))
+
+    def _hold(self, names: list[str], acceleration_limits: np.ndarray) -> None:
+        """Command the arm to brake to a stop from its measured motion, within the given limits.
+
+        "Stay here" would ask a moving arm to stop at once, which no acceleration limit allows and
+        the safety shield refuses; the arm would then go on with the motion being cancelled.
+        """
         with self._state:
-            here = [self._positions[n] for n in names]
+            here, moving = self._measured(names)
+        duration, offset = braking_stop(moving, acceleration_limits, HOLD_S)
         msg = JointTrajectory(joint_names=names, points=[JointTrajectoryPoint(
-            positions=here, velocities=[0.0] * len(names), time_from_start=_duration(HOLD_S))])
+            positions=[float(v) for v in here + offset], velocities=[0.0] * len(names),
+            time_from_start=_duration(duration))])
         self._arm_pub.publish(msg)
+
+
+def trajectory_message(joint_names: Sequence[str], path: TimedPath, here: np.ndarray,
+                       moving: np.ndarray) -> tuple[JointTrajectory, float]:
+    """Return the trajectory that takes the arm from its measured state along a path, and its lead (s).
+
+    The path starts at rest where the arm was planned to be. The controller reaches that first
+    waypoint from the measured positions and velocities (settling after a grasp, the end of the
+    last motion) over the lead, timed with the path's own limits so that the shield, which checks
+    that segment from the same measured state, accepts what the path's timing accepts.
+    """
+    gap = np.asarray(path.positions[0], dtype=float) - here
+    lead = max(LEAD_S, lead_time(gap, moving, path.velocity_limits, path.acceleration_limits))
+    msg = JointTrajectory(joint_names=list(joint_names))
+    msg.points = [JointTrajectoryPoint(positions=[float(v) for v in q], velocities=[float(v) for v in v_],
+                                       time_from_start=_duration(lead + float(t)))
+                  for t, q, v_ in zip(path.times, path.positions, path.velocities)]
+    return msg, lead
