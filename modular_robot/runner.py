@@ -32,6 +32,8 @@ _SETTLE_S = 1.0
 _WARMUP_S = 6.0
 _MAP_STABLE_S = 2.0
 _SERVER_WAIT_S = 3.0
+# Sim seconds a cancelled task gets to end before the episode goes on without its answer.
+_CANCEL_WAIT_S = 5.0
 
 
 @dataclass
@@ -199,6 +201,9 @@ class _Episode:
         result_future = handle.get_result_async()
         if not self.wait(result_future, deadline_sim):
             handle.cancel_goal_async()
+            # The planner winds a cancelled task down on sim time (it lets the arm settle): the sim
+            # must keep stepping until it answers, or its thread blocks the executor's shutdown.
+            self.wait(result_future, self.world.sim_time + _CANCEL_WAIT_S)
             reply = f"timed out after {self.scenario.timeout_s} s of sim time; task cancelled"
             self.log("robot", reply)
             self.replies.append([reply])

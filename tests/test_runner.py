@@ -59,6 +59,9 @@ def test_cli_exit_codes(tmp_path):
     result = subprocess.run([*run, str(failing)], cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "FAIL" in result.stdout
+    # Without --stack, run picks the robot's stack as eval does: its planner answers the command.
+    assert "no task planner" not in result.stdout, result.stdout
+    assert "planner:" in result.stdout, result.stdout
     broken = tmp_path / "broken.yaml"
     broken.write_text("name: broken\nrobot: panda_tabletop\nobjects:\n  - {id: a, type: teapot}\nexpect:\n"
                       "  - {unmoved: [a]}\n")
@@ -117,3 +120,12 @@ def test_lockstep_builds_what_prepare_makes_before_its_executor_spins():
         assert lockstep.client.executor is lockstep.executor
     finally:
         lockstep.close()
+
+
+def test_run_picks_the_stack_by_robot_as_eval_does(tmp_path):
+    from modular_robot.cli import stack_for_run
+
+    husky = parse_scenario("name: h\ncategory: nav\nrobot: husky_base\nobjects: []\nexpect:\n  - {at: [robot, [0, 0], 1]}\n")
+    assert stack_for_run(husky).resolve() == ROOT / "config/stacks/sim_husky.yaml"
+    assert stack_for_run(parse_scenario(DISTURBED)).resolve() == ROOT / "config/stacks/sim_tabletop.yaml"
+    assert stack_for_run(husky, "mine.yaml") == Path("mine.yaml")
