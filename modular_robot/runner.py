@@ -21,7 +21,7 @@ from modular_robot_interfaces.action import ExecuteTask
 from modular_robot.ros import qos
 from modular_robot.ros.recorder import start_recorder
 from modular_robot_interfaces.msg import PlanStep, SemanticMap, TaskPlan
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory
 
 _SETTLE_S = 1.0
@@ -100,6 +100,9 @@ class _Episode:
             client_node.create_subscription(kind, topic, self._on_motion, qos.RELIABLE)
         self.last_status = ""
         self.last_plan = ""
+        # What the chat node publishes live: the instructions and the replies, for recordings and other UIs.
+        self.chat = {role: client_node.create_publisher(String, f"chat/{role}", qos.RELIABLE)
+                     for role in ("user", "robot")}
 
     def _on_motion(self, msg) -> None:
         with self.lock:
@@ -141,6 +144,8 @@ class _Episode:
     def log(self, role: str, text: str) -> None:
         self.transcript.append({"sim_s": round(self.world.sim_time, 3), "role": role, "text": text})
         print(f"  [{self.world.sim_time:7.2f} s] {role:>9}: {text}")
+        if role in self.chat:
+            self.chat[role].publish(String(data=text))
 
     def step(self) -> None:
         """Advance the stack one chunk and apply disturbances that have come due."""

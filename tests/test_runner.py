@@ -6,6 +6,9 @@ import sys
 from pathlib import Path
 
 from modular_robot_interfaces.msg import SemanticMap, SemanticObject
+from rclpy.serialization import deserialize_message
+from rosbags.rosbag2 import Reader
+from std_msgs.msg import String
 
 from modular_robot.core.scenario import load_scenario, parse_scenario
 from modular_robot.core.stack import load_stack
@@ -44,12 +47,20 @@ def test_spine_scenario_passes_and_writes_report(tmp_path):
 
 
 def test_disturbance_applies_and_missing_planner_is_reported(tmp_path):
-    result = run_scenario(parse_scenario(DISTURBED), tmp_path, renderer="tiny")
+    result = run_scenario(parse_scenario(DISTURBED), tmp_path, renderer="tiny", record=True)
     assert result.passed, result.predicates
     texts = [entry["text"] for entry in result.transcript]
     assert any("disturbance: move red_cube" in t for t in texts)
     assert any("no task planner" in t for t in texts)
     assert not result.false_success
+    # The recording holds the conversation, as the chat node publishes it live.
+    chat = {}
+    with Reader(tmp_path / "episode.mcap") as reader:
+        for connection, _, data in reader.messages():
+            if connection.topic.startswith("/chat/"):
+                chat.setdefault(connection.topic, []).append(deserialize_message(bytes(data), String).data)
+    assert chat == {"/chat/user": ["put the red cube in the tray"],
+                    "/chat/robot": ["no task planner is serving 'execute_task' in this stack"]}, chat
 
 
 def test_cli_exit_codes(tmp_path):
