@@ -14,12 +14,16 @@ from collections.abc import Callable
 
 import rclpy
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import Executor, ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 
 from modular_robot.core.stack import EXECUTABLES, NodeSpec, RestartTracker, Stack, StackError, dds_environment
 from modular_robot.ros.spin import destroy_node
 
 _PR_SET_PDEATHSIG = 1
+# Executables whose callbacks must run in the thread that built the node: the simulator renders
+# with an EGL context that is current in that thread only, and rendering from an executor's worker
+# thread killed `up --in-process` with a segmentation fault at the first camera frame.
+OWN_THREAD_EXECUTABLES = frozenset({"sim_bridge"})
 
 
 def _die_with_parent() -> None:
@@ -161,7 +165,12 @@ def create_nodes(stack: Stack, context=None, introspection: bool = True) -> list
 
 
 def run_in_process(stack: Stack) -> int:
-    """Run every node of a stack on one multi-threaded executor until Ctrl-C."""
+    """Run every node of a stack in this process until Ctrl-C.
+
+    Nodes of OWN_THREAD_EXECUTABLES spin in this thread, which built them, on a single-threaded
+    executor (as they do in their own process); the others share a multi-threaded executor in a
+    background thread.
+    """
     try:
         with rclpy.init(args=sys.argv):
             try:
@@ -169,18 +178,29 @@ def run_in_process(stack: Stack) -> int:
             except (ValueError, OSError, RuntimeError) as error:
                 print(f"error: cannot start the stack: {error}", file=sys.stderr)
                 return 1
-            executor = MultiThreadedExecutor()
-            for node in nodes:
-                executor.add_node(node)
+            own, shared = SingleThreadedExecutor(), MultiThreadedExecutor()
+            for spec, node in zip(stack.nodes, nodes):
+                (own if spec.executable in OWN_THREAD_EXECUTABLES else shared).add_node(node)
+            worker = threading.Thread(target=_spin_until_shutdown, args=(shared,), name="stack_executor", daemon=True)
+            worker.start()
             try:
-                executor.spin()
+                own.spin()
             finally:
-                executor.shutdown()
+                shared.shutdown()
+                worker.join(timeout=5.0)
+                own.shutdown()
                 for node in nodes:
                     destroy_node(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     return 0
+
+
+def _spin_until_shutdown(executor: Executor) -> None:
+    try:
+        executor.spin()
+    except ExternalShutdownException:
+        pass
 
 
 def node_environment() -> dict[str, str]:

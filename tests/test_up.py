@@ -180,3 +180,47 @@ def test_a_parameter_of_the_wrong_type_is_one_clear_line_naming_it():
     assert result.returncode == 1
     assert "cannot start: Trying to set parameter 'robot' to '5'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_up_in_process_renders_from_the_thread_that_built_the_sim(tmp_path):
+    # With EGL (auto picks it where it loads) the sim's camera rendered from an executor worker
+    # thread crashed the process (exit 139) at the first frame.
+    namespace = f"/in_process_test_{os.getpid()}"
+    stack = tmp_path / "stack.yaml"
+    stack.write_text(f"""
+name: in_process
+use_sim_time: true
+nodes:
+  - {{name: sim, executable: sim_bridge, parameters: {{scenario: {ROOT / 'sim/scenarios/spine_tabletop.yaml'},
+     renderer: auto, camera_width: 160, camera_height: 120}}}}
+  - {{name: safety_shield, executable: safety_shield, parameters: {{robot: panda_tabletop}}}}
+""")
+    log_path = tmp_path / "up.log"
+    with log_path.open("w") as log:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "modular_robot.cli", "up", str(stack), "--in-process", "--namespace", namespace],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("in_process_probe", namespace=namespace, context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    images = []
+    node.create_subscription(Image, "camera/color/image_raw", images.append, qos.SENSOR_DATA)
+    try:
+        deadline = time.monotonic() + 60
+        while len(images) < 3 and time.monotonic() < deadline and up.poll() is None:
+            executor.spin_once(timeout_sec=0.1)
+        assert len(images) >= 3, f"exit {up.poll()}: {log_path.read_text()[-2000:]}"
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+        if up.poll() is None:
+            up.send_signal(signal.SIGINT)
+        try:
+            up.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            up.kill()
+            up.wait()
+    assert up.returncode == 0, log_path.read_text()[-2000:]
