@@ -87,8 +87,7 @@ class ProcessGroup:
 
 
 def run_processes(stack: Stack, stop_event: threading.Event | None = None,
-                  on_start: Callable[[ProcessGroup], None] | None = None,
-                  tracker: RestartTracker | None = None, env: dict[str, str] | None = None) -> int:
+                  on_start: Callable[[ProcessGroup], None] | None = None) -> int:
     """Run a stack as processes until Ctrl-C, SIGTERM, `stop_event`, or a required node is down for good.
 
     A node that exits is restarted, left down, or stops the stack as its restart policy says
@@ -98,9 +97,9 @@ def run_processes(stack: Stack, stop_event: threading.Event | None = None,
         0 on a requested stop, else the exit code of the node whose exit stopped the stack (1 if it was 0).
     """
     stop_event = stop_event or threading.Event()
-    tracker = tracker or RestartTracker()
+    tracker = RestartTracker()
     previous = {sig: signal.signal(sig, lambda *_: stop_event.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    group = ProcessGroup(stack, env)
+    group = ProcessGroup(stack)
     if on_start:
         on_start(group)
     code = 0
