@@ -212,9 +212,10 @@ def test_replay_refuses_topics_the_recording_lacks(recording):
 
 
 def test_action_feedback_is_recorded_and_reads_back(recording):
-    assert recording.connections[FEEDBACK_TOPIC].msgtype == "modular_robot_interfaces/action/ExecuteTask_FeedbackMessage"
+    msgtype = "modular_robot_interfaces/action/ExecuteTask_FeedbackMessage"
+    assert recording.connections[FEEDBACK_TOPIC].msgtype == msgtype
     (_, data), = recording.messages[FEEDBACK_TOPIC]
-    feedback = recording.typestore.deserialize_cdr(data, "modular_robot_interfaces/action/ExecuteTask_FeedbackMessage")
+    feedback = recording.typestore.deserialize_cdr(data, msgtype)
     assert feedback.feedback.plan == "1. pick(object=red_cube_1)" and feedback.feedback.step == 1
 
 

@@ -136,7 +136,8 @@ def test_lockstep_builds_what_prepare_makes_before_its_executor_spins():
 def test_run_picks_the_stack_by_robot_as_eval_does(tmp_path):
     from modular_robot.cli import stack_for_run
 
-    husky = parse_scenario("name: h\ncategory: nav\nrobot: husky_base\nobjects: []\nexpect:\n  - {at: [robot, [0, 0], 1]}\n")
+    husky = parse_scenario("name: h\ncategory: nav\nrobot: husky_base\nobjects: []\n"
+                           "expect:\n  - {at: [robot, [0, 0], 1]}\n")
     assert stack_for_run(husky).resolve() == ROOT / "config/stacks/sim_husky.yaml"
     assert stack_for_run(parse_scenario(DISTURBED)).resolve() == ROOT / "config/stacks/sim_tabletop.yaml"
     assert stack_for_run(husky, "mine.yaml") == Path("mine.yaml")

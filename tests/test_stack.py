@@ -101,7 +101,8 @@ def _spec(executable="perception", **policy):
 
 
 def test_default_policies_keep_the_driver_and_shield_and_respawn_the_rest():
-    by_executable = {spec.executable: spec.policy for spec in load_stack(ROOT / "config/stacks/sim_tabletop.yaml").nodes}
+    stack = load_stack(ROOT / "config/stacks/sim_tabletop.yaml")
+    by_executable = {spec.executable: spec.policy for spec in stack.nodes}
     assert not by_executable["sim_bridge"].respawn and by_executable["sim_bridge"].required
     assert by_executable["safety_shield"].respawn and by_executable["safety_shield"].required
     for executable in ("perception", "semantic_map", "skill_server", "critic", "planner"):
