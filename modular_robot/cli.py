@@ -10,17 +10,24 @@ from pathlib import Path
 import yaml
 
 from modular_robot.core.planning.chat_format import add_chat_arguments
+from modular_robot.core.stack import DDS_PROFILE_VARIABLE
+from modular_robot.paths import resolve_data_path
 from modular_robot.replay import add_replay_arguments
-from modular_robot.stack_runner import interface_environment
+from modular_robot.stack_runner import node_environment
 
 DEFAULT_STACK = "config/stacks/sim_tabletop.yaml"
+_RENDERER_HELP = "camera renderer: auto (EGL when it loads, else TinyRenderer), egl or tiny (default: %(default)s)"
 
 
-def _ensure_interfaces() -> None:
-    """Re-execute with ./install on the library path: the dynamic linker reads it only at start."""
-    env = interface_environment()
-    if env.get("LD_LIBRARY_PATH") != os.environ.get("LD_LIBRARY_PATH") or \
-            env.get("PYTHONPATH") != os.environ.get("PYTHONPATH"):
+def _ensure_environment() -> None:
+    """Re-execute with ./install on the library path and our Fast DDS profile, unless both are set.
+
+    The dynamic linker reads the library path only at start, and Fast DDS its profile when the
+    first participant is created: every subcommand, and every node process `up` starts, then has both.
+    """
+    env = node_environment()
+    if any(env.get(key) != os.environ.get(key)
+           for key in ("LD_LIBRARY_PATH", "PYTHONPATH", DDS_PROFILE_VARIABLE)):
         os.execve(sys.executable, [sys.executable, "-m", "modular_robot.cli", *sys.argv[1:]], env)
 
 
@@ -49,6 +56,22 @@ def cmd_up(args) -> int:
     return run_in_process(stack) if args.in_process else run_processes(stack)
 
 
+def stack_for_run(scenario, override: str | None = None) -> Path:
+    """Return the stack file that drives `scenario` in `run`: `override`, else eval's stack for its robot.
+
+    Raises:
+        FileNotFoundError: no stack is known for the robot type, or the file is missing.
+    """
+    from modular_robot.evaluation import ROBOT_STACKS
+
+    if override is not None:
+        return Path(override)
+    if scenario.robot not in ROBOT_STACKS:
+        raise FileNotFoundError(f"{scenario.source}: no stack is known for robot {scenario.robot!r} "
+                                f"(known: {', '.join(sorted(ROBOT_STACKS))}); pass --stack")
+    return resolve_data_path(ROBOT_STACKS[scenario.robot])
+
+
 def cmd_run(args) -> int:
     from modular_robot.core.scenario import ScenarioError, load_scenario
     from modular_robot.core.stack import StackError, load_stack
@@ -56,13 +79,13 @@ def cmd_run(args) -> int:
 
     try:
         scenarios = [load_scenario(path) for path in args.scenarios]
-        stack = load_stack(args.stack) if args.stack else None
-    except (ScenarioError, StackError) as error:
+        stacks = [load_stack(stack_for_run(scenario, args.stack)) for scenario in scenarios]
+    except (ScenarioError, StackError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     out = Path(args.out)
     results = []
-    for scenario in scenarios:
+    for scenario, stack in zip(scenarios, stacks):
         folder = out / scenario.name if len(scenarios) > 1 else out
         results.append(run_scenario(scenario, folder, stack, renderer=args.renderer, record=not args.no_record))
     write_results(results, out / "results.json")
@@ -105,8 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run scenarios in lockstep and judge them on ground truth")
     run.add_argument("scenarios", nargs="+", help="scenario YAML files")
     run.add_argument("--out", default="reports/run", help="report folder (default: %(default)s)")
-    run.add_argument("--stack", default=None, help="stack YAML whose non-sim nodes join the episode")
-    run.add_argument("--renderer", default="auto", choices=("auto", "egl", "tiny"))
+    run.add_argument("--stack", default=None,
+                     help="stack YAML whose non-sim nodes join the episode "
+                          "(default: per robot type, from config/stacks/, as eval picks it)")
+    run.add_argument("--renderer", default="auto", choices=("auto", "egl", "tiny"), help=_RENDERER_HELP)
     run.add_argument("--no-record", action="store_true", help="do not record the episode to <out>/episode.mcap")
     run.set_defaults(func=cmd_run)
     evaluate = sub.add_parser("eval", help="run a suite of scenarios (all validated first) and write a report")
@@ -117,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="stack YAML for every scenario (default: per robot type, from config/stacks/)")
     evaluate.add_argument("--jobs", type=int, default=1, help="scenarios run in this many processes")
     evaluate.add_argument("--allow-fail", action="store_true", help="exit 0 even when scenarios fail")
-    evaluate.add_argument("--renderer", default="auto", choices=("auto", "egl", "tiny"))
+    evaluate.add_argument("--renderer", default="auto", choices=("auto", "egl", "tiny"), help=_RENDERER_HELP)
     evaluate.add_argument("--no-record", action="store_true", help="do not record episodes to MCAP")
     evaluate.add_argument("--filter", default=None, metavar="SUBSTRING",
                           help="run only scenarios whose name contains this")
@@ -133,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `modular-robot`."""
     args = build_parser().parse_args(argv)
-    _ensure_interfaces()
+    _ensure_environment()
     return args.func(args)
 
 

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from modular_robot.core.stack import load_stack
+from modular_robot.core.stack import dds_environment, load_stack
 
 PACKAGE = "modular_robot"
 
@@ -20,6 +20,10 @@ def nodes_for_launch(stack_path: str | Path, namespace: str | None = None, use_s
                      skip_executables: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """Return one launch_ros.actions.Node keyword dictionary per node of the stack.
 
+    Each carries the node's restart policy (`respawn`, `respawn_delay`; `required` is for
+    `generate`, which turns it into a shutdown of the launch when the node exits for good) and,
+    unless FASTDDS_DEFAULT_PROFILES_FILE is set, our Fast DDS profile in `additional_env`.
+
     Args:
         stack_path: Stack YAML file.
         namespace: Robot namespace that replaces the stack's own.
@@ -28,6 +32,7 @@ def nodes_for_launch(stack_path: str | Path, namespace: str | None = None, use_s
         skip_executables: Executables to leave out (bringup on hardware leaves out the simulator).
     """
     stack = load_stack(stack_path, overrides, namespace)
+    environment = dds_environment(dict(os.environ))
     entries = []
     for spec in stack.nodes:
         if spec.executable in skip_executables:
@@ -44,6 +49,10 @@ def nodes_for_launch(stack_path: str | Path, namespace: str | None = None, use_s
             # Namespaced robots keep their transforms in <ns>/tf, as navigation2 does.
             "remappings": [*spec.remappings.items(), ("/tf", "tf"), ("/tf_static", "tf_static")],
             "output": "screen",
+            "additional_env": environment,
+            "respawn": spec.policy.respawn,
+            "respawn_delay": spec.policy.respawn_delay,
+            "required": spec.policy.required,
         })
     return entries
 
@@ -57,7 +66,7 @@ def generate(use_sim_time: bool, skip_executables: tuple[str, ...] = ()):
     """
     from ament_index_python.packages import get_package_share_directory
     from launch import LaunchDescription
-    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
     from launch.substitutions import LaunchConfiguration
     from launch_ros.actions import Node
 
@@ -66,7 +75,13 @@ def generate(use_sim_time: bool, skip_executables: tuple[str, ...] = ()):
         namespace = LaunchConfiguration("namespace").perform(context) or None
         entries = nodes_for_launch(stack, namespace=namespace, use_sim_time=use_sim_time,
                                    skip_executables=skip_executables)
-        return [Node(**entry) for entry in entries]
+        # launch restarts a respawned node without limit; one that is required and not respawned
+        # (the driver) ends the launch when it exits, as `modular-robot up` stops the stack.
+        actions = []
+        for entry in entries:
+            required = entry.pop("required")
+            actions.append(Node(**entry, on_exit=Shutdown() if required and not entry["respawn"] else None))
+        return actions
 
     default_stack = os.path.join(get_package_share_directory(PACKAGE), "config", "stacks", "sim_tabletop.yaml")
     return LaunchDescription([

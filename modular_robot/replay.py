@@ -4,6 +4,10 @@ Perception, mapping or any other node can be fed a recording instead of the simu
 out as the recorded CDR bytes (nothing is deserialised), each on a publisher with the recorded
 publishers' reliability and durability, so latched topics stay latched. With `--clock`, /clock is
 published from the recorded timestamps, for nodes that run on `use_sim_time`.
+
+Command topics (`is_command_topic`: trajectories, gripper commands, cmd_vel, the emergency stop and
+the shield's `safe/...` inputs) would move a live robot: they are replayed only when named with
+`--command-topics`, never by default and never through `--topics`.
 """
 
 from __future__ import annotations
@@ -20,13 +24,26 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.interfaces import Connection, QosDurability, QosReliability
-from rosbags.rosbag2 import Reader
+from rosbags.rosbag2 import Reader, ReaderError
 from rosgraph_msgs.msg import Clock as ClockMsg
 
 from modular_robot.ros import qos
 from modular_robot.ros.recorder import message_class
 
 CLOCK_TOPIC = "/clock"
+# The last name segments of the topics that command motion; any topic under a `safe` segment is one
+# of the shield's inputs, which it forwards to the hardware.
+_COMMAND_SUFFIXES = (("joint_trajectory",), ("gripper_controller", "commands"), ("cmd_vel",), ("emergency_stop",))
+
+
+def is_command_topic(topic: str) -> bool:
+    """Return whether replaying `topic` could move a robot or release its emergency stop."""
+    segments = tuple(s for s in topic.split("/") if s)
+    return "safe" in segments or any(segments[-len(suffix):] == suffix for suffix in _COMMAND_SUFFIXES)
+
+
+def _absolute(topic: str) -> str:
+    return topic if topic.startswith("/") else "/" + topic
 
 
 def replay_topic(recorded: str, namespace: str = "") -> str:
@@ -54,25 +71,38 @@ class Replayer:
     Args:
         path: The MCAP file (as `RecorderNode` or `ros2 bag record -s mcap` writes it).
         node: The node that owns the publishers.
-        topics: Recorded topic names to publish (a missing leading slash is added); all when empty.
+        topics: Recorded topic names to publish (a missing leading slash is added); when empty, every
+            topic that is not a command topic.
         namespace: Push every topic but /clock into this namespace.
         clock: Publish /clock from the recorded timestamps; the recorded /clock, if any, is not replayed.
+        command_topics: Command topics to publish as well (they move a live robot).
 
     Raises:
-        ValueError: A topic named in `topics` is not in the recording.
+        ValueError: The file is not a recording, a topic named is not in it, or `topics` names a
+            command topic.
     """
 
     def __init__(self, path: Path, node: Node, topics: Sequence[str] = (), namespace: str = "",
-                 clock: bool = False) -> None:
+                 clock: bool = False, command_topics: Sequence[str] = ()) -> None:
         self.path = Path(path)
-        wanted = {t if t.startswith("/") else "/" + t for t in topics}
-        with Reader(self.path) as reader:
-            connections = list(reader.connections)
-        missing = wanted - {c.topic for c in connections}
+        wanted = {_absolute(t) for t in topics}
+        commands = {_absolute(t) for t in command_topics}
+        named_commands = sorted(t for t in wanted if is_command_topic(t))
+        if named_commands:
+            raise ValueError(f"{', '.join(named_commands)}: command topics move a live robot; "
+                             f"name them with --command-topics to replay them")
+        not_commands = sorted(t for t in commands if not is_command_topic(t))
+        if not_commands:
+            raise ValueError(f"{', '.join(not_commands)}: not command topics; name them with --topics")
+        connections = recorded_connections(self.path)
+        missing = (wanted | commands) - {c.topic for c in connections}
         if missing:
             raise ValueError(f"not in {self.path}: {', '.join(sorted(missing))}")
-        self.connections = [c for c in connections if (not wanted or c.topic in wanted)
+        self.connections = [c for c in connections
+                            if (c.topic in wanted or c.topic in commands
+                                or (not wanted and not is_command_topic(c.topic)))
                             and not (clock and c.topic == CLOCK_TOPIC)]
+        self.withheld = sorted({c.topic for c in connections if is_command_topic(c.topic) and c.topic not in commands})
         self.publishers = {c.id: node.create_publisher(message_class(c.msgtype), replay_topic(c.topic, namespace),
                                                        publisher_qos(c))
                            for c in self.connections}
@@ -119,12 +149,29 @@ class Replayer:
                 self.published += 1
 
 
+def recorded_connections(path: Path) -> list[Connection]:
+    """Return the connections (topics) of a recording.
+
+    Raises:
+        ValueError: `path` is not an MCAP file or rosbag2 folder that can be read.
+    """
+    try:
+        with Reader(path) as reader:
+            return list(reader.connections)
+    except (ReaderError, FileNotFoundError, OSError) as error:
+        raise ValueError(f"{path} is not a recording (an MCAP file such as reports/run/episode.mcap, "
+                         f"or a rosbag2 folder): {error}") from error
+
+
 def add_replay_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the arguments of `modular-robot replay` to `parser` and return it."""
     parser.add_argument("file", help="MCAP file (e.g. reports/run/episode.mcap) or rosbag2 folder")
     parser.add_argument("--rate", type=float, default=1.0, help="playback speed (default: %(default)s)")
     parser.add_argument("--topics", nargs="+", default=[], metavar="TOPIC",
-                        help="replay only these recorded topics (default: all)")
+                        help="replay only these recorded topics (default: all but command topics)")
+    parser.add_argument("--command-topics", nargs="+", default=[], metavar="TOPIC",
+                        help="also replay these command topics (joint trajectories, gripper commands, cmd_vel, "
+                             "emergency_stop, safe/...): they MOVE a live robot")
     parser.add_argument("--namespace", default="", help="push every topic but /clock into this namespace")
     parser.add_argument("--loop", action="store_true", help="start over at the end, until Ctrl-C")
     parser.add_argument("--clock", action="store_true", help="publish /clock from the recorded timestamps")
@@ -143,12 +190,15 @@ def run_replay(args: argparse.Namespace) -> int:
     with rclpy.init():
         node = rclpy.create_node("replay")
         try:
-            replayer = Replayer(path, node, args.topics, args.namespace, args.clock)
+            replayer = Replayer(path, node, args.topics, args.namespace, args.clock, args.command_topics)
         except ValueError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
         names = ", ".join(replay_topic(c.topic, args.namespace) for c in replayer.connections)
         print(f"[replay] {path}: {names}", flush=True)
+        if replayer.withheld:
+            print(f"[replay] not replaying command topics: {', '.join(replayer.withheld)} (see --command-topics)",
+                  flush=True)
         try:
             # Publishers need no spinning; the wait lets subscribers in other processes match first.
             time.sleep(max(args.delay, 0.0))

@@ -21,7 +21,7 @@ from modular_robot_interfaces.action import ExecuteTask
 from modular_robot.ros import qos
 from modular_robot.ros.recorder import start_recorder
 from modular_robot_interfaces.msg import PlanStep, SemanticMap, TaskPlan
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory
 
 _SETTLE_S = 1.0
@@ -32,6 +32,8 @@ _SETTLE_S = 1.0
 _WARMUP_S = 6.0
 _MAP_STABLE_S = 2.0
 _SERVER_WAIT_S = 3.0
+# Sim seconds a cancelled task gets to end before the episode goes on without its answer.
+_CANCEL_WAIT_S = 5.0
 
 
 @dataclass
@@ -98,6 +100,9 @@ class _Episode:
             client_node.create_subscription(kind, topic, self._on_motion, qos.RELIABLE)
         self.last_status = ""
         self.last_plan = ""
+        # What the chat node publishes live: the instructions and the replies, for recordings and other UIs.
+        self.chat = {role: client_node.create_publisher(String, f"chat/{role}", qos.RELIABLE)
+                     for role in ("user", "robot")}
 
     def _on_motion(self, msg) -> None:
         with self.lock:
@@ -139,6 +144,8 @@ class _Episode:
     def log(self, role: str, text: str) -> None:
         self.transcript.append({"sim_s": round(self.world.sim_time, 3), "role": role, "text": text})
         print(f"  [{self.world.sim_time:7.2f} s] {role:>9}: {text}")
+        if role in self.chat:
+            self.chat[role].publish(String(data=text))
 
     def step(self) -> None:
         """Advance the stack one chunk and apply disturbances that have come due."""
@@ -199,6 +206,9 @@ class _Episode:
         result_future = handle.get_result_async()
         if not self.wait(result_future, deadline_sim):
             handle.cancel_goal_async()
+            # The planner winds a cancelled task down on sim time (it lets the arm settle): the sim
+            # must keep stepping until it answers, or its thread blocks the executor's shutdown.
+            self.wait(result_future, self.world.sim_time + _CANCEL_WAIT_S)
             reply = f"timed out after {self.scenario.timeout_s} s of sim time; task cancelled"
             self.log("robot", reply)
             self.replies.append([reply])

@@ -4,13 +4,17 @@ A short lockstep episode (sim and perception at 320x240, semantic map) is record
 recorder, read back with rosbags' reader and its typestore, and replayed into a fresh context.
 """
 
+import subprocess
+import sys
 import threading
 import time
 from itertools import pairwise
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import rclpy
+from modular_robot_interfaces.action import ExecuteTask
 from modular_robot_interfaces.msg import SemanticMap
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
@@ -19,14 +23,16 @@ from rosbags.interfaces import QosDurability
 from rosbags.rosbag2 import Reader
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
+from trajectory_msgs.msg import JointTrajectory
 
 from modular_robot.core.scenario import parse_scenario
 from modular_robot.core.stack import parse_stack
 from modular_robot.lockstep import LockstepStack
-from modular_robot.replay import Replayer, replay_topic
+from modular_robot.replay import Replayer, is_command_topic, replay_topic
 from modular_robot.ros import qos
 from modular_robot.ros.recorder import build_typestore, header_stamp_ns, start_recorder, subscription_qos
 
+ROOT = Path(__file__).resolve().parents[1]
 SCENE = """
 name: recorder_scene
 robot: panda_tabletop
@@ -44,6 +50,8 @@ STACK = {"name": "recorder_test", "use_sim_time": True, "nodes": [
 ]}
 EPISODE_S = 3.0
 LATE_TOPIC = "/late_topic"
+FEEDBACK_TOPIC = "/execute_task/_action/feedback"
+COMMAND_TOPIC = "/arm_controller/joint_trajectory"
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +63,15 @@ def recording(tmp_path_factory):
         recorder = start_recorder(path, stack.context, stack.executor, image_rate_hz=2.0, introspection=False)
         stack.advance(EPISODE_S / 2)
         stack.client.create_publisher(String, LATE_TOPIC, qos.LATCHED).publish(String(data="appeared later"))
+        feedback = ExecuteTask.Impl.FeedbackMessage()
+        feedback.feedback.plan, feedback.feedback.step = "1. pick(object=red_cube_1)", 1
+        stack.client.create_publisher(ExecuteTask.Impl.FeedbackMessage, FEEDBACK_TOPIC, qos.LATCHED).publish(feedback)
+        # An empty trajectory: the sim refuses it, but the recording holds a command topic.
+        stack.client.create_publisher(JointTrajectory, COMMAND_TOPIC, qos.LATCHED).publish(JointTrajectory())
         stack.advance(EPISODE_S / 2)
         # Discovery looks at the graph on wall time: step on until the late topic's latched message is in.
-        assert stack.advance_until(lambda: recorder.counts.get(LATE_TOPIC, 0) == 1, 5.0), recorder.counts
+        assert stack.advance_until(lambda: all(recorder.counts.get(t, 0) == 1 for t in
+                                               (LATE_TOPIC, FEEDBACK_TOPIC, COMMAND_TOPIC)), 5.0), recorder.counts
         sim_s = stack.sim_time
         recorder.close()
     finally:
@@ -195,3 +209,51 @@ def test_replay_refuses_topics_the_recording_lacks(recording):
     finally:
         node.destroy_node()
         rclpy.shutdown(context=context)
+
+
+def test_action_feedback_is_recorded_and_reads_back(recording):
+    msgtype = "modular_robot_interfaces/action/ExecuteTask_FeedbackMessage"
+    assert recording.connections[FEEDBACK_TOPIC].msgtype == msgtype
+    (_, data), = recording.messages[FEEDBACK_TOPIC]
+    feedback = recording.typestore.deserialize_cdr(data, msgtype)
+    assert feedback.feedback.plan == "1. pick(object=red_cube_1)" and feedback.feedback.step == 1
+
+
+@pytest.mark.parametrize("topic, command", [
+    ("/arm_controller/joint_trajectory", True), ("/robot1/arm_controller/joint_trajectory", True),
+    ("/gripper_controller/commands", True), ("/cmd_vel", True), ("/robot1/emergency_stop", True),
+    ("/safe/arm_controller/joint_trajectory", True), ("/safe/cmd_vel", True),
+    ("/joint_states", False), ("/camera/color/image_raw", False), ("/tf", False), ("/odom", False),
+    ("/semantic_map", False), ("/execute_task/_action/feedback", False), ("/commands", False),
+])
+def test_command_topics_are_told_from_sensor_and_state_topics(topic, command):
+    assert is_command_topic(topic) is command
+
+
+def test_replay_withholds_command_topics_unless_named_as_such(recording):
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("replay_commands", context=context)
+    try:
+        default = Replayer(recording.path, node)
+        topics = {c.topic for c in default.connections}
+        assert COMMAND_TOPIC not in topics and default.withheld == [COMMAND_TOPIC]
+        assert {"/joint_states", "/semantic_map", FEEDBACK_TOPIC} <= topics
+        with pytest.raises(ValueError, match="command topics move a live robot; name them with --command-topics"):
+            Replayer(recording.path, node, topics=[COMMAND_TOPIC])
+        with pytest.raises(ValueError, match="not command topics"):
+            Replayer(recording.path, node, command_topics=["joint_states"])
+        named = Replayer(recording.path, node, topics=["joint_states"], command_topics=[COMMAND_TOPIC])
+        assert {c.topic for c in named.connections} == {"/joint_states", COMMAND_TOPIC} and not named.withheld
+    finally:
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+@pytest.mark.parametrize("name", ["README.md", "modular_robot"])
+def test_replay_of_something_that_is_not_a_recording_is_one_clear_error(name):
+    result = subprocess.run([sys.executable, "-m", "modular_robot.cli", "replay", name], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert f"error: {name} is not a recording" in result.stderr
+    assert "Traceback" not in result.stderr

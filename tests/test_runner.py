@@ -6,6 +6,9 @@ import sys
 from pathlib import Path
 
 from modular_robot_interfaces.msg import SemanticMap, SemanticObject
+from rclpy.serialization import deserialize_message
+from rosbags.rosbag2 import Reader
+from std_msgs.msg import String
 
 from modular_robot.core.scenario import load_scenario, parse_scenario
 from modular_robot.core.stack import load_stack
@@ -44,12 +47,20 @@ def test_spine_scenario_passes_and_writes_report(tmp_path):
 
 
 def test_disturbance_applies_and_missing_planner_is_reported(tmp_path):
-    result = run_scenario(parse_scenario(DISTURBED), tmp_path, renderer="tiny")
+    result = run_scenario(parse_scenario(DISTURBED), tmp_path, renderer="tiny", record=True)
     assert result.passed, result.predicates
     texts = [entry["text"] for entry in result.transcript]
     assert any("disturbance: move red_cube" in t for t in texts)
     assert any("no task planner" in t for t in texts)
     assert not result.false_success
+    # The recording holds the conversation, as the chat node publishes it live.
+    chat = {}
+    with Reader(tmp_path / "episode.mcap") as reader:
+        for connection, _, data in reader.messages():
+            if connection.topic.startswith("/chat/"):
+                chat.setdefault(connection.topic, []).append(deserialize_message(bytes(data), String).data)
+    assert chat == {"/chat/user": ["put the red cube in the tray"],
+                    "/chat/robot": ["no task planner is serving 'execute_task' in this stack"]}, chat
 
 
 def test_cli_exit_codes(tmp_path):
@@ -59,6 +70,9 @@ def test_cli_exit_codes(tmp_path):
     result = subprocess.run([*run, str(failing)], cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "FAIL" in result.stdout
+    # Without --stack, run picks the robot's stack as eval does: its planner answers the command.
+    assert "no task planner" not in result.stdout, result.stdout
+    assert "planner:" in result.stdout, result.stdout
     broken = tmp_path / "broken.yaml"
     broken.write_text("name: broken\nrobot: panda_tabletop\nobjects:\n  - {id: a, type: teapot}\nexpect:\n"
                       "  - {unmoved: [a]}\n")
@@ -117,3 +131,13 @@ def test_lockstep_builds_what_prepare_makes_before_its_executor_spins():
         assert lockstep.client.executor is lockstep.executor
     finally:
         lockstep.close()
+
+
+def test_run_picks_the_stack_by_robot_as_eval_does(tmp_path):
+    from modular_robot.cli import stack_for_run
+
+    husky = parse_scenario("name: h\ncategory: nav\nrobot: husky_base\nobjects: []\n"
+                           "expect:\n  - {at: [robot, [0, 0], 1]}\n")
+    assert stack_for_run(husky).resolve() == ROOT / "config/stacks/sim_husky.yaml"
+    assert stack_for_run(parse_scenario(DISTURBED)).resolve() == ROOT / "config/stacks/sim_tabletop.yaml"
+    assert stack_for_run(husky, "mine.yaml") == Path("mine.yaml")

@@ -110,3 +110,117 @@ def test_node_with_a_missing_scenario_exits_with_one_clear_line():
     assert result.returncode == 1
     assert "cannot start: no/such/scenario.yaml not found" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _wait_for(condition, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def test_up_restarts_a_killed_node_keeps_the_others_and_stops_when_the_driver_dies(tmp_path):
+    namespace = f"/respawn_test_{os.getpid()}"
+    stack = tmp_path / "stack.yaml"
+    stack.write_text(f"""
+name: respawn
+use_sim_time: true
+nodes:
+  - {{name: sim, executable: sim_bridge, parameters: {{scenario: {ROOT / 'sim/scenarios/spine_tabletop.yaml'},
+     renderer: tiny, camera_width: 160, camera_height: 120}}}}
+  - {{name: safety_shield, executable: safety_shield, parameters: {{robot: panda_tabletop}}}}
+  - {{name: perception, executable: perception, respawn_delay: 0.2}}
+""")
+    log_path = tmp_path / "up.log"
+    with log_path.open("w") as log:
+        up = subprocess.Popen([sys.executable, "-m", "modular_robot.cli", "up", str(stack), "--namespace", namespace],
+                              cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        def pid_of(node):
+            pids = [p for p in _pids_with(f"__ns:={namespace}") if f"__node:={node}\0" in
+                    Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")]
+            return pids[0] if len(pids) == 1 else None
+
+        _wait_for(lambda: "world 'spine_tabletop'" in log_path.read_text(), 40, "the sim to start")
+        sim, shield, perception = pid_of("sim"), pid_of("safety_shield"), pid_of("perception")
+        assert sim and shield and perception
+        os.kill(perception, signal.SIGKILL)
+        restarted = _wait_for(lambda: (pid := pid_of("perception")) and pid != perception and pid, 20,
+                              "perception to be restarted")
+        assert up.poll() is None, log_path.read_text()
+        assert (pid_of("sim"), pid_of("safety_shield")) == (sim, shield), "the driver and shield kept running"
+        output = log_path.read_text()
+        assert f"node {namespace}/perception exited with code -9; restarting it in 0.2 s" in output
+        assert f"node {namespace}/perception restarted (pid {restarted})" in output
+        # The driver is not respawned: without it nothing can move, so the stack stops.
+        os.kill(sim, signal.SIGKILL)
+        assert up.wait(timeout=15) == 1
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+    output = log_path.read_text()
+    assert f"node {namespace}/sim exited with code -9; it is not respawned and the stack needs it" in output
+    assert not _pids_with(f"__ns:={namespace}"), "a node process outlived `up`"
+
+
+def test_parameters_for_a_misspelt_node_are_an_error_naming_the_nodes():
+    result = subprocess.run([sys.executable, "-m", "modular_robot.cli", "up", str(STACK), "-p", "simm.mode=lockstep"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "unknown node(s) 'simm'; the stack's nodes are sim, perception" in result.stderr
+
+
+def test_a_parameter_of_the_wrong_type_is_one_clear_line_naming_it():
+    result = subprocess.run([sys.executable, "-m", "modular_robot.nodes.safety_shield_node", "--ros-args",
+                             "-p", "robot:=5"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "cannot start: Trying to set parameter 'robot' to '5'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_up_in_process_renders_from_the_thread_that_built_the_sim(tmp_path):
+    # With EGL (auto picks it where it loads) the sim's camera rendered from an executor worker
+    # thread crashed the process (exit 139) at the first frame.
+    namespace = f"/in_process_test_{os.getpid()}"
+    stack = tmp_path / "stack.yaml"
+    stack.write_text(f"""
+name: in_process
+use_sim_time: true
+nodes:
+  - {{name: sim, executable: sim_bridge, parameters: {{scenario: {ROOT / 'sim/scenarios/spine_tabletop.yaml'},
+     renderer: auto, camera_width: 160, camera_height: 120}}}}
+  - {{name: safety_shield, executable: safety_shield, parameters: {{robot: panda_tabletop}}}}
+""")
+    log_path = tmp_path / "up.log"
+    with log_path.open("w") as log:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "modular_robot.cli", "up", str(stack), "--in-process", "--namespace", namespace],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("in_process_probe", namespace=namespace, context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    images = []
+    node.create_subscription(Image, "camera/color/image_raw", images.append, qos.SENSOR_DATA)
+    try:
+        deadline = time.monotonic() + 60
+        while len(images) < 3 and time.monotonic() < deadline and up.poll() is None:
+            executor.spin_once(timeout_sec=0.1)
+        assert len(images) >= 3, f"exit {up.poll()}: {log_path.read_text()[-2000:]}"
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+        if up.poll() is None:
+            up.send_signal(signal.SIGINT)
+        try:
+            up.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            up.kill()
+            up.wait()
+    assert up.returncode == 0, log_path.read_text()[-2000:]

@@ -57,7 +57,21 @@ _REPLY_KEYS = ("contains_any", "command")
 # A robot name becomes a ROS namespace, so it must be a valid ROS name token.
 _ROS_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _DEFAULT_TIMEOUT_S = 120.0
+# Sane bounds: no object of a scene is larger than this in any dimension (m), and everything is
+# placed within the world's extent: x and y within +-WORLD_HALF_EXTENT_M of the robot's start (the
+# mobile stacks map a 20 m square around it), bottoms from the floor up to MAX_ELEVATION_M.
+MAX_OBJECT_SIZE_M = 2.0
+WORLD_HALF_EXTENT_M = 10.0
+MAX_ELEVATION_M = 2.0
 _DEFAULT_CATEGORY = "uncategorized"
+
+
+def _is_float_text(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 class ScenarioError(ValueError):
@@ -405,6 +419,10 @@ class _Parser:
         self, value: Any, line: int, what: str, *, positive: bool = False, non_negative: bool = False
     ) -> float:
         """Return a finite number, optionally > 0 or >= 0."""
+        if isinstance(value, str) and _is_float_text(value):
+            # YAML 1.1 reads 1e308 (no dot, no sign in the exponent) as text, not as a number.
+            self.fail(line, f"{what} must be a number, got the text {value!r}: YAML reads an exponent "
+                            f"without a dot as text; write {float(value):.1e}")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.fail(line, f"{what} must be a number, got {value!r}")
         if not math.isfinite(value):
@@ -414,6 +432,22 @@ class _Parser:
         if non_negative and value < 0:
             self.fail(line, f"{what} must not be negative, got {value}")
         return float(value)
+
+    def bounded(self, value: Any, line: int, what: str, low: float, high: float, *, open_low: bool = False) -> float:
+        """Return a number within [low, high] (or (low, high] with ``open_low``)."""
+        number = self.number(value, line, what)
+        if number > high or number < low or (open_low and number == low):
+            interval = f"{'(' if open_low else '['}{low:g}, {high:g}]"
+            self.fail(line, f"{what} must be within {interval} m, got {number:g}")
+        return number
+
+    def pose(self, value: Any, line: int, what: str) -> ObjectPose:
+        """Return an object pose [x, y, z, yaw] placed within the world's extent."""
+        x, y, z, yaw = self.numbers(value, line, what, "x, y, z, yaw")
+        for name, coordinate in (("x", x), ("y", y)):
+            self.bounded(coordinate, line, f"{what} {name}", -WORLD_HALF_EXTENT_M, WORLD_HALF_EXTENT_M)
+        self.bounded(z, line, f"{what} z (the height of its bottom)", 0.0, MAX_ELEVATION_M)
+        return ObjectPose(x, y, z, yaw)
 
     def integer(self, value: Any, line: int, what: str, *, minimum: int) -> int:
         """Return an integer no less than ``minimum``."""
@@ -461,6 +495,9 @@ class _Parser:
             pose = BasePose(0.0, 0.0, 0.0)
             if "pose" in entry:
                 values = self.numbers(entry["pose"], entry.line_of("pose"), "robot pose", "x, y, yaw")
+                for axis, coordinate in zip("xy", values):
+                    self.bounded(coordinate, entry.line_of("pose"), f"robot pose {axis}",
+                                 -WORLD_HALF_EXTENT_M, WORLD_HALF_EXTENT_M)
                 pose = BasePose(*values)
             robots.append(RobotSpec(name=name, type=robot_type, pose=pose))
         return robots
@@ -495,10 +532,11 @@ class _Parser:
         if "height" in entry:
             if object_type != "cylinder":
                 self.fail(entry.line_of("height"), f"height applies to cylinders only, not to {object_type}")
-            height = self.number(entry["height"], entry.line_of("height"), "height", positive=True)
+            height = self.bounded(entry["height"], entry.line_of("height"), "height", 0.0, MAX_OBJECT_SIZE_M,
+                                  open_low=True)
         if "pose" not in entry:
             self.fail(entry.line, f"object {object_id!r} needs a pose: [x, y, z, yaw]")
-        pose = ObjectPose(*self.numbers(entry["pose"], entry.line_of("pose"), "pose", "x, y, z, yaw"))
+        pose = self.pose(entry["pose"], entry.line_of("pose"), "pose")
         mass = None
         if "mass" in entry:
             mass = self.number(entry["mass"], entry.line_of("mass"), "mass", positive=True)
@@ -526,9 +564,9 @@ class _Parser:
                 self.fail(line, f"the size of a {object_type} is one number, got {value!r}")
             if len(value) != 3:
                 self.fail(line, f"size must be a number or [x, y, z], got {value!r}")
-            x, y, z = (self.number(item, line, "size", positive=True) for item in value)
+            x, y, z = (self.bounded(item, line, "size", 0.0, MAX_OBJECT_SIZE_M, open_low=True) for item in value)
             return (x, y, z)
-        return self.number(value, line, "size", positive=True)
+        return self.bounded(value, line, "size", 0.0, MAX_OBJECT_SIZE_M, open_low=True)
 
     def commands_of(self, document: _Map) -> list[str]:
         """Return the command strings; none for scenarios that check the world alone."""
@@ -578,7 +616,7 @@ class _Parser:
         if action == "move":
             if "pose" not in entry:
                 self.fail(entry.line, "a move disturbance needs pose: [x, y, z, yaw]")
-            pose = ObjectPose(*self.numbers(entry["pose"], entry.line_of("pose"), "pose", "x, y, z, yaw"))
+            pose = self.pose(entry["pose"], entry.line_of("pose"), "pose")
         elif "pose" in entry:
             self.fail(entry.line_of("pose"), "a remove disturbance takes no pose")
         return Disturbance(at=at, step=step, action=action, object=target, pose=pose, time_s=time_s)

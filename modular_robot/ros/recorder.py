@@ -6,8 +6,11 @@ CDR bytes as the middleware delivered them: nothing is deserialised in Python), 
 with the `rosbags` MCAP writer, with `ros2msg` schemas from rosbags' typestore plus our own
 interfaces. Camera images are kept at a reduced rate (`image_rate_hz`); everything else is kept.
 
-Not recorded: action and service internal topics (`*/action/*`, `*/srv/*` types), whose schemas
-rosbags cannot write as `ros2msg`, and topics whose type no typestore knows (logged once each).
+Action feedback (`<action>/_action/feedback`, type `<pkg>/action/<Action>_FeedbackMessage`) is
+recorded: its schema is written with the feedback part under a `msg` name
+(`<pkg>/msg/<Action>_Feedback`), since rosbags writes `ros2msg` schemas of `msg` types only; the
+field layout, and so the CDR bytes, are those of the action's. Not recorded: service event topics
+(`*/srv/*` types) and topics whose type no typestore knows (logged once each).
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ _DEPTH = 100
 
 
 def build_typestore(interfaces: Path = INTERFACES) -> Typestore:
-    """Return the ROS 2 Kilted typestore with every `msg/*.msg` of our interface packages registered.
+    """Return the ROS 2 Kilted typestore with our interface packages' messages and action feedback registered.
 
     Args:
         interfaces: Folder holding one folder per interface package.
@@ -51,14 +54,28 @@ def build_typestore(interfaces: Path = INTERFACES) -> Typestore:
     types = {}
     for path in sorted(interfaces.glob("*/msg/*.msg")):
         types.update(get_types_from_msg(path.read_text(), f"{path.parent.parent.name}/msg/{path.stem}"))
+    for path in sorted(interfaces.glob("*/action/*.action")):
+        package = path.parent.parent.name
+        # An .action file is goal, result and feedback, separated by lines of three dashes.
+        feedback = path.read_text().split("\n---")[2]
+        types.update(get_types_from_msg(feedback, f"{package}/msg/{path.stem}_Feedback"))
+        types.update(get_types_from_msg(f"unique_identifier_msgs/UUID goal_id\n{package}/{path.stem}_Feedback feedback",
+                                        f"{package}/action/{path.stem}_FeedbackMessage"))
     store.register(types)
     return store
 
 
 def message_class(msgtype: str) -> type:
-    """Return the rclpy message class of a type name such as `sensor_msgs/msg/Image`."""
+    """Return the rclpy message class of a type name such as `sensor_msgs/msg/Image`.
+
+    Action parts (`pkg/action/Name_FeedbackMessage`) are classes of the action's `Impl`.
+    """
     package, kind, name = msgtype.split("/")
-    return getattr(importlib.import_module(f"{package}.{kind}"), name)
+    module = importlib.import_module(f"{package}.{kind}")
+    if kind == "action" and not hasattr(module, name):
+        action, _, part = name.rpartition("_")
+        return getattr(getattr(module, action).Impl, part)
+    return getattr(module, name)
 
 
 def header_stamp_ns(cdr: bytes) -> int:
@@ -158,7 +175,7 @@ class RecorderNode(StackNode):
             if topic in self._recorded or topic in self._skipped:
                 continue
             msgtype = types[0]
-            if "/msg/" not in msgtype or msgtype not in self.typestore.fielddefs:
+            if msgtype not in self.typestore.fielddefs:
                 self._skipped.add(topic)
                 self.get_logger().info(f"not recording {topic}: no ros2msg schema for {msgtype}")
                 continue

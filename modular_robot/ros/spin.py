@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import rclpy
 from rclpy.action import ActionClient, ActionServer
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 
@@ -35,7 +36,7 @@ def spin_node(build: Callable[[], Node], logger_name: str, args: list[str] | Non
         with rclpy.init(args=args):
             try:
                 node = build()
-            except (ValueError, OSError, RuntimeError) as error:
+            except (ValueError, OSError, RuntimeError, ParameterException) as error:
                 rclpy.logging.get_logger(logger_name).fatal(f"cannot start: {error}")
                 raise SystemExit(1) from error
             try:
