@@ -7,6 +7,9 @@ and the critic gives a post verdict from perception newer than the step's start.
 only when every post verdict is ok. A failed verdict or a failed call triggers `repair`: the rest
 of the plan is re-grounded in the current map and the failed step decomposed into what it needs
 (as-needed decomposition, ADaPT), within `max_attempts` plans per task.
+
+A task stops without a replan when the ports say so (a cancel request, the emergency stop) and when
+a node it needs is lost (`NodeLost`): the report names why and at which step.
 """
 
 from __future__ import annotations
@@ -38,6 +41,24 @@ MAP_SETTLE_S = 1.0
 LOOK_AGAIN_SKILLS = ("place", "place_at", "push")
 # Steps that prepare the robot rather than act on an object; they run before the settle.
 _PREPARING = ("open_gripper", "move_arm_home")
+# Why a task stops before its end, as `TaskPorts.stopped` reports it, and how the report says so.
+CANCEL_REQUEST, EMERGENCY_STOP = "cancel_request", "emergency_stop"
+_STOPPED_WORDS = {
+    CANCEL_REQUEST: ("Cancelled", "the robot was stopped."),
+    EMERGENCY_STOP: ("Stopped by the emergency stop", "the robot stays still until you give a new command."),
+}
+
+# Words that, said alone while a task runs (in the chat or on chat/user), cancel it at once.
+STOP_WORDS = frozenset({"stop", "halt", "wait", "cancel"})
+
+
+def is_stop_word(text: str) -> bool:
+    """Return whether a line said during a task asks to stop it ("stop", "Halt!", "wait.")."""
+    return text.strip().strip(".!").strip().lower() in STOP_WORDS
+
+
+class NodeLost(Exception):
+    """A node the task needs (the critic, the skill server) went away or stopped answering."""
 
 
 @dataclass(frozen=True)
@@ -89,8 +110,11 @@ class TaskPorts(Protocol):
         """Wait until the stack's clock has advanced by `seconds`."""
         ...
 
-    def cancelled(self) -> bool:
-        """Return whether the task was cancelled."""
+    def stopped(self) -> str:
+        """Return why the task must stop now: "" while it may go on, else CANCEL_REQUEST or EMERGENCY_STOP.
+
+        Raising `NodeLost` from `check` or `execute` also ends the task, without a replan.
+        """
         ...
 
 
@@ -208,70 +232,79 @@ class TaskExecutor:
         index = 0
         known = before
         settle_at: int | None = None
-        while True:
-            if index >= len(steps):
-                undone = self._final_check(task_id, steps, events, report)
-                if undone is None:
-                    break
-                # An effect the critic saw has since been undone (someone took the cube out of the tray):
-                # the task is not done; the step is planned again as if it had just failed.
-                earlier, verdict = undone
-                steps.append(Step(steps[earlier].call))
-                index = len(steps) - 1
-                step = steps[index]
-                failure = Failure(step.call, "post", f"no longer holds at the end: {verdict.reason}")
-                self._learn_from(step.call, "post", verdict.reason)
-            else:
-                if self.ports.cancelled():
-                    report.summary = f"Cancelled before step {index + 1} ({steps[index].call}); the robot was stopped."
-                    report.transcript.append({"role": "cancel", "text": report.summary})
-                    return
-                if settle_at == index:
-                    settle_at = None
-                    self.ports.settle(MAP_SETTLE_S)
-                    current = self.ports.snapshot()
-                    calls = reground([s.call for s in steps[index:]], known, current, self.held, renamed)
-                    if isinstance(calls, str):
-                        report.summary = f"I could not finish: before step {index + 1} {steps[index].call}, {calls}."
+        try:
+            while True:
+                if index >= len(steps):
+                    undone = self._final_check(task_id, steps, events, report)
+                    if undone is None:
+                        break
+                    # An effect the critic saw has since been undone (someone took the cube out of the tray):
+                    # the task is not done; the step is planned again as if it had just failed.
+                    earlier, verdict = undone
+                    steps.append(Step(steps[earlier].call))
+                    index = len(steps) - 1
+                    step = steps[index]
+                    failure = Failure(step.call, "post", f"no longer holds at the end: {verdict.reason}")
+                    self._learn_from(step.call, "post", verdict.reason)
+                else:
+                    why = self.ports.stopped()
+                    if why:
+                        _report_stop(report, why, f"before step {index + 1} ({steps[index].call})")
                         return
-                    known = current
-                    for pending, call in zip(steps[index:], calls):
-                        pending.call = call
-                step = steps[index]
-                step.status = RUNNING
+                    if settle_at == index:
+                        settle_at = None
+                        self.ports.settle(MAP_SETTLE_S)
+                        current = self.ports.snapshot()
+                        calls = reground([s.call for s in steps[index:]], known, current, self.held, renamed)
+                        if isinstance(calls, str):
+                            report.summary = (f"I could not finish: before step {index + 1} "
+                                              f"{steps[index].call}, {calls}.")
+                            return
+                        known = current
+                        for pending, call in zip(steps[index:], calls):
+                            pending.call = call
+                    step = steps[index]
+                    step.status = RUNNING
+                    events.plan(steps, report.revisions)
+                    failure = self._run_step(task_id, index, step.call, events, report, started)
+                    if failure is None:
+                        step.status = SUCCEEDED
+                        index += 1
+                        continue
+                step.status = FAILED
                 events.plan(steps, report.revisions)
-                failure = self._run_step(task_id, index, step.call, events, report, started)
-                if failure is None:
-                    step.status = SUCCEEDED
-                    index += 1
-                    continue
-            step.status = FAILED
-            events.plan(steps, report.revisions)
-            if failure.phase == "cancelled" or self.ports.cancelled():
-                report.summary = f"Cancelled during step {index + 1} ({step.call}); the robot was stopped."
-                report.transcript.append({"role": "cancel", "text": report.summary})
-                return
-            if report.revisions >= self.max_attempts:
-                report.summary = (f"I could not finish: step {index + 1} {step.call} failed "
-                                  f"({failure.phase}: {failure.reason}). I gave up after {report.revisions} "
-                                  f"plan{'s' if report.revisions > 1 else ''}.")
-                return
-            current = self.ports.snapshot()
-            repaired = repair([s.call for s in steps[index:]], failure, known, current, self.held, self.skills,
-                              renamed)
-            if isinstance(repaired, str):
-                report.summary = f"I could not finish: step {index + 1} {step.call} failed ({failure.reason}); {repaired}."
-                return
-            known = current
-            report.revisions += 1
-            steps = steps[:index] + [Step(call) for call in repaired]
-            settle_at = index + next((i for i, call in enumerate(repaired) if call.skill not in _PREPARING),
-                                     len(repaired))
-            text = (f"replanning after step {index + 1} {failure.call} failed ({failure.phase}: {failure.reason}): "
-                    + ", ".join(str(c) for c in repaired))
-            report.transcript.append({"role": "replan", "revision": report.revisions, "text": text})
-            events.status(index + 1, f"{text} (plan {report.revisions} of at most {self.max_attempts})")
-            events.plan(steps, report.revisions)
+                why = self.ports.stopped() or (CANCEL_REQUEST if failure.phase == "cancelled" else "")
+                if why:
+                    _report_stop(report, why, f"during step {index + 1} ({step.call})")
+                    return
+                if report.revisions >= self.max_attempts:
+                    report.summary = (f"I could not finish: step {index + 1} {step.call} failed "
+                                      f"({failure.phase}: {failure.reason}). I gave up after {report.revisions} "
+                                      f"plan{'s' if report.revisions > 1 else ''}.")
+                    return
+                current = self.ports.snapshot()
+                repaired = repair([s.call for s in steps[index:]], failure, known, current, self.held, self.skills,
+                                  renamed)
+                if isinstance(repaired, str):
+                    report.summary = (f"I could not finish: step {index + 1} {step.call} failed "
+                                      f"({failure.reason}); {repaired}.")
+                    return
+                known = current
+                report.revisions += 1
+                steps = steps[:index] + [Step(call) for call in repaired]
+                settle_at = index + next((i for i, call in enumerate(repaired) if call.skill not in _PREPARING),
+                                         len(repaired))
+                text = (f"replanning after step {index + 1} {failure.call} failed ({failure.phase}: {failure.reason}): "
+                        + ", ".join(str(c) for c in repaired))
+                report.transcript.append({"role": "replan", "revision": report.revisions, "text": text})
+                events.status(index + 1, f"{text} (plan {report.revisions} of at most {self.max_attempts})")
+                events.plan(steps, report.revisions)
+        except NodeLost as error:
+            where = f"step {index + 1} ({steps[index].call})" if index < len(steps) else "the final check"
+            report.summary = f"I stopped the task at {where}: {error}."
+            report.transcript.append({"role": "node_lost", "text": report.summary})
+            events.status(min(index + 1, len(steps)), report.summary)
+            return
         report.success = True
         replans = report.revisions - 1
         after = f" after {replans} replan{'s' if replans > 1 else ''}" if replans else ""
@@ -369,6 +402,13 @@ class TaskExecutor:
             # A target missing from the map (re-identified under a new id), or out of the arm's reach,
             # says nothing about the gripper.
             self.held = None
+
+
+def _report_stop(report: TaskReport, why: str, where: str) -> None:
+    """End the report of a task stopped by a cancel request or the emergency stop."""
+    opening, closing = _STOPPED_WORDS[why]
+    report.summary = f"{opening} {where}; {closing}"
+    report.transcript.append({"role": "cancel", "text": report.summary})
 
 
 def _centres(objects: Sequence[MapObject]) -> dict[str, np.ndarray]:
