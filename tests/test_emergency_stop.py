@@ -9,11 +9,15 @@ import time
 import numpy as np
 import pytest
 import rclpy
-from builtin_interfaces.msg import Duration
+from builtin_interfaces.msg import Duration, Time
 from rclpy.action import ActionServer, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.clock import JumpThreshold
+from rclpy.duration import Duration as RosDuration
 from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.parameter import Parameter
 from rclpy.task import Future
+from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
@@ -244,7 +248,8 @@ class Ports:
     def __init__(self) -> None:
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
-        self.node = rclpy.create_node("ports_test", context=self.context)
+        self.node = rclpy.create_node("ports_test", context=self.context,
+                                      parameter_overrides=[Parameter("use_sim_time", value=True)])
         self.ports = _RosPorts(self.node, ReentrantCallbackGroup())
         self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
         self.executor.add_node(self.node)
@@ -316,5 +321,31 @@ def test_a_skill_server_that_goes_away_mid_skill_ends_the_wait_naming_it():
         thread.join(GONE_NOTICED_S)
         assert not thread.is_alive(), "the planner still waits for a skill server that went away"
         assert "skill server" in box["lost"] and "went away" in box["lost"]
+    finally:
+        stack.close()
+
+
+def test_a_wait_on_the_clock_follows_it_and_ends_when_it_stops(monkeypatch):
+    monkeypatch.setattr(planner_node, "SETTLE_TIMEOUT_S", 1.0)
+    stack = Ports()
+    try:
+        clock = stack.node.create_publisher(ClockMsg, "/clock", qos.CLOCK)
+        received = threading.Event()
+        jumped = JumpThreshold(min_forward=RosDuration(seconds=1), min_backward=None)
+        with stack.node.get_clock().create_jump_callback(jumped, post_callback=lambda jump: received.set()):
+            clock.publish(ClockMsg(clock=Time(sec=100)))
+            assert received.wait(GONE_NOTICED_S)
+        thread, _ = _in_thread(lambda: stack.ports.settle(0.5))
+        tenths = 0
+        # Well within SETTLE_TIMEOUT_S of wall time: only the clock can end this wait.
+        while thread.is_alive() and tenths < 10:
+            tenths += 1
+            clock.publish(ClockMsg(clock=Time(sec=100, nanosec=tenths * 100_000_000 % 1_000_000_000)))
+            thread.join(0.05)
+        assert not thread.is_alive() and 5 <= tenths < 10, tenths
+        # The simulator gone: no /clock any more; the wait ends after SETTLE_TIMEOUT_S of wall time.
+        thread, _ = _in_thread(lambda: stack.ports.settle(0.5))
+        thread.join(GONE_NOTICED_S)
+        assert not thread.is_alive(), "the planner still waits on a clock that stopped"
     finally:
         stack.close()

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.clock import JumpThreshold
 from rclpy.duration import Duration
 from rclpy.node import Node
 from std_msgs.msg import Bool, String
@@ -68,6 +69,8 @@ CHECK_TIMEOUT_S = 120.0
 SKILL_TIMEOUT_S = 600.0
 # How often a wait for the critic or the skill server checks that it is still there (wall s).
 LIVENESS_PERIOD_S = 0.5
+# Longest wall time a wait on the stack's clock takes: a clock that stops (the simulator gone) ends it.
+SETTLE_TIMEOUT_S = 60.0
 
 
 def make_planner(backend: str, parameters: Callable[[str], object]) -> Planner:
@@ -276,8 +279,24 @@ class _RosPorts:
         return self.node.get_clock().now().nanoseconds
 
     def settle(self, seconds: float) -> None:
-        # The node's clock: sim time in simulation, so the wait follows the simulator, however fast.
-        self.node.get_clock().sleep_for(Duration(seconds=seconds), context=self.node.context)
+        # The node's clock: sim time in simulation, so the wait follows the simulator, however fast;
+        # a clock that stops (the simulator gone) ends the wait after SETTLE_TIMEOUT_S of wall time.
+        clock = self.node.get_clock()
+        if not clock.ros_time_is_active:
+            threading.Event().wait(seconds)
+            return
+        until = clock.now() + Duration(seconds=seconds)
+        reached = threading.Event()
+
+        def on_jump(_jump) -> None:
+            if clock.now() >= until:
+                reached.set()
+
+        threshold = JumpThreshold(min_forward=Duration(nanoseconds=1), min_backward=None, on_clock_change=True)
+        with clock.create_jump_callback(threshold, post_callback=on_jump):
+            if clock.now() < until and not reached.wait(SETTLE_TIMEOUT_S):
+                self.node.get_logger().warning(
+                    f"the clock did not advance {seconds} s in {SETTLE_TIMEOUT_S:.0f} s of wall time: going on")
 
     def stopped(self) -> str:
         with self._lock:
