@@ -10,9 +10,10 @@ one status line. Cancelling a task cancels the running skill, which stops the ro
 
 The latched `emergency_stop` (std_msgs/Bool) is the hard stop: engaging it cancels the running skill
 and ends the running task, never with a replan; while it is engaged new tasks are refused, and after
-its release nothing moves until a new task arrives. "stop", "halt", "wait" or "cancel" on `chat/user`
-(any UI's instructions) cancels the running task like a cancel request. A critic or skill server that goes away (or
-stops answering) mid-step ends the task with a message naming it; the planner takes the next task.
+its release nothing moves until a new task arrives. "stop", "halt", "wait" or "cancel" on
+`chat/user` (any UI's instructions) cancels the running task like a cancel request. A critic or
+skill server that goes away (or stops answering) mid-step ends the task with a message naming it;
+the planner takes the next task. Every wait has a timeout.
 
 The dialogue (pronouns, follow-ups, clarifications, undo) lives here for the node's lifetime.
 """

@@ -232,79 +232,78 @@ class TaskExecutor:
         index = 0
         known = before
         settle_at: int | None = None
-        try:
-            while True:
-                if index >= len(steps):
+        while True:
+            if index >= len(steps):
+                try:
                     undone = self._final_check(task_id, steps, events, report)
-                    if undone is None:
-                        break
-                    # An effect the critic saw has since been undone (someone took the cube out of the tray):
-                    # the task is not done; the step is planned again as if it had just failed.
-                    earlier, verdict = undone
-                    steps.append(Step(steps[earlier].call))
-                    index = len(steps) - 1
-                    step = steps[index]
-                    failure = Failure(step.call, "post", f"no longer holds at the end: {verdict.reason}")
-                    self._learn_from(step.call, "post", verdict.reason)
-                else:
-                    why = self.ports.stopped()
-                    if why:
-                        _report_stop(report, why, f"before step {index + 1} ({steps[index].call})")
-                        return
-                    if settle_at == index:
-                        settle_at = None
-                        self.ports.settle(MAP_SETTLE_S)
-                        current = self.ports.snapshot()
-                        calls = reground([s.call for s in steps[index:]], known, current, self.held, renamed)
-                        if isinstance(calls, str):
-                            report.summary = (f"I could not finish: before step {index + 1} "
-                                              f"{steps[index].call}, {calls}.")
-                            return
-                        known = current
-                        for pending, call in zip(steps[index:], calls):
-                            pending.call = call
-                    step = steps[index]
-                    step.status = RUNNING
-                    events.plan(steps, report.revisions)
-                    failure = self._run_step(task_id, index, step.call, events, report, started)
-                    if failure is None:
-                        step.status = SUCCEEDED
-                        index += 1
-                        continue
-                step.status = FAILED
-                events.plan(steps, report.revisions)
-                why = self.ports.stopped() or (CANCEL_REQUEST if failure.phase == "cancelled" else "")
+                except NodeLost as error:
+                    _report_lost(report, events, len(steps), "the final check", error)
+                    return
+                if undone is None:
+                    break
+                # An effect the critic saw has since been undone (someone took the cube out of the tray):
+                # the task is not done; the step is planned again as if it had just failed.
+                earlier, verdict = undone
+                steps.append(Step(steps[earlier].call))
+                index = len(steps) - 1
+                step = steps[index]
+                failure = Failure(step.call, "post", f"no longer holds at the end: {verdict.reason}")
+                self._learn_from(step.call, "post", verdict.reason)
+            else:
+                why = self.ports.stopped()
                 if why:
-                    _report_stop(report, why, f"during step {index + 1} ({step.call})")
+                    _report_stop(report, why, f"before step {index + 1} ({steps[index].call})")
                     return
-                if report.revisions >= self.max_attempts:
-                    report.summary = (f"I could not finish: step {index + 1} {step.call} failed "
-                                      f"({failure.phase}: {failure.reason}). I gave up after {report.revisions} "
-                                      f"plan{'s' if report.revisions > 1 else ''}.")
-                    return
-                current = self.ports.snapshot()
-                repaired = repair([s.call for s in steps[index:]], failure, known, current, self.held, self.skills,
-                                  renamed)
-                if isinstance(repaired, str):
-                    report.summary = (f"I could not finish: step {index + 1} {step.call} failed "
-                                      f"({failure.reason}); {repaired}.")
-                    return
-                known = current
-                report.revisions += 1
-                steps = steps[:index] + [Step(call) for call in repaired]
-                settle_at = index + next((i for i, call in enumerate(repaired) if call.skill not in _PREPARING),
-                                         len(repaired))
-                text = (f"replanning after step {index + 1} {failure.call} failed ({failure.phase}: {failure.reason}): "
-                        + ", ".join(str(c) for c in repaired))
-                report.transcript.append({"role": "replan", "revision": report.revisions, "text": text})
-                events.status(index + 1, f"{text} (plan {report.revisions} of at most {self.max_attempts})")
+                if settle_at == index:
+                    settle_at = None
+                    self.ports.settle(MAP_SETTLE_S)
+                    current = self.ports.snapshot()
+                    calls = reground([s.call for s in steps[index:]], known, current, self.held, renamed)
+                    if isinstance(calls, str):
+                        report.summary = f"I could not finish: before step {index + 1} {steps[index].call}, {calls}."
+                        return
+                    known = current
+                    for pending, call in zip(steps[index:], calls):
+                        pending.call = call
+                step = steps[index]
+                step.status = RUNNING
                 events.plan(steps, report.revisions)
-        except NodeLost as error:
-            where = f"step {index + 1} ({steps[index].call})" if index < len(steps) else "the final check"
-            report.summary = f"I stopped the task at {where}: {error}."
-            report.transcript.append({"role": "node_lost", "text": report.summary})
-            events.status(min(index + 1, len(steps)), report.summary)
-            return
+                try:
+                    failure = self._run_step(task_id, index, step.call, events, report, started)
+                except NodeLost as error:
+                    _report_lost(report, events, index + 1, f"step {index + 1} ({step.call})", error)
+                    return
+                if failure is None:
+                    step.status = SUCCEEDED
+                    index += 1
+                    continue
+            step.status = FAILED
+            events.plan(steps, report.revisions)
+            why = self.ports.stopped() or (CANCEL_REQUEST if failure.phase == "cancelled" else "")
+            if why:
+                _report_stop(report, why, f"during step {index + 1} ({step.call})")
+                return
+            if report.revisions >= self.max_attempts:
+                report.summary = (f"I could not finish: step {index + 1} {step.call} failed "
+                                  f"({failure.phase}: {failure.reason}). I gave up after {report.revisions} "
+                                  f"plan{'s' if report.revisions > 1 else ''}.")
+                return
+            current = self.ports.snapshot()
+            repaired = repair([s.call for s in steps[index:]], failure, known, current, self.held, self.skills,
+                              renamed)
+            if isinstance(repaired, str):
+                report.summary = f"I could not finish: step {index + 1} {step.call} failed ({failure.reason}); {repaired}."
+                return
+            known = current
+            report.revisions += 1
+            steps = steps[:index] + [Step(call) for call in repaired]
+            settle_at = index + next((i for i, call in enumerate(repaired) if call.skill not in _PREPARING),
+                                     len(repaired))
+            text = (f"replanning after step {index + 1} {failure.call} failed ({failure.phase}: {failure.reason}): "
+                    + ", ".join(str(c) for c in repaired))
+            report.transcript.append({"role": "replan", "revision": report.revisions, "text": text})
+            events.status(index + 1, f"{text} (plan {report.revisions} of at most {self.max_attempts})")
+            events.plan(steps, report.revisions)
         report.success = True
         replans = report.revisions - 1
         after = f" after {replans} replan{'s' if replans > 1 else ''}" if replans else ""
@@ -409,6 +408,13 @@ def _report_stop(report: TaskReport, why: str, where: str) -> None:
     opening, closing = _STOPPED_WORDS[why]
     report.summary = f"{opening} {where}; {closing}"
     report.transcript.append({"role": "cancel", "text": report.summary})
+
+
+def _report_lost(report: TaskReport, events: TaskEvents, number: int, where: str, error: NodeLost) -> None:
+    """End the report of a task whose critic or skill server was lost."""
+    report.summary = f"I stopped the task at {where}: {error}."
+    report.transcript.append({"role": "node_lost", "text": report.summary})
+    events.status(number, report.summary)
 
 
 def _centres(objects: Sequence[MapObject]) -> dict[str, np.ndarray]:
