@@ -2,14 +2,14 @@
 
 Each line typed at `you> ` becomes an ExecuteTask goal. While the task runs the chat prints the
 plan whenever its text changes and each new status line, then the robot's reply; it keeps reading
-the terminal meanwhile: "stop", "halt", "wait" or "cancel" cancels the task at once; other lines
-wait for the task's end. Ctrl-C also cancels the running task; at the prompt it leaves,
-as do "quit", "exit" and end of input. The dialogue is
-published on chat/user (each instruction sent) and chat/robot (each reply) for loggers, the critic
-and other UIs. `--once TEXT` sends one instruction and exits with the task's outcome.
+the terminal meanwhile: "stop", "halt", "wait" or "cancel" cancels the task at once, other lines
+wait for the task's end. Ctrl-C also cancels the running task; at the prompt it leaves, as do
+"quit", "exit" and end of input. The dialogue is published on chat/user (each instruction sent)
+and chat/robot (each reply) for loggers, the critic and other UIs. `--once TEXT` sends one
+instruction and exits with the task's outcome.
 
 The node only holds the two publishers and the action client. It spins on a background thread
-while the main thread reads the terminal and prints; what is printed comes from
+while the main thread prints and another thread reads the terminal; what is printed comes from
 core/planning/chat_format.py.
 """
 

@@ -61,7 +61,8 @@ class SkillServerNode(StackNode):
         self.arm_base_frame = self.get_parameter("arm_base_frame").value
         self._cancel = threading.Event()
         self._busy = threading.Lock()
-        # Engaged now; engaged at some point during the running skill.
+        # The emergency stop is engaged now; it was engaged during the running skill; the running
+        # skill's client went away.
         self._estop = threading.Event()
         self._estopped = threading.Event()
         self._client_gone = threading.Event()
