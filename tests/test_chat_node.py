@@ -338,6 +338,34 @@ def test_repl_runs_each_line_and_leaves_on_quit(talk):
     assert talk.user.wait_for(1) == ["put the red cube in the tray"]
 
 
+def test_a_stop_word_typed_while_a_task_runs_cancels_it_and_other_lines_wait_their_turn(talk):
+    talk.planner.script = PICK_AND_PLACE[:2]
+    talk.planner.hold = True
+    running = threading.Event()
+    talk.planner.on_running = running.set
+    lines = iter(["put the red cube in the tray", "pick up the blue cube", "Stop!"])
+
+    def read_line(prompt: str) -> str:
+        # Typed while the first task runs; the end of input once the second has answered.
+        line = next(lines, None)
+        if line is None:
+            talk.out.wait_for("robot> red_cube_1 is in tray_1")
+            raise EOFError
+        if line != "put the red cube in the tray":
+            running.wait(WAIT_S)
+        return line
+
+    started = time.monotonic()
+    assert repl(talk.chat, talk.out, read_line) == EXIT_SUCCEEDED
+    assert time.monotonic() - started < WAIT_S
+    assert talk.planner.cancel_requests == 1
+    assert talk.planner.instructions == ["put the red cube in the tray", "pick up the blue cube"]
+    text = talk.out.getvalue()
+    assert text.index("robot> cancelled") < text.index("robot> red_cube_1 is in tray_1")
+    assert "(after this task, or say 'stop' to cancel it: pick up the blue cube)" in text
+    assert talk.user.wait_for(3) == ["put the red cube in the tray", "Stop!", "pick up the blue cube"]
+
+
 @pytest.mark.parametrize("ending", [EOFError, KeyboardInterrupt])
 def test_repl_leaves_cleanly_on_end_of_input_and_ctrl_c_at_the_prompt(talk, ending):
     def read_line(prompt: str) -> str:

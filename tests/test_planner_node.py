@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from action_msgs.msg import GoalStatus
 from rclpy.action import ActionClient
+from std_msgs.msg import Bool
 from trajectory_msgs.msg import JointTrajectory
 
 from modular_robot.core.scenario import parse_scenario
@@ -155,5 +156,53 @@ def test_cancelling_a_task_stops_the_arm_and_limits_survive_an_injection():
         lockstep.advance(2.0)
         assert abs(world.robots[0].arm_positions() - before).max() < 1e-3
         assert tasks.plans and tasks.plans[-1].instruction == "put the red cube in the tray"
+    finally:
+        lockstep.close()
+
+
+def test_an_emergency_stop_ends_the_task_and_nothing_moves_after_its_release_until_a_new_command():
+    lockstep = LockstepStack(scenario("expect: [{unmoved: [tray]}]\ntimeout_s: 60\n"), parse_stack(STACK),
+                             renderer="tiny", log=lambda line: None,
+                             prepare=lambda node: ActionClient(node, ExecuteTask, "execute_task"))
+    try:
+        tasks = TaskClient(lockstep)
+        estop = lockstep.client.create_publisher(Bool, "emergency_stop", qos.LATCHED)
+        robot = lockstep.world.robots[0]
+        lockstep.advance(3.0)
+        handle = tasks.send("put the red cube in the tray")
+        assert lockstep.advance_until(lambda: len(tasks.trajectories) >= 1, 60.0), [f.status for f in tasks.feedback]
+        estop.publish(Bool(data=True))
+        lockstep.advance(1.5)
+        estop.publish(Bool(data=False))
+        released = lockstep.sim_time
+        lockstep.advance(0.3)
+        still = robot.arm_positions()
+        lockstep.advance(8.0)
+        assert [t for t in tasks.trajectories if t > released] == [], [f.status for f in tasks.feedback][-6:]
+        assert abs(robot.arm_positions() - still).max() < 1e-3
+        result_future = handle.get_result_async()
+        assert lockstep.wait_future(result_future, 5.0)
+        summary = result_future.result().result.summary
+        assert not result_future.result().result.success
+        assert "emergency stop" in summary and "during step" in summary, summary
+
+        estop.publish(Bool(data=True))
+        lockstep.advance(0.2)
+        handle = tasks.send("put the red cube in the tray")
+        result_future = handle.get_result_async()
+        assert lockstep.wait_future(result_future, 5.0)
+        assert "emergency stop is engaged" in result_future.result().result.summary
+        estop.publish(Bool(data=False))
+        lockstep.advance(0.2)
+
+        sent = len(tasks.trajectories)
+        handle = tasks.send("put the red cube in the tray")
+        assert lockstep.advance_until(lambda: len(tasks.trajectories) > sent, 30.0), \
+            [f.status for f in tasks.feedback][-6:]
+        moving = robot.arm_positions()
+        lockstep.advance(0.5)
+        assert abs(robot.arm_positions() - moving).max() > 1e-2
+        handle.cancel_goal_async()
+        assert lockstep.wait_future(handle.get_result_async(), 30.0)
     finally:
         lockstep.close()

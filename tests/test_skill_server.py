@@ -1,20 +1,28 @@
 """Skill server node: the execute_skill action and the catalog, in the simulated stack in lockstep."""
 
 import json
+import threading
 
 import numpy as np
 import pytest
+import rclpy
+from builtin_interfaces.msg import Duration
+from rclpy.action import ActionClient
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.task import Future
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray, String
-from trajectory_msgs.msg import JointTrajectory
+from std_msgs.msg import Bool, Float64MultiArray, String
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from modular_robot.core.predicates import evaluate
 from modular_robot.core.scenario import parse_scenario
 from modular_robot.core.stack import parse_stack
-from modular_robot.lockstep import MAX_LAG_S
+from modular_robot.lockstep import MAX_LAG_S, LockstepStack
 from modular_robot.motion.grasping import RELEASE_SETTLE_S
 from modular_robot.ros import qos
+from modular_robot.sim.robots import ARM_HOME, ARM_JOINTS
 from modular_robot.skill_trials import SkillTrial
+from modular_robot_interfaces.action import ExecuteSkill
 
 SCENE = """
 name: skill_server
@@ -146,3 +154,92 @@ def test_object_outside_the_workspace_is_refused_and_the_arm_does_not_move():
         trial.stack.advance(0.2)
         assert trajectories == []
         assert trial.world.ground_truth().objects["red_cube"].center[0] == pytest.approx(0.12, abs=0.005)
+
+
+# Far enough from home that move_arm_home moves for about two seconds.
+AWAY = (0.9, -0.1, -0.5, -1.6, 0.4, 2.0, 0.2)
+
+
+def _send_arm_away(stack) -> None:
+    """Move the arm away from home directly on the sim's controller, so that move_arm_home has work to do."""
+    away = stack.client.create_publisher(JointTrajectory, "arm_controller/joint_trajectory", qos.RELIABLE)
+    away.publish(JointTrajectory(joint_names=list(ARM_JOINTS), points=[
+        JointTrajectoryPoint(positions=list(AWAY), time_from_start=Duration(sec=2))]))
+    stack.advance(2.5)
+
+
+def test_the_emergency_stop_stops_the_running_skill_and_refuses_new_ones_until_released(bare):
+    trial, commands = bare
+    estop = trial.stack.client.create_publisher(Bool, "emergency_stop", qos.LATCHED)
+    _send_arm_away(trial.stack)
+    sent = len(commands)
+    goal = trial.stack.prepared.send_goal_async(ExecuteSkill.Goal(skill="move_arm_home", args_json="{}"))
+    assert trial.stack.wait_future(goal, 10.0) and goal.result().accepted
+    assert trial.stack.advance_until(lambda: len(commands) > sent, 5.0)
+    trial.stack.advance(0.3)
+    estop.publish(Bool(data=True))
+    result = goal.result().get_result_async()
+    assert trial.stack.wait_future(result, 2.0), "the skill did not end on the emergency stop"
+    stopped = result.result().result
+    assert not stopped.success and stopped.message.startswith("emergency stop: move_arm_home was stopped")
+    assert json.loads(stopped.effects_json)["emergency_stop"] is True
+    refused = trial.call("say", {"text": "hello"})
+    assert not refused.success and "emergency stop engaged" in refused.message
+    assert refused.effects == {"moved": False, "emergency_stop": True}
+    estop.publish(Bool(data=False))
+    trial.stack.advance(0.2)
+    assert trial.call("say", {"text": "hello"}).success
+
+
+class _StandInClient:
+    """A client of `execute_skill` in a context of its own, spinning on its own thread, like a planner process."""
+
+    def __init__(self) -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node("planner_stand_in", context=self.context)
+        self.client = ActionClient(self.node, ExecuteSkill, "execute_skill")
+        self._executor = SingleThreadedExecutor(context=self.context)
+        self._executor.add_node(self.node)
+        self._stop = Future()
+        self._spinner = threading.Thread(target=self._executor.spin_until_future_complete, args=(self._stop,),
+                                         daemon=True)
+        self._spinner.start()
+
+    def leave(self) -> None:
+        """Go away, as a planner that dies does."""
+        if self._stop.done():
+            return
+        self._stop.set_result(None)
+        self._spinner.join(5.0)
+        self._executor.shutdown()
+        self.client.destroy()
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+
+def test_a_skill_whose_only_client_goes_away_is_stopped():
+    # No evaluator's client here: the skill server stops a skill when no client of its action is left.
+    stack = LockstepStack(parse_scenario(SCENE), _stack(perception=False), renderer="tiny", log=lambda line: None)
+    planner = _StandInClient()
+    try:
+        commands = []
+        stack.client.create_subscription(JointTrajectory, "arm_controller/joint_trajectory", commands.append,
+                                         qos.RELIABLE)
+        _send_arm_away(stack)
+        assert stack.wait_server(planner.client, 10.0)
+        sent = len(commands)
+        goal = planner.client.send_goal_async(ExecuteSkill.Goal(skill="move_arm_home", args_json="{}"))
+        assert stack.advance_until(lambda: len(commands) > sent, 5.0)
+        stack.advance(0.2)
+        assert goal.done() and goal.result().accepted
+        planner.leave()
+        robot = stack.world.robots[0]
+        stack.advance(1.0)
+        still = robot.arm_positions()
+        stack.advance(1.0)
+        assert np.abs(robot.arm_positions() - still).max() < 1e-3, "the arm still moves for a client that went away"
+        assert np.abs(robot.arm_positions() - np.array(ARM_HOME)).max() > 0.05, "stopped only at home"
+    finally:
+        planner.leave()
+        stack.close()

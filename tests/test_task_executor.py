@@ -6,13 +6,19 @@ import numpy as np
 
 from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.core.planning.dialogue import Dialogue, Move, moves_between
+import pytest
+
 from modular_robot.core.planning.executor import (
+    CANCEL_REQUEST,
+    EMERGENCY_STOP,
     FAILED,
     SUCCEEDED,
     CallOutcome,
     CheckResult,
+    NodeLost,
     TaskEvents,
     TaskExecutor,
+    is_stop_word,
     render_plan,
 )
 from modular_robot.core.planning.plan import Call, Plan, PlanRequest
@@ -85,8 +91,9 @@ class Stack:
         self.settled.append(seconds)
         self.clock += int(seconds * 1e9)
 
-    def cancelled(self):
-        return self.cancel_after_calls is not None and len(self.calls) >= self.cancel_after_calls
+    def stopped(self):
+        stopping = self.cancel_after_calls is not None and len(self.calls) >= self.cancel_after_calls
+        return CANCEL_REQUEST if stopping else ""
 
 
 def run(stack, *plans, max_attempts=3, dialogue=None):
@@ -147,6 +154,49 @@ def test_cancel_stops_before_the_next_step():
     report, _, _, _ = run(stack, Plan("execute", (PICK, PLACE)))
     assert not report.success and "Cancelled" in report.summary
     assert stack.calls == [PICK]
+
+
+def test_an_emergency_stop_during_a_step_ends_the_task_without_a_replan_and_says_so():
+    class Stopped(Stack):
+        def execute(self, call, feedback):
+            self.calls.append(call)
+            return CallOutcome(False, "emergency stop: pick was stopped (cancelled)", cancelled=True)
+
+        def stopped(self):
+            return EMERGENCY_STOP if self.calls else ""
+
+    stack = Stopped([cube(), tray()])
+    report, _, _, statuses = run(stack, Plan("execute", (PICK, PLACE)))
+    assert not report.success
+    assert report.summary.startswith("Stopped by the emergency stop during step 1 (pick(")
+    assert "new command" in report.summary
+    assert stack.calls == [PICK] and report.revisions == 1
+    assert not any("replanning" in text for _, text in statuses)
+
+
+@pytest.mark.parametrize("lost_in", ["check", "execute"])
+def test_a_lost_node_ends_the_task_naming_it_and_the_step_without_a_replan(lost_in):
+    class Losing(Stack):
+        def check(self, task_id, step_index, phase, call, since_ns):
+            if lost_in == "check" and phase == "post":
+                raise NodeLost("the critic ('check_step') went away")
+            return super().check(task_id, step_index, phase, call, since_ns)
+
+        def execute(self, call, feedback):
+            if lost_in == "execute" and call.skill == "place":
+                raise NodeLost("the skill server ('execute_skill') went away")
+            return super().execute(call, feedback)
+
+    stack = Losing([cube(), tray()])
+    report, _, _, _ = run(stack, Plan("execute", (PICK, PLACE)))
+    assert not report.success and report.revisions == 1
+    node, step = ("critic", "step 1 (pick(") if lost_in == "check" else ("skill server", "step 2 (place(")
+    assert f"at {step}" in report.summary and f"the {node} (" in report.summary and "went away" in report.summary
+
+
+def test_stop_words_are_told_from_instructions():
+    assert all(is_stop_word(text) for text in ("stop", " Stop! ", "HALT.", "wait", "cancel"))
+    assert not any(is_stop_word(text) for text in ("stop the arm at the tray", "put it down", "", "waiting"))
 
 
 def test_answers_succeed_refusals_do_not_and_nothing_moves():

@@ -1,13 +1,15 @@
 """Chat node: talk to the robot from a terminal through the task planner's `execute_task` action.
 
 Each line typed at `you> ` becomes an ExecuteTask goal. While the task runs the chat prints the
-plan whenever its text changes and each new status line, then the robot's reply. Ctrl-C cancels
-the running task; at the prompt it leaves, as do "quit", "exit" and end of input. The dialogue is
-published on chat/user (each instruction sent) and chat/robot (each reply) for loggers, the critic
-and other UIs. `--once TEXT` sends one instruction and exits with the task's outcome.
+plan whenever its text changes and each new status line, then the robot's reply; it keeps reading
+the terminal meanwhile: "stop", "halt", "wait" or "cancel" cancels the task at once, other lines
+wait for the task's end. Ctrl-C also cancels the running task; at the prompt it leaves, as do
+"quit", "exit" and end of input. The dialogue is published on chat/user (each instruction sent)
+and chat/robot (each reply) for loggers, the critic and other UIs. `--once TEXT` sends one
+instruction and exits with the task's outcome.
 
 The node only holds the two publishers and the action client. It spins on a background thread
-while the main thread reads the terminal and prints; what is printed comes from
+while the main thread prints and another thread reads the terminal; what is printed comes from
 core/planning/chat_format.py.
 """
 
@@ -19,6 +21,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TextIO
 
 import rclpy
@@ -46,10 +49,12 @@ from modular_robot.core.planning.chat_format import (
     cancel_reply,
     is_quit,
     no_server_message,
+    one_line,
     parse_line,
     refused_reply,
     result_reply,
 )
+from modular_robot.core.planning.executor import is_stop_word
 from modular_robot.ros import qos
 from modular_robot.ros.stack_node import StackNode
 from modular_robot_interfaces.action import ExecuteTask
@@ -58,6 +63,13 @@ from modular_robot_interfaces.action import ExecuteTask
 CANCEL_WAIT_S = 2.0
 # How often a running task's wait checks that the planner is still there.
 LIVENESS_PERIOD_S = 1.0
+
+
+@dataclass(frozen=True)
+class Typed:
+    """A line typed at the prompt, or the end of input (text None)."""
+
+    text: str | None
 
 
 class ChatNode(StackNode):
@@ -91,7 +103,7 @@ def spinning(node: Node) -> Iterator[Node]:
 
 
 def run_task(node: ChatNode, instruction: str, out: TextIO | None = None,
-             server_timeout_s: float = DEFAULT_SERVER_TIMEOUT_S) -> int:
+             server_timeout_s: float = DEFAULT_SERVER_TIMEOUT_S, inbox: queue.SimpleQueue | None = None) -> int:
     """Send one instruction, print the task's progress and the robot's reply; Ctrl-C cancels it.
 
     Call from a thread other than the one spinning `node`.
@@ -101,6 +113,8 @@ def run_task(node: ChatNode, instruction: str, out: TextIO | None = None,
         instruction: What the user asked for.
         out: Where the progress and reply are printed (None: standard output).
         server_timeout_s: How long to wait for a task planner to serve the action.
+        inbox: Where `Typed` lines arrive while the task runs (see `repl`): a stop word cancels the
+            task; other lines are put back once the task has ended. None: nothing is read.
 
     Returns:
         The exit code of `--once`: EXIT_SUCCEEDED, EXIT_FAILED (failed, refused or cancelled) or
@@ -118,13 +132,16 @@ def run_task(node: ChatNode, instruction: str, out: TextIO | None = None,
     node.user_pub.publish(String(data=instruction))
     # Everything the executor thread learns about the goal comes through one queue, so this
     # thread prints feedback and the reply in the order they arrived.
-    events: queue.SimpleQueue = queue.SimpleQueue()
+    events: queue.SimpleQueue = queue.SimpleQueue() if inbox is None else inbox
     goal_future = node.tasks.send_goal_async(ExecuteTask.Goal(instruction=instruction), feedback_callback=events.put)
     goal_future.add_done_callback(events.put)
+    deferred: list[Typed] = []
     try:
-        reply = _follow(node, goal_future, events, lambda line: _print(out, line))
+        reply = _follow(node, goal_future, events, lambda line: _print(out, line), deferred)
     except KeyboardInterrupt:
         reply = _cancel(goal_future)
+    for typed in deferred:
+        events.put(typed)
     return _reply(node, out, reply)
 
 
@@ -142,21 +159,52 @@ def repl(node: ChatNode, out: TextIO | None = None, read_line: Callable[[str], s
         EXIT_SUCCEEDED: leaving the chat is not an error, whatever the tasks did.
     """
     out = sys.stdout if out is None else out
+    # Lines are read on their own thread, so that a stop word typed while a task runs reaches it.
+    inbox: queue.SimpleQueue = queue.SimpleQueue()
+    threading.Thread(target=_read_lines, args=(read_line, inbox), name="chat_input", daemon=True).start()
     while True:
         try:
-            instruction = parse_line(read_line(PROMPT))
-        except (EOFError, KeyboardInterrupt):
+            typed = _next_typed(inbox)
+        except KeyboardInterrupt:
+            typed = Typed(None)
+        if typed.text is None:
             _print(out, "")
             return EXIT_SUCCEEDED
+        instruction = parse_line(typed.text)
         if instruction is None:
             continue
         if is_quit(instruction):
             return EXIT_SUCCEEDED
-        run_task(node, instruction, out, server_timeout_s)
+        run_task(node, instruction, out, server_timeout_s, inbox)
 
 
-def _follow(node: ChatNode, goal_future: Future, events: queue.SimpleQueue, show: Callable[[str], None]) -> Reply:
-    """Print the goal's feedback as it comes and return the reply once the goal has ended."""
+def _read_lines(read_line: Callable[[str], str], inbox: queue.SimpleQueue) -> None:
+    """Put each typed line into `inbox` until a quit word or the end of input (then Typed(None))."""
+    while True:
+        try:
+            text = read_line(PROMPT)
+        except (EOFError, KeyboardInterrupt):
+            inbox.put(Typed(None))
+            return
+        inbox.put(Typed(text))
+        if is_quit(text):
+            return
+
+
+def _next_typed(inbox: queue.SimpleQueue) -> Typed:
+    """Return the next typed line, passing over what a finished task's goal still sent."""
+    while True:
+        event = inbox.get()
+        if isinstance(event, Typed):
+            return event
+
+
+def _follow(node: ChatNode, goal_future: Future, events: queue.SimpleQueue, show: Callable[[str], None],
+            deferred: list[Typed]) -> Reply:
+    """Print the goal's feedback as it comes and return the reply once the goal has ended.
+
+    A stop word typed meanwhile cancels the goal; any other typed line goes into `deferred`.
+    """
     view = FeedbackView()
     result_future = None
     while True:
@@ -166,7 +214,14 @@ def _follow(node: ChatNode, goal_future: Future, events: queue.SimpleQueue, show
             if not node.tasks.server_is_ready():
                 return Reply("the task planner went away before the task ended", EXIT_FAILED, "failed")
             continue
-        if event is goal_future:
+        if isinstance(event, Typed):
+            if event.text is not None and is_stop_word(event.text):
+                node.user_pub.publish(String(data=one_line(event.text)))
+                return _cancel(goal_future)
+            deferred.append(event)
+            if event.text is not None and parse_line(event.text) is not None:
+                show(f"(after this task, or say 'stop' to cancel it: {one_line(event.text)})")
+        elif event is goal_future:
             handle = goal_future.result()
             if not handle.accepted:
                 return refused_reply()

@@ -8,6 +8,13 @@ the executor replan from the current map, at most `max_attempts` plans per task.
 published on the latched `task_plan` at every change; feedback carries the plan text, the step and
 one status line. Cancelling a task cancels the running skill, which stops the robot.
 
+The latched `emergency_stop` (std_msgs/Bool) is the hard stop: engaging it cancels the running skill
+and ends the running task, never with a replan; while it is engaged new tasks are refused, and after
+its release nothing moves until a new task arrives. "stop", "halt", "wait" or "cancel" on
+`chat/user` (any UI's instructions) cancels the running task like a cancel request. A critic or
+skill server that goes away (or stops answering) mid-step ends the task with a message naming it;
+the planner takes the next task. Every wait has a timeout.
+
 The dialogue (pronouns, follow-ups, clarifications, undo) lives here for the node's lifetime.
 """
 
@@ -16,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable
@@ -23,17 +31,22 @@ from collections.abc import Callable
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.clock import JumpThreshold
 from rclpy.duration import Duration
 from rclpy.node import Node
-from std_msgs.msg import String
+from std_msgs.msg import Bool, String
 
 from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.core.planning.executor import (
+    CANCEL_REQUEST,
+    EMERGENCY_STOP,
     CallOutcome,
     CheckResult,
+    NodeLost,
     Step,
     TaskEvents,
     TaskExecutor,
+    is_stop_word,
     render_plan,
 )
 from modular_robot.core.planning.plan import Call, Planner
@@ -50,6 +63,15 @@ from modular_robot_interfaces.srv import CheckStep, QueryObjects
 BACKENDS = ("rules", "transformers", "openai")
 # Wall time to wait for a service answer or for a server to appear (s).
 SERVICE_TIMEOUT_S = 10.0
+# Longest wall time for a critic's verdict: a post check waits for new camera frames in sim time,
+# which a loaded machine in lockstep delivers slowly.
+CHECK_TIMEOUT_S = 120.0
+# Longest wall time for one skill's result (a long drive of the base included).
+SKILL_TIMEOUT_S = 600.0
+# How often a wait for the critic or the skill server checks that it is still there (wall s).
+LIVENESS_PERIOD_S = 0.5
+# Longest wall time a wait on the stack's clock takes: a clock that stops (the simulator gone) ends it.
+SETTLE_TIMEOUT_S = 60.0
 
 
 def make_planner(backend: str, parameters: Callable[[str], object]) -> Planner:
@@ -87,8 +109,34 @@ def make_planner(backend: str, parameters: Callable[[str], object]) -> Planner:
     raise ValueError(f"parameter backend must be one of {BACKENDS}, got {backend!r}")
 
 
+def available_skills(catalog_json: str) -> tuple[str, ...]:
+    """Return the library's skills that a `skills/catalog` message marks available.
+
+    Raises:
+        ValueError: unless the text is a JSON list of objects, each with a string "name" and, if
+            present, a boolean "available".
+    """
+    try:
+        entries = json.loads(catalog_json)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    if not isinstance(entries, list):
+        raise ValueError(f"expected a list of skills, got {type(entries).__name__}")
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise ValueError(f"entry {i} is not an object with a string 'name'")
+        if not isinstance(entry.get("available", True), bool):
+            raise ValueError(f"entry {i} ({entry['name']!r}): 'available' is not a boolean")
+    return tuple(e["name"] for e in entries if e.get("available", True) and e["name"] in SKILLS)
+
+
 class _RosPorts:
-    """The executor's view of the stack, over ROS clients; blocking calls wait on threading events."""
+    """The executor's view of the stack, over ROS clients; blocking calls wait on threading events.
+
+    Attributes:
+        estop_engaged: Whether the emergency stop is engaged now.
+        goal_handle: The running task's goal handle (None between tasks).
+    """
 
     def __init__(self, node: Node, group: ReentrantCallbackGroup) -> None:
         self.node = node
@@ -96,13 +144,64 @@ class _RosPorts:
         self.critic = node.create_client(CheckStep, "check_step", callback_group=group)
         self.skills = ActionClient(node, ExecuteSkill, "execute_skill", callback_group=group)
         self.goal_handle = None
+        self.estop_engaged = False
+        # Set when the emergency stop was engaged during the running task: it stays stopped after the release.
+        self._estopped = False
+        self._stop_said = False
         self._skill_handle = None
         self._lock = threading.Lock()
 
-    def _wait(self, future, timeout_s: float | None) -> bool:
+    def begin(self, goal_handle) -> None:
+        """Start following a task's goal."""
+        with self._lock:
+            self.goal_handle = goal_handle
+            self._estopped = self.estop_engaged
+            self._stop_said = False
+
+    def end(self) -> None:
+        """Stop following the task's goal."""
+        with self._lock:
+            self.goal_handle = None
+            self._estopped = False
+            self._stop_said = False
+
+    def emergency_stop(self, engaged: bool) -> None:
+        """Follow the emergency stop: engaging it ends the running task and cancels its skill."""
+        with self._lock:
+            self.estop_engaged = engaged
+            if engaged and self.goal_handle is not None:
+                self._estopped = True
+        if engaged:
+            self.cancel_skill()
+
+    def stop_said(self) -> bool:
+        """Cancel the running task on a stop word; return whether a task was running."""
+        with self._lock:
+            if self.goal_handle is None:
+                return False
+            self._stop_said = True
+        self.cancel_skill()
+        return True
+
+    def _wait(self, future, timeout_s: float) -> bool:
         done = threading.Event()
         future.add_done_callback(lambda _: done.set())
         return done.wait(timeout_s)
+
+    def _await(self, future, server: str, ready: Callable[[], bool], timeout_s: float) -> None:
+        """Wait for a server's answer while the server is there.
+
+        Raises:
+            NodeLost: naming the server, when it left the graph or did not answer within `timeout_s`.
+        """
+        done = threading.Event()
+        future.add_done_callback(lambda _: done.set())
+        deadline = time.monotonic() + timeout_s
+        while not done.wait(LIVENESS_PERIOD_S):
+            if not ready():
+                raise NodeLost(f"the {server} went away")
+            if time.monotonic() > deadline:
+                raise NodeLost(f"the {server} did not answer within {timeout_s:.0f} s")
 
     def snapshot(self) -> list[MapObject]:
         if not self.query.wait_for_service(timeout_sec=SERVICE_TIMEOUT_S):
@@ -122,34 +221,53 @@ class _RosPorts:
         if since_ns:
             request.since = ns_to_stamp(since_ns)
         future = self.critic.call_async(request)
-        if not self._wait(future, None) or future.result() is None:
+        self._await(future, "critic ('check_step')", self.critic.service_is_ready, CHECK_TIMEOUT_S)
+        if future.result() is None:
             return CheckResult(False, 0.0, "the critic did not answer")
         verdict = future.result().verdict
         return CheckResult(bool(verdict.ok), float(verdict.confidence), verdict.reason)
 
     def execute(self, call: Call, feedback: Callable[[str], None]) -> CallOutcome:
+        if self.stopped():
+            return CallOutcome(False, f"{call.skill} was not started: the task is stopping", cancelled=True,
+                               moved=False)
         if not self.skills.wait_for_server(timeout_sec=SERVICE_TIMEOUT_S):
             return CallOutcome(False, "no skill server is serving 'execute_skill'", moved=False)
+        server = "skill server ('execute_skill')"
         goal_future = self.skills.send_goal_async(
             ExecuteSkill.Goal(skill=call.skill, args_json=call.args_json()),
             feedback_callback=lambda msg: feedback(msg.feedback.phase))
-        self._wait(goal_future, None)
+        self._await(goal_future, server, self.skills.server_is_ready, SERVICE_TIMEOUT_S)
         handle = goal_future.result()
         if handle is None or not handle.accepted:
             return CallOutcome(False, "the skill server rejected the call", moved=False)
         with self._lock:
             self._skill_handle = handle
-        if self.cancelled():
+        if self.stopped():
             handle.cancel_goal_async()
         result_future = handle.get_result_async()
-        self._wait(result_future, None)
-        with self._lock:
-            self._skill_handle = None
+        try:
+            self._await(result_future, server, self.skills.server_is_ready, SKILL_TIMEOUT_S)
+        except NodeLost:
+            handle.cancel_goal_async()
+            raise
+        finally:
+            with self._lock:
+                self._skill_handle = None
         response = result_future.result()
-        moved = bool(json.loads(response.result.effects_json or "{}").get("moved", True))
-        cancelled = self.cancelled()
+        effects = _effects(response.result.effects_json)
+        if effects.get("emergency_stop"):
+            # The skill server saw the stop first: the task ends even if this node's own message is late.
+            self.emergency_stop_seen()
+        cancelled = bool(self.stopped())
         return CallOutcome(bool(response.result.success) and not cancelled, response.result.message,
-                           cancelled=cancelled, moved=moved)
+                           cancelled=cancelled, moved=bool(effects.get("moved", True)))
+
+    def emergency_stop_seen(self) -> None:
+        """Mark the running task as stopped by the emergency stop."""
+        with self._lock:
+            if self.goal_handle is not None:
+                self._estopped = True
 
     def cancel_skill(self) -> None:
         """Cancel the running skill goal, if any (the skill server stops the motion)."""
@@ -162,12 +280,40 @@ class _RosPorts:
         return self.node.get_clock().now().nanoseconds
 
     def settle(self, seconds: float) -> None:
-        # The node's clock: sim time in simulation, so the wait follows the simulator, however fast.
-        self.node.get_clock().sleep_for(Duration(seconds=seconds), context=self.node.context)
+        # The node's clock: sim time in simulation, so the wait follows the simulator, however fast;
+        # a clock that stops (the simulator gone) ends the wait after SETTLE_TIMEOUT_S of wall time.
+        clock = self.node.get_clock()
+        if not clock.ros_time_is_active:
+            threading.Event().wait(seconds)
+            return
+        until = clock.now() + Duration(seconds=seconds)
+        reached = threading.Event()
 
-    def cancelled(self) -> bool:
-        handle = self.goal_handle
-        return handle is not None and handle.is_cancel_requested
+        def on_jump(_jump) -> None:
+            if clock.now() >= until:
+                reached.set()
+
+        threshold = JumpThreshold(min_forward=Duration(nanoseconds=1), min_backward=None, on_clock_change=True)
+        with clock.create_jump_callback(threshold, post_callback=on_jump):
+            if clock.now() < until and not reached.wait(SETTLE_TIMEOUT_S):
+                self.node.get_logger().warning(
+                    f"the clock did not advance {seconds} s in {SETTLE_TIMEOUT_S:.0f} s of wall time: going on")
+
+    def stopped(self) -> str:
+        with self._lock:
+            handle, estopped, said = self.goal_handle, self._estopped, self._stop_said
+        if estopped:
+            return EMERGENCY_STOP
+        return CANCEL_REQUEST if said or (handle is not None and handle.is_cancel_requested) else ""
+
+
+def _effects(text: str) -> dict:
+    """Return a skill result's effects; a malformed effects_json counts as none."""
+    try:
+        effects = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return effects if isinstance(effects, dict) else {}
 
 
 class PlannerNode(StackNode):
@@ -197,6 +343,8 @@ class PlannerNode(StackNode):
         self._busy = threading.Lock()
         self.plan_pub = self.create_publisher(TaskPlan, "task_plan", qos.LATCHED)
         self.create_subscription(String, "skills/catalog", self._on_catalog, qos.LATCHED, callback_group=group)
+        self.create_subscription(Bool, "emergency_stop", self._on_emergency_stop, qos.LATCHED, callback_group=group)
+        self.create_subscription(String, "chat/user", self._on_user, qos.RELIABLE, callback_group=group)
         self._server = ActionServer(self, ExecuteTask, "execute_task", execute_callback=self._execute,
                                     goal_callback=lambda goal: GoalResponse.ACCEPT,
                                     cancel_callback=self._on_cancel, callback_group=group)
@@ -212,12 +360,25 @@ class PlannerNode(StackNode):
 
     def _on_catalog(self, msg: String) -> None:
         try:
-            entries = json.loads(msg.data)
-            available = tuple(e["name"] for e in entries if e.get("available", True) and e["name"] in SKILLS)
-        except (ValueError, KeyError, TypeError) as error:
-            self.get_logger().warning(f"ignoring a malformed skills/catalog: {error}")
+            available = available_skills(msg.data)
+        except ValueError as error:
+            self.get_logger().warning(
+                f"ignoring a malformed skills/catalog, keeping {list(self.tasks.skills)}: {error}")
             return
         self.tasks.skills = available
+
+    def _on_emergency_stop(self, msg: Bool) -> None:
+        engaged = bool(msg.data)
+        if engaged != self.ports.estop_engaged:
+            if engaged:
+                self.get_logger().warning("emergency stop engaged: stopping the running task; new tasks are refused")
+            else:
+                self.get_logger().info("emergency stop released: nothing moves until a new task")
+        self.ports.emergency_stop(engaged)
+
+    def _on_user(self, msg: String) -> None:
+        if is_stop_word(msg.data) and self.ports.stop_said():
+            self.get_logger().info(f"{msg.data.strip()!r} on chat/user: cancelling the running task")
 
     def _on_cancel(self, goal_handle) -> CancelResponse:
         self.get_logger().info("task cancel requested: cancelling the running skill")
@@ -230,6 +391,11 @@ class PlannerNode(StackNode):
             goal_handle.abort()
             return ExecuteTask.Result(success=False, summary=f"I am busy with another task; '{instruction}' was not started.")
         try:
+            if self.ports.estop_engaged:
+                goal_handle.abort()
+                return ExecuteTask.Result(success=False, summary=(
+                    f"The emergency stop is engaged: '{instruction}' was not started. "
+                    "Release it, then give the command again."))
             return self._run(goal_handle, instruction)
         except Exception as error:  # noqa: BLE001 - a planner bug must not leave the goal without an answer
             self.get_logger().error(f"task {instruction!r} raised: {traceback.format_exc()}")
@@ -237,12 +403,12 @@ class PlannerNode(StackNode):
             goal_handle.abort()
             return ExecuteTask.Result(success=False, summary=f"Internal error while planning or running the task: {error}")
         finally:
-            self.ports.goal_handle = None
+            self.ports.end()
             self._busy.release()
 
     def _run(self, goal_handle, instruction: str) -> ExecuteTask.Result:
         task_id = uuid.uuid4().hex[:8]
-        self.ports.goal_handle = goal_handle
+        self.ports.begin(goal_handle)
         current = {"plan": "", "step": 0}
 
         def publish_plan(steps: list[Step], revision: int) -> None:

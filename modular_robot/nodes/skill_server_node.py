@@ -6,6 +6,10 @@ gripper through `safe/...` topics and joint_states, the base through `safe/cmd_v
 semantic map, chat/robot). Feedback reports the phase; cancelling stops the motion. The result
 carries the skill's reason and its effects as JSON; whether the world changed is the critic's call.
 Every skill with its schema, preconditions and effects is listed on the latched `skills/catalog`.
+
+Engaging the latched `emergency_stop` (std_msgs/Bool) stops the running skill, which fails with
+"emergency stop" in its message and `emergency_stop` in its effects; while it is engaged every goal
+is refused with that reason. A goal whose client (the planner) leaves the graph is stopped too.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
-from std_msgs.msg import String
+from std_msgs.msg import Bool, String
 
 from modular_robot.core.tf_tree import TfError
 from modular_robot.motion.kinematics import ArmKinematics, panda_kinematics
@@ -35,6 +39,8 @@ from modular_robot.skills.interfaces import HeldObjectWorld, SkillContext
 from modular_robot.skills.library import SKILLS, skill_catalog, validate_call
 from modular_robot_interfaces.action import ExecuteSkill
 
+# How often a running skill checks that some client of `execute_skill` is still there (s of the node's clock).
+CLIENT_CHECK_PERIOD_S = 0.5
 # Which parts each robot kind has.
 ROBOT_PARTS = {"panda_tabletop": ("arm",), "husky_base": ("base",), "mobile_manipulator": ("arm", "base")}
 
@@ -55,6 +61,11 @@ class SkillServerNode(StackNode):
         self.arm_base_frame = self.get_parameter("arm_base_frame").value
         self._cancel = threading.Event()
         self._busy = threading.Lock()
+        # The emergency stop is engaged now; it was engaged during the running skill; the running
+        # skill's client went away.
+        self._estop = threading.Event()
+        self._estopped = threading.Event()
+        self._client_gone = threading.Event()
         data = ReentrantCallbackGroup()
         self.tf = TfListener(self, callback_group=data)
         self.world = RosWorld(self, self._cancel, callback_group=data)
@@ -69,11 +80,14 @@ class SkillServerNode(StackNode):
         if "base" in self.parts:
             self.base = RosBase(self, world_frame=self.world_frame, base_frame=self.get_parameter("base_frame").value,
                                 cancel_event=self._cancel, callback_group=data)
+        self.create_subscription(Bool, "emergency_stop", self._on_emergency_stop, qos.LATCHED, callback_group=data)
         self.catalog_pub = self.create_publisher(String, "skills/catalog", qos.LATCHED)
         self.catalog_pub.publish(String(data=json.dumps(self.catalog())))
         self._server = ActionServer(self, ExecuteSkill, "execute_skill", execute_callback=self._execute,
                                     goal_callback=lambda goal: GoalResponse.ACCEPT,
                                     cancel_callback=self._on_cancel, callback_group=ReentrantCallbackGroup())
+        self._goal_service = self.resolve_topic_name("execute_skill") + "/_action/send_goal"
+        self.create_timer(CLIENT_CHECK_PERIOD_S, self._check_client, callback_group=data)
         self.get_logger().info(f"serving {len(SKILLS)} skills for {robot} ({' and '.join(self.parts)})")
 
     def _declare_parameters(self) -> None:
@@ -102,6 +116,24 @@ class SkillServerNode(StackNode):
             self._kinematics = None
         super().destroy_node()
 
+    def _on_emergency_stop(self, msg: Bool) -> None:
+        if msg.data:
+            if not self._estop.is_set():
+                self.get_logger().warning("emergency stop engaged: stopping the running skill; goals are refused")
+            self._estop.set()
+            self._estopped.set()
+            self._cancel.set()
+        elif self._estop.is_set():
+            self.get_logger().info("emergency stop released: nothing moves until a new goal")
+            self._estop.clear()
+
+    def _check_client(self) -> None:
+        """Stop the running skill when no client of `execute_skill` is left: nobody would stop it otherwise."""
+        if self._busy.locked() and not self._cancel.is_set() and self.count_clients(self._goal_service) == 0:
+            self.get_logger().warning("the client of the running skill went away: stopping the skill")
+            self._client_gone.set()
+            self._cancel.set()
+
     def _on_cancel(self, goal_handle) -> CancelResponse:
         self.get_logger().info("cancel requested: stopping the running skill")
         self._cancel.set()
@@ -114,7 +146,15 @@ class SkillServerNode(StackNode):
         else:
             try:
                 self._cancel.clear()
-                outcome = self._run(request.skill, request.args_json, goal_handle)
+                self._estopped.clear()
+                self._client_gone.clear()
+                # Checked after clearing: a stop engaged from here on sets the events again.
+                if self._estop.is_set():
+                    outcome = SkillResult(False, f"emergency stop engaged: '{request.skill}' was not started",
+                                          {"moved": False, "emergency_stop": True})
+                else:
+                    outcome = self._stopped_by(request.skill, self._run(request.skill, request.args_json,
+                                                                        goal_handle))
             finally:
                 self._busy.release()
         line = f"{request.skill}({request.args_json}): {'succeeded' if outcome.success else 'failed'}: {outcome.reason}"
@@ -162,6 +202,15 @@ class SkillServerNode(StackNode):
             return SkillResult(False, f"internal error in {name}: {error}", {"moved": True})
         self._remember_held(name, outcome, picked)
         goal_handle.publish_feedback(ExecuteSkill.Feedback(phase="done", progress=1.0))
+        return outcome
+
+    def _stopped_by(self, name: str, outcome: SkillResult) -> SkillResult:
+        """Return the outcome of a skill the emergency stop or a vanished client may have stopped."""
+        if self._estopped.is_set():
+            return SkillResult(False, f"emergency stop: {name} was stopped ({outcome.reason})",
+                               {**outcome.effects, "emergency_stop": True})
+        if self._client_gone.is_set():
+            return SkillResult(False, f"{name} was stopped: its client went away ({outcome.reason})", outcome.effects)
         return outcome
 
     def _remember_held(self, name: str, outcome: SkillResult, picked) -> None:

@@ -1,7 +1,9 @@
 """ROS 2 driver for the simulated robots: the hardware interfaces of ARCHITECTURE.md, nothing more.
 
 Subscription callbacks only validate and queue commands under a lock; one stepping loop (a timer)
-owns the PyBullet client, applies queued commands, steps physics and publishes.
+owns the PyBullet client, applies queued commands, steps physics and publishes. The emergency stop
+has its own callback group, so that it is queued while the loop steps (a loaded machine's tick can
+step 0.1 s of sim time) and applied at the next physics step.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pybullet
 from geometry_msgs.msg import TransformStamped, Twist, TwistStamped
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image, JointState
@@ -79,7 +82,8 @@ class _RobotInterfaces:
                                                           qos.SENSOR_DATA)
             self.labels_pub = node.create_publisher(String, p + "camera/segmentation/labels", qos.LATCHED)
             self.labels_sent = ""
-        node.create_subscription(Bool, p + "emergency_stop", self.on_estop, qos.LATCHED)
+        node.create_subscription(Bool, p + "emergency_stop", self.on_estop, qos.LATCHED,
+                                 callback_group=MutuallyExclusiveCallbackGroup())
         if robot.has_arm:
             node.create_subscription(JointTrajectory, p + "arm_controller/joint_trajectory",
                                      self.on_trajectory, qos.RELIABLE)
@@ -405,7 +409,8 @@ class SimBridgeNode(StackNode):
 
 def main(args=None) -> None:
     """Run the sim bridge node until shutdown; a bad scenario ends it with a clear error."""
-    spin_node(SimBridgeNode, "sim", args)
+    # Multi-threaded for the emergency stop's own callback group: the stepping loop holds the other thread.
+    spin_node(SimBridgeNode, "sim", args, multithreaded=True)
 
 
 if __name__ == "__main__":

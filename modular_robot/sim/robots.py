@@ -297,13 +297,21 @@ class SimRobot:
         self._twist_cmd[:] = (linear, angular)
 
     def freeze(self) -> None:
-        """Stop all motion now and hold the current joint positions (emergency stop)."""
+        """Stop all motion now and hold the current joint positions (emergency stop).
+
+        The arm's joints are braked to rest at once, as a real arm's stop category 0 (brakes on):
+        holding the positions the stop found by position control alone lets the arm's momentum carry
+        it on for tens of milliseconds and back.
+        """
         self.frozen = True
         self._trajectory = None
         self._twist_cmd[:] = 0.0
         self._twist[:] = 0.0
         if self.has_arm:
             self._arm_target = self.arm_positions()
+            for index, position in zip(self._arm_index, self._arm_target):
+                pybullet.resetJointState(self.arm_body, index, position, targetVelocity=0.0,
+                                         physicsClientId=self.client)
             states = pybullet.getJointStates(self.arm_body, self._finger_index, physicsClientId=self.client)
             self._finger_target = float(np.mean([s[0] for s in states]))
         if self.has_base:

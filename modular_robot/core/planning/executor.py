@@ -7,6 +7,9 @@ and the critic gives a post verdict from perception newer than the step's start.
 only when every post verdict is ok. A failed verdict or a failed call triggers `repair`: the rest
 of the plan is re-grounded in the current map and the failed step decomposed into what it needs
 (as-needed decomposition, ADaPT), within `max_attempts` plans per task.
+
+A task stops without a replan when the ports say so (a cancel request, the emergency stop) and when
+a node it needs is lost (`NodeLost`): the report names why and at which step.
 """
 
 from __future__ import annotations
@@ -38,6 +41,24 @@ MAP_SETTLE_S = 1.0
 LOOK_AGAIN_SKILLS = ("place", "place_at", "push")
 # Steps that prepare the robot rather than act on an object; they run before the settle.
 _PREPARING = ("open_gripper", "move_arm_home")
+# Why a task stops before its end, as `TaskPorts.stopped` reports it, and how the report says so.
+CANCEL_REQUEST, EMERGENCY_STOP = "cancel_request", "emergency_stop"
+_STOPPED_WORDS = {
+    CANCEL_REQUEST: ("Cancelled", "the robot was stopped."),
+    EMERGENCY_STOP: ("Stopped by the emergency stop", "the robot stays still until you give a new command."),
+}
+
+# Words that, said alone while a task runs (in the chat or on chat/user), cancel it at once.
+STOP_WORDS = frozenset({"stop", "halt", "wait", "cancel"})
+
+
+def is_stop_word(text: str) -> bool:
+    """Return whether a line said during a task asks to stop it ("stop", "Halt!", "wait.")."""
+    return text.strip().strip(".!").strip().lower() in STOP_WORDS
+
+
+class NodeLost(Exception):
+    """A node the task needs (the critic, the skill server) went away or stopped answering."""
 
 
 @dataclass(frozen=True)
@@ -89,8 +110,11 @@ class TaskPorts(Protocol):
         """Wait until the stack's clock has advanced by `seconds`."""
         ...
 
-    def cancelled(self) -> bool:
-        """Return whether the task was cancelled."""
+    def stopped(self) -> str:
+        """Return why the task must stop now: "" while it may go on, else CANCEL_REQUEST or EMERGENCY_STOP.
+
+        Raising `NodeLost` from `check` or `execute` also ends the task, without a replan.
+        """
         ...
 
 
@@ -210,7 +234,11 @@ class TaskExecutor:
         settle_at: int | None = None
         while True:
             if index >= len(steps):
-                undone = self._final_check(task_id, steps, events, report)
+                try:
+                    undone = self._final_check(task_id, steps, events, report)
+                except NodeLost as error:
+                    _report_lost(report, events, len(steps), "the final check", error)
+                    return
                 if undone is None:
                     break
                 # An effect the critic saw has since been undone (someone took the cube out of the tray):
@@ -222,9 +250,9 @@ class TaskExecutor:
                 failure = Failure(step.call, "post", f"no longer holds at the end: {verdict.reason}")
                 self._learn_from(step.call, "post", verdict.reason)
             else:
-                if self.ports.cancelled():
-                    report.summary = f"Cancelled before step {index + 1} ({steps[index].call}); the robot was stopped."
-                    report.transcript.append({"role": "cancel", "text": report.summary})
+                why = self.ports.stopped()
+                if why:
+                    _report_stop(report, why, f"before step {index + 1} ({steps[index].call})")
                     return
                 if settle_at == index:
                     settle_at = None
@@ -240,16 +268,20 @@ class TaskExecutor:
                 step = steps[index]
                 step.status = RUNNING
                 events.plan(steps, report.revisions)
-                failure = self._run_step(task_id, index, step.call, events, report, started)
+                try:
+                    failure = self._run_step(task_id, index, step.call, events, report, started)
+                except NodeLost as error:
+                    _report_lost(report, events, index + 1, f"step {index + 1} ({step.call})", error)
+                    return
                 if failure is None:
                     step.status = SUCCEEDED
                     index += 1
                     continue
             step.status = FAILED
             events.plan(steps, report.revisions)
-            if failure.phase == "cancelled" or self.ports.cancelled():
-                report.summary = f"Cancelled during step {index + 1} ({step.call}); the robot was stopped."
-                report.transcript.append({"role": "cancel", "text": report.summary})
+            why = self.ports.stopped() or (CANCEL_REQUEST if failure.phase == "cancelled" else "")
+            if why:
+                _report_stop(report, why, f"during step {index + 1} ({step.call})")
                 return
             if report.revisions >= self.max_attempts:
                 report.summary = (f"I could not finish: step {index + 1} {step.call} failed "
@@ -369,6 +401,20 @@ class TaskExecutor:
             # A target missing from the map (re-identified under a new id), or out of the arm's reach,
             # says nothing about the gripper.
             self.held = None
+
+
+def _report_stop(report: TaskReport, why: str, where: str) -> None:
+    """End the report of a task stopped by a cancel request or the emergency stop."""
+    opening, closing = _STOPPED_WORDS[why]
+    report.summary = f"{opening} {where}; {closing}"
+    report.transcript.append({"role": "cancel", "text": report.summary})
+
+
+def _report_lost(report: TaskReport, events: TaskEvents, number: int, where: str, error: NodeLost) -> None:
+    """End the report of a task whose critic or skill server was lost."""
+    report.summary = f"I stopped the task at {where}: {error}."
+    report.transcript.append({"role": "node_lost", "text": report.summary})
+    events.status(number, report.summary)
 
 
 def _centres(objects: Sequence[MapObject]) -> dict[str, np.ndarray]:
