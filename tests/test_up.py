@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -172,6 +173,20 @@ def test_parameters_for_a_misspelt_node_are_an_error_naming_the_nodes():
                             cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "unknown node(s) 'simm'; the stack's nodes are sim, perception" in result.stderr
+
+
+@pytest.mark.parametrize("module, parameter, message", [
+    ("modular_robot.sim.bridge_node", "mode:=warp", "parameter mode must be one of ('realtime', 'lockstep')"),
+    ("modular_robot.nodes.skill_server_node", "robot:=warp", "parameter robot must be one of"),
+])
+def test_a_parameter_value_out_of_its_choices_is_one_clear_line(module, parameter, message):
+    extra = ["-p", f"scenario:={ROOT / 'sim/scenarios/spine_tabletop.yaml'}", "-p", "renderer:=tiny"] \
+        if module.endswith("bridge_node") else []
+    result = subprocess.run([sys.executable, "-m", module, "--ros-args", "-p", parameter, *extra], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert f"cannot start: {message}" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_a_parameter_of_the_wrong_type_is_one_clear_line_naming_it():

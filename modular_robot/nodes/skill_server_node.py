@@ -52,6 +52,7 @@ class SkillServerNode(StackNode):
         super().__init__("skill_server", **kwargs)
         # Set before anything can fail: the context destroys a half-built node on shutdown.
         self._kinematics: ArmKinematics | None = None
+        self._cancel = threading.Event()
         self._declare_parameters()
         robot = self.get_parameter("robot").value
         if robot not in ROBOT_PARTS:
@@ -59,7 +60,6 @@ class SkillServerNode(StackNode):
         self.parts = ROBOT_PARTS[robot]
         self.world_frame = self.get_parameter("world_frame").value
         self.arm_base_frame = self.get_parameter("arm_base_frame").value
-        self._cancel = threading.Event()
         self._busy = threading.Lock()
         # The emergency stop is engaged now; it was engaged during the running skill; the running
         # skill's client went away.

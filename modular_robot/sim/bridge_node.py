@@ -48,6 +48,7 @@ except ImportError as error:  # pragma: no cover - depends on the build
 
 CAMERA_FRAME = "camera_link"
 OPTICAL_FRAME = "camera_color_optical_frame"
+MODES = ("realtime", "lockstep")
 
 
 @dataclass
@@ -273,6 +274,8 @@ class SimBridgeNode(StackNode):
         self._declare_parameters()
         get = lambda name: self.get_parameter(name).value  # noqa: E731
         self.mode = get("mode")
+        if self.mode not in MODES:
+            raise ValueError(f"parameter mode must be one of {MODES}, got {self.mode!r}")
         self.cmd_vel_stamped = get("cmd_vel_stamped")
         self.cmd_vel_timeout = get("cmd_vel_timeout_s")
         self.real_time_factor = get("real_time_factor")
@@ -331,8 +334,8 @@ class SimBridgeNode(StackNode):
 
     def _on_set_parameters(self, params) -> SetParametersResult:
         for param in params:
-            if param.name == "mode" and param.value not in ("realtime", "lockstep"):
-                return SetParametersResult(successful=False, reason="mode must be realtime or lockstep")
+            if param.name == "mode" and param.value not in MODES:
+                return SetParametersResult(successful=False, reason=f"mode must be one of {MODES}")
             if param.name in ("real_time_factor", "cmd_vel_timeout_s") and not (
                     isinstance(param.value, float) and param.value > 0 and math.isfinite(param.value)):
                 return SetParametersResult(successful=False, reason=f"{param.name} must be a positive number")
