@@ -123,6 +123,17 @@ def test_a_verified_plan_succeeds_and_every_step_is_checked_before_and_after():
     assert report.first_motion_ms is not None and report.first_motion_ms >= report.planning_ms
 
 
+def test_a_step_the_critic_only_inferred_is_never_reported_as_verified():
+    hidden = ("holding(red_cube_1) inferred, not seen, in 3 of 3 fresh frames: no small red cube is seen anywhere, "
+              "its place is empty and the fingers are held 4.0 cm apart: hidden in the gripper")
+    stack = Stack([cube(), tray()], verdicts={("pick", "post"): [CheckResult(True, 0.6, hidden, observed=False)]})
+    report, _, _, _ = run(stack, Plan("execute", (PICK,), "pick up the red cube"))
+    assert report.success
+    assert "verified" not in report.summary
+    assert "step 1 pick(object=red_cube_1) was inferred, not seen (0.60)" in report.summary
+    assert "hidden in the gripper" in report.summary
+
+
 def test_a_failed_place_verdict_replans_with_a_pick_and_the_transcript_shows_why():
     stack = Stack([cube(), tray()], verdicts={("place", "pre"): [
         CheckResult(False, 0.95, "the gripper is empty: it does not hold red_cube_1")]})

@@ -354,7 +354,8 @@ class CriticNode(StackNode):
             verdict = CriticVerdict(False, 0.0, f"the critic failed: {type(error).__name__}: {error}")
         msg = Verdict(header=Header(stamp=self.get_clock().now().to_msg(), frame_id=self.world_frame),
                       task_id=request.task_id, step_index=request.step_index, phase=request.phase, ok=bool(verdict.ok),
-                      confidence=float(min(1.0, max(0.0, verdict.confidence))), reason=verdict.reason)
+                      confidence=float(min(1.0, max(0.0, verdict.confidence))), reason=verdict.reason,
+                      observed=bool(verdict.observed))
         self.verdicts_pub.publish(msg)
         line = f"{request.phase} {request.skill} {request.args_json}: ({verdict.confidence:.2f}) {verdict.reason}"
         # rclpy refuses one call site logging at two severities: one call per severity.

@@ -225,7 +225,7 @@ class _RosPorts:
         if future.result() is None:
             return CheckResult(False, 0.0, "the critic did not answer")
         verdict = future.result().verdict
-        return CheckResult(bool(verdict.ok), float(verdict.confidence), verdict.reason)
+        return CheckResult(bool(verdict.ok), float(verdict.confidence), verdict.reason, bool(verdict.observed))
 
     def execute(self, call: Call, feedback: Callable[[str], None]) -> CallOutcome:
         if self.stopped():

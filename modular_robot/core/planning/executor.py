@@ -63,11 +63,19 @@ class NodeLost(Exception):
 
 @dataclass(frozen=True)
 class CheckResult:
-    """A critic verdict as the executor sees it."""
+    """A critic verdict as the executor sees it.
+
+    Attributes:
+        ok: The preconditions hold (pre) or the effects were judged to hold (post).
+        confidence: The critic's confidence in [0, 1].
+        reason: What the critic measured.
+        observed: False when an ok post verdict rests only on indirect evidence (inferred, not seen).
+    """
 
     ok: bool
     confidence: float
     reason: str
+    observed: bool = True
 
 
 @dataclass(frozen=True)
@@ -124,6 +132,8 @@ class Step:
 
     call: Call
     status: int = PENDING
+    # The post verdict that accepted the step.
+    evidence: CheckResult | None = None
 
 
 @dataclass
@@ -269,14 +279,16 @@ class TaskExecutor:
                 step.status = RUNNING
                 events.plan(steps, report.revisions)
                 try:
-                    failure = self._run_step(task_id, index, step.call, events, report, started)
+                    outcome = self._run_step(task_id, index, step.call, events, report, started)
                 except NodeLost as error:
                     _report_lost(report, events, index + 1, f"step {index + 1} ({step.call})", error)
                     return
-                if failure is None:
+                if isinstance(outcome, CheckResult):
+                    step.evidence = outcome
                     step.status = SUCCEEDED
                     index += 1
                     continue
+                failure = outcome
             step.status = FAILED
             events.plan(steps, report.revisions)
             why = self.ports.stopped() or (CANCEL_REQUEST if failure.phase == "cancelled" else "")
@@ -307,11 +319,12 @@ class TaskExecutor:
         report.success = True
         replans = report.revisions - 1
         after = f" after {replans} replan{'s' if replans > 1 else ''}" if replans else ""
-        report.summary = f"Done{after}: {_intent(plan, steps)}. Every step was verified by the critic."
+        report.summary = f"Done{after}: {_intent(plan, steps)}. {_evidence(steps)}"
         events.plan(steps, report.revisions)
 
     def _run_step(self, task_id: str, index: int, call: Call, events: TaskEvents, report: TaskReport,
-                  started: float) -> Failure | None:
+                  started: float) -> Failure | CheckResult:
+        """Check, run and check one step; return why it failed, or the post verdict that accepted it."""
         number = index + 1
         pre = self.ports.check(task_id, index, "pre", call, 0)
         self._verdict(report, events, number, call, "pre", pre)
@@ -344,7 +357,7 @@ class TaskExecutor:
             self._learn_from(call, "post", post.reason)
             return Failure(call, "post", post.reason)
         self._learn_from(call, "ok", "")
-        return None
+        return post
 
     def _final_check(self, task_id: str, steps: Sequence[Step], events: TaskEvents,
                      report: TaskReport) -> tuple[int, CheckResult] | None:
@@ -415,6 +428,17 @@ def _report_lost(report: TaskReport, events: TaskEvents, number: int, where: str
     report.summary = f"I stopped the task at {where}: {error}."
     report.transcript.append({"role": "node_lost", "text": report.summary})
     events.status(number, report.summary)
+
+
+def _evidence(steps: Sequence[Step]) -> str:
+    """Say how the critic judged the steps: seen, or which were only inferred and from what."""
+    inferred = [(number, step) for number, step in enumerate(steps, start=1)
+                if step.evidence is not None and not step.evidence.observed]
+    if not inferred:
+        return "Every step was verified by the critic."
+    parts = [f"step {number} {step.call} was inferred, not seen ({step.evidence.confidence:.2f}): "
+             f"{step.evidence.reason}" for number, step in inferred]
+    return "The critic did not see every effect: " + "; ".join(parts) + "."
 
 
 def _centres(objects: Sequence[MapObject]) -> dict[str, np.ndarray]:
