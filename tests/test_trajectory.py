@@ -73,3 +73,15 @@ def test_hermite_sampling_matches_waypoint_positions_and_velocities():
     # A cubic through these ends overshoots neither end on this segment.
     inside = [sample(trajectory, start, t)[0][0] for t in np.linspace(1.0, 2.0, 21)]
     assert min(inside) >= 0.2 - 1e-9 and max(inside) <= 0.6 + 1e-9
+
+
+def test_hermite_sampling_leaves_a_moving_start_at_its_velocity():
+    # A trajectory that replaces a running one: the first segment leaves the measured state moving,
+    # the curve the safety shield checks, not a jump to rest.
+    trajectory = validate_trajectory(["a"], [0.5, 1.5], [[0.3], [0.5]], [[0.2], [0.0]], LIMITS)
+    start, moving = np.array([0.0]), np.array([0.4])
+    assert sample(trajectory, start, 0.0, moving)[1] == pytest.approx([0.4])
+    assert sample(trajectory, start, 1e-6, moving)[1] == pytest.approx([0.4], abs=1e-4)
+    assert sample(trajectory, start, 1e-6)[1] == pytest.approx([0.0], abs=1e-4)
+    position, velocity = sample(trajectory, start, 0.5 - 1e-9, moving)
+    assert position == pytest.approx([0.3], abs=1e-6) and velocity == pytest.approx([0.2], abs=1e-5)

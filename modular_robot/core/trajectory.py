@@ -134,16 +134,20 @@ def check_start_velocity(trajectory: Trajectory, start: np.ndarray, limits: dict
         )
 
 
-def sample(trajectory: Trajectory, start: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+def sample(trajectory: Trajectory, start: np.ndarray, t: float,
+           start_velocity: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Return (positions, velocities) of the trajectory at time t after its start.
 
-    Before the first waypoint the motion goes from `start` (the positions when execution began);
-    with waypoint velocities the segments are cubic Hermite splines, otherwise linear.
+    Before the first waypoint the motion goes from `start` (the positions when execution began),
+    leaving it at `start_velocity` (rest when None), as a joint_trajectory_controller that replaces a
+    running trajectory does; with waypoint velocities the segments are cubic Hermite splines,
+    otherwise linear.
     """
     times = np.concatenate(([0.0], trajectory.times)) if trajectory.times[0] > 0.0 else trajectory.times
     points = np.vstack((start, trajectory.positions)) if trajectory.times[0] > 0.0 else trajectory.positions
     if trajectory.velocities is not None:
-        vels = (np.vstack((np.zeros_like(start), trajectory.velocities))
+        leave = np.zeros_like(start) if start_velocity is None else start_velocity
+        vels = (np.vstack((leave, trajectory.velocities))
                 if trajectory.times[0] > 0.0 else trajectory.velocities)
     else:
         vels = None
@@ -151,7 +155,7 @@ def sample(trajectory: Trajectory, start: np.ndarray, t: float) -> tuple[np.ndar
         end_vel = vels[-1] if vels is not None else np.zeros(points.shape[1])
         return points[-1].copy(), end_vel.copy()
     if t <= times[0]:
-        return points[0].copy(), np.zeros(points.shape[1])
+        return points[0].copy(), vels[0].copy() if vels is not None else np.zeros(points.shape[1])
     k = int(np.searchsorted(times, t, side="right")) - 1
     dt = times[k + 1] - times[k]
     s = (t - times[k]) / dt

@@ -71,6 +71,7 @@ class SimRobot:
         self._odom_twist = np.zeros(2)
         self._trajectory: Trajectory | None = None
         self._trajectory_start: np.ndarray | None = None
+        self._trajectory_start_velocity: np.ndarray | None = None
         self._trajectory_t0 = 0.0
         self._arm_target: np.ndarray | None = None
         self._finger_target = MAX_OPENING / 2
@@ -278,15 +279,21 @@ class SimRobot:
     # --- commands ---------------------------------------------------------------------------------
 
     def start_trajectory(self, trajectory: Trajectory, now: float) -> None:
-        """Begin executing a validated trajectory from the current positions at sim time `now`."""
+        """Begin executing a validated trajectory from the current positions and velocities at sim time `now`."""
         self._trajectory = trajectory
         self._trajectory_start = self.arm_positions_of(trajectory.joint_names)
+        self._trajectory_start_velocity = self.arm_velocities_of(trajectory.joint_names)
         self._trajectory_t0 = now
 
     def arm_positions_of(self, names) -> np.ndarray:
         """Return the positions of the named arm joints, in that order."""
         q = self.arm_positions()
         return np.array([q[ARM_JOINTS.index(n)] for n in names])
+
+    def arm_velocities_of(self, names) -> np.ndarray:
+        """Return the velocities of the named arm joints, in that order."""
+        states = pybullet.getJointStates(self.arm_body, self._arm_index, physicsClientId=self.client)
+        return np.array([states[ARM_JOINTS.index(n)][1] for n in names])
 
     def set_gripper(self, opening: float) -> None:
         """Command the distance between the fingers (m)."""
@@ -334,7 +341,8 @@ class SimRobot:
         target = self._arm_target
         velocity = np.zeros(len(ARM_JOINTS))
         if self._trajectory is not None and not self.frozen:
-            q, qd = sample(self._trajectory, self._trajectory_start, now - self._trajectory_t0)
+            q, qd = sample(self._trajectory, self._trajectory_start, now - self._trajectory_t0,
+                           self._trajectory_start_velocity)
             target = target.copy()
             for name, value, rate in zip(self._trajectory.joint_names, q, qd):
                 target[ARM_JOINTS.index(name)] = value
