@@ -205,7 +205,7 @@ def test_map_fuses_frames_whose_camera_transform_arrives_after_them():
             camera.transform.rotation.w = 1.0
             late = threading.Timer(0.05, mapper.tf.add_transforms, ([camera],), {"static": False})
             late.start()
-            mapper._update({"observations": detections_to_array([cube], header),
+            mapper._update({"observations": detections_to_array([cube], Header(frame_id="map", stamp=header.stamp)),
                             "depth": numpy_to_image(np.full((48, 64), 0.975, np.float32), "32FC1", header=header),
                             "info": camera_info_from_intrinsics(intrinsics, header)})
             late.join()
@@ -231,7 +231,7 @@ def test_map_node_integrates_the_occupancy_grid_at_its_period_of_frame_stamps():
                                       child_frame_id="camera_color_optical_frame")
             camera.transform.rotation.w = 1.0
             mapper.tf.add_transforms([camera], static=False)
-            mapper._update({"observations": detections_to_array([], header),
+            mapper._update({"observations": detections_to_array([], Header(frame_id="map", stamp=header.stamp)),
                             "depth": numpy_to_image(np.full((48, 64), 1.0, np.float32), "32FC1", header=header),
                             "info": camera_info_from_intrinsics(intrinsics, header)})
         assert integrated == [10**8, 6 * 10**8, 3 * 10**8]
@@ -348,4 +348,41 @@ def test_a_malformed_frame_is_skipped_and_counted_by_cause_and_the_next_frame_pr
         assert len(perception._latencies) == 1, perception._last_error
     finally:
         perception.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+def test_map_drops_malformed_observations_and_frames_and_keeps_working():
+    """A NaN pose once went into the map (and its file); an empty frame_id killed the node."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    mapper = SemanticMapNode(context=context)
+    try:
+        intrinsics = PinholeIntrinsics(width=64, height=48, fx=60.0, fy=60.0, cx=32.0, cy=24.0)
+        cube = Detection(label="small red cube", category="cube", attributes=("red", "small"), score=0.9,
+                         bbox=(29, 21, 6, 6), position=np.array([0.0, 0.0, 1.0]),
+                         size=np.array([0.05, 0.05, 0.05]), color="red")
+        bad = [Detection(label="nan cube", category="cube", attributes=(), score=0.9, bbox=(29, 21, 6, 6),
+                         position=np.array([math.nan, 0.0, 1.0]), size=np.array([0.05, 0.05, 0.05])),
+               Detection(label="x" * 1_000_000, category="cube", attributes=(), score=0.9, bbox=(29, 21, 6, 6),
+                         position=np.array([0.0, 0.0, 1.0]), size=np.array([0.05, 0.05, 0.05]))]
+
+        def update(frame: int, frame_id: str = "camera_color_optical_frame") -> None:
+            header = Header(frame_id=frame_id, stamp=ns_to_stamp((frame + 1) * 10**8))
+            camera = TransformStamped(header=Header(frame_id="map", stamp=header.stamp),
+                                      child_frame_id="camera_color_optical_frame")
+            camera.transform.rotation.w = 1.0
+            mapper.tf.add_transforms([camera], static=False)
+            mapper._update({"observations": detections_to_array([cube, *bad], Header(frame_id="map",
+                                                                                      stamp=header.stamp)),
+                            "depth": numpy_to_image(np.full((48, 64), 0.975, np.float32), "32FC1", header=header),
+                            "info": camera_info_from_intrinsics(intrinsics, header)})
+
+        update(0, frame_id="")
+        for frame in range(1, mapper.map.config.min_observations + 1):
+            update(frame)
+        assert [o.label for o in mapper.map.objects()] == ["small red cube"]
+        client_request = QueryObjects.Request(text="x" * 1_000_000, max_results=3)
+        assert list(mapper._on_query(client_request, QueryObjects.Response()).objects) == []
+    finally:
+        mapper.destroy_node()
         rclpy.shutdown(context=context)
