@@ -344,6 +344,11 @@ def test_a_malformed_frame_is_skipped_and_counted_by_cause_and_the_next_frame_pr
         frame(1, spoiled=True)
         assert perception._errors == {cause: 1}
         assert len(perception._latencies) == 0
+        published = []
+        perception.diagnostics_pub.publish = published.append
+        perception._publish_diagnostics()
+        values = {v.key: v.value for v in published[0].status[0].values}
+        assert values[f"errors_{cause}"] == "1" and values["tf_rejected"] == "0"
         frame(2, spoiled=False)
         assert len(perception._latencies) == 1, perception._last_error
     finally:

@@ -287,6 +287,7 @@ class PerceptionNode(StackNode):
                   KeyValue(key="frames", value=str(len(self._latencies))),
                   KeyValue(key="last_error", value=self._last_error)]
         values += [KeyValue(key=f"errors_{kind}", value=str(n)) for kind, n in self._errors.items()]
+        values.append(KeyValue(key="tf_rejected", value=str(self.tf.rejected)))
         status = DiagnosticStatus(level=level, name=f"{self.get_fully_qualified_name()}: perception",
                                   message=message, hardware_id="camera", values=values)
         msg = DiagnosticArray(status=[status])
