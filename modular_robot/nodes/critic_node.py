@@ -385,8 +385,8 @@ class CriticNode(StackNode):
         try:
             verdict = self._judge(request, arrival_ns)
         except Exception as error:  # noqa: BLE001 - a verdict, never an exception, goes back
-            self.get_logger().error(f"check_step failed: {type(error).__name__}: {error}")
-            verdict = CriticVerdict(False, 0.0, f"the critic failed: {type(error).__name__}: {error}")
+            self.get_logger().error(f"check_step failed: {type(error).__name__}: {clip(error)}")
+            verdict = CriticVerdict(False, 0.0, f"the critic failed: {type(error).__name__}: {clip(error)}")
         msg = Verdict(header=Header(stamp=self.get_clock().now().to_msg(), frame_id=self.world_frame),
                       task_id=request.task_id, step_index=request.step_index, phase=request.phase, ok=bool(verdict.ok),
                       confidence=float(min(1.0, max(0.0, verdict.confidence))), reason=verdict.reason)
