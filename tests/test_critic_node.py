@@ -10,13 +10,21 @@ import math
 import time
 
 import pytest
+import rclpy
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray, Header
 from trajectory_msgs.msg import JointTrajectory
 
 from modular_robot.core.scenario import Disturbance, ObjectPose, parse_scenario
 from modular_robot.core.stack import parse_stack
+from modular_robot.motion.kinematics import PANDA_ARM_JOINTS
+from modular_robot.nodes.critic_node import CriticNode
 from modular_robot.ros import qos
+from modular_robot.ros.conversions import ns_to_stamp
+from modular_robot.sim.robots import FINGER_JOINTS
 from modular_robot.skill_trials import SkillTrial
-from modular_robot_interfaces.msg import Verdict
+from modular_robot_interfaces.msg import ObjectObservation, ObjectObservationArray, SemanticMap, SemanticObject, Verdict
+from modular_robot_interfaces.srv import CheckStep
 
 SCENE = """
 name: critic_pick
@@ -169,3 +177,77 @@ def test_place_at_a_free_spot_is_confirmed_and_an_occupied_one_refused():
         truth = trial.world.ground_truth()
         assert truth.robot.holding is None
         assert math.dist(truth.objects["red_cube"].center[:2], spot) < 0.02, truth.objects["red_cube"].center
+
+
+class _Log:
+    """Records what a node logs, in place of its rclpy logger."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __getattr__(self, severity):
+        return lambda message, **kwargs: self.lines.append(message)
+
+
+@pytest.fixture
+def bare_critic():
+    """A critic in a context of its own, its callbacks called directly as its subscriptions would."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = CriticNode(context=context)
+    log = _Log()
+    node.get_logger = lambda: log
+    node.log = log
+    try:
+        yield node
+    finally:
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+def _semantic_object(object_id: str, x: float) -> SemanticObject:
+    obj = SemanticObject(id=object_id, label="red cube", attributes=["cube", "red"], confidence=0.9)
+    obj.pose.position.x, obj.pose.orientation.w = x, 1.0
+    obj.size.x = obj.size.y = obj.size.z = 0.04
+    return obj
+
+
+def test_malformed_evidence_never_enters_the_critics_state(bare_critic):
+    """NaN poses and future stamps once went into the evidence every later verdict is judged on."""
+    now_ns = bare_critic.get_clock().now().nanoseconds
+    huge = _semantic_object("x" * 1_000_000, 0.5)
+    bare_critic._on_map(SemanticMap(header=Header(stamp=ns_to_stamp(now_ns)), objects=[
+        _semantic_object("good", 0.5), _semantic_object("nan", math.nan), huge]))
+    assert set(bare_critic._remembered) == {"good"}
+
+    observation = ObjectObservation(label="red cube", attributes=["cube", "red"], score=math.inf)
+    observation.pose.orientation.w = 1.0
+    bare_critic._on_observations(ObjectObservationArray(header=Header(frame_id="map", stamp=ns_to_stamp(now_ns)),
+                                                        observations=[observation]))
+    assert [f.boxes for f in bare_critic._frames] == [()]
+    future = Header(frame_id="map", stamp=ns_to_stamp(now_ns + 3600 * 10**9))
+    bare_critic._on_observations(ObjectObservationArray(header=future))
+    assert len(bare_critic._frames) == 1
+
+    names = [*PANDA_ARM_JOINTS, *FINGER_JOINTS]
+    bare_critic._on_joint_states(JointState(header=Header(stamp=ns_to_stamp(now_ns)), name=names,
+                                            position=[math.nan] * len(names), velocity=[0.0] * len(names)))
+    sample = bare_critic._joints[-1]
+    assert sample.opening is None and sample.arm is None
+    bare_critic._on_joint_states(JointState(header=future, name=names, position=[0.0] * len(names)))
+    assert len(bare_critic._joints) == 1
+    bare_critic._on_gripper_command(Float64MultiArray(data=[math.nan]))
+    assert bare_critic._gripper_command is None
+    assert all(len(line) < 1000 for line in bare_critic.log.lines), max(map(len, bare_critic.log.lines))
+
+
+@pytest.mark.parametrize("args_json, reason", [
+    ("[" * 100_000 + "]" * 100_000, "arguments of 200000 characters"),
+    ("[" * 4_000 + "]" * 4_000, "nested too deeply"),
+    ('{"object": "' + "x" * 9_000 + '"}', "bad step"),
+])
+def test_huge_or_deep_arguments_get_a_clear_verdict_and_a_short_log_line(bare_critic, args_json, reason):
+    response = bare_critic._on_check_step(
+        CheckStep.Request(phase="pre", skill="pick", args_json=args_json, task_id="t"), CheckStep.Response())
+    assert not response.verdict.ok and reason in response.verdict.reason, response.verdict.reason[:300]
+    assert bare_critic.log.lines and all(len(line) < 1000 for line in bare_critic.log.lines)

@@ -9,6 +9,7 @@ import pytest
 import rclpy
 from geometry_msgs.msg import TransformStamped
 from nav_msgs.msg import OccupancyGrid
+from sensor_msgs.msg import CameraInfo, Image
 from rclpy.parameter import Parameter
 from std_msgs.msg import Header
 
@@ -173,11 +174,11 @@ def test_perception_survives_bad_frames_and_missing_tf():
         perception._errors.clear()
         processed = len(perception._latencies)
         process(np.zeros((10, 10, 3), np.uint8), good_depth, "camera_color_optical_frame")
-        assert perception._errors == {"input": 1}
+        assert perception._errors == {"size": 1}
         process(good_rgb, good_depth, "no_such_frame")
-        assert perception._errors == {"input": 1, "tf": 1}
+        assert perception._errors == {"size": 1, "tf": 1}
         process(good_rgb, np.full((480, 640), np.nan, np.float32), "camera_color_optical_frame")
-        assert perception._errors == {"input": 1, "tf": 1}, "all-NaN depth is a frame with nothing in it"
+        assert perception._errors == {"size": 1, "tf": 1}, "all-NaN depth is a frame with nothing in it"
         process(good_rgb, good_depth, "camera_color_optical_frame")
         assert len(perception._latencies) == processed + 2
     finally:
@@ -204,7 +205,7 @@ def test_map_fuses_frames_whose_camera_transform_arrives_after_them():
             camera.transform.rotation.w = 1.0
             late = threading.Timer(0.05, mapper.tf.add_transforms, ([camera],), {"static": False})
             late.start()
-            mapper._update({"observations": detections_to_array([cube], header),
+            mapper._update({"observations": detections_to_array([cube], Header(frame_id="map", stamp=header.stamp)),
                             "depth": numpy_to_image(np.full((48, 64), 0.975, np.float32), "32FC1", header=header),
                             "info": camera_info_from_intrinsics(intrinsics, header)})
             late.join()
@@ -230,7 +231,7 @@ def test_map_node_integrates_the_occupancy_grid_at_its_period_of_frame_stamps():
                                       child_frame_id="camera_color_optical_frame")
             camera.transform.rotation.w = 1.0
             mapper.tf.add_transforms([camera], static=False)
-            mapper._update({"observations": detections_to_array([], header),
+            mapper._update({"observations": detections_to_array([], Header(frame_id="map", stamp=header.stamp)),
                             "depth": numpy_to_image(np.full((48, 64), 1.0, np.float32), "32FC1", header=header),
                             "info": camera_info_from_intrinsics(intrinsics, header)})
         assert integrated == [10**8, 6 * 10**8, 3 * 10**8]
@@ -267,3 +268,126 @@ def test_map_node_publishes_an_occupancy_grid_for_the_mobile_base():
             harness.executor.remove_node(node)
             node.destroy_node()
         harness.close()
+
+
+def _mono(color: Image) -> Image:
+    color.encoding, color.step = "mono8", color.width
+    color.data = bytes(color.width * color.height)
+    return color
+
+
+def _short_data(color: Image) -> Image:
+    color.data = bytes(color.data[:-1])
+    return color
+
+
+def _zero_size(color: Image) -> Image:
+    color.width = color.height = color.step = 0
+    color.data = b""
+    return color
+
+
+def _empty_frame_id(color: Image) -> Image:
+    color.header.frame_id = ""
+    return color
+
+
+def _from_the_future(color: Image) -> Image:
+    color.header.stamp = ns_to_stamp((2**31 - 1) * 10**9)
+    return color
+
+
+def _nan_k(info: CameraInfo) -> CameraInfo:
+    info.k = [math.nan] * 9
+    return info
+
+
+def _inf_focal(info: CameraInfo) -> CameraInfo:
+    info.k = [math.inf, 0.0, 32.0, 0.0, math.inf, 24.0, 0.0, 0.0, 1.0]
+    return info
+
+
+@pytest.mark.parametrize("stream, spoil, cause", [
+    ("color", _mono, "encoding"),
+    ("color", _short_data, "size"),
+    ("color", _zero_size, "empty"),
+    ("color", _empty_frame_id, "frame_id"),
+    ("color", _from_the_future, "stamp"),
+    ("depth", _mono, "encoding"),
+    ("depth", _empty_frame_id, "frame_id"),
+    ("info", _nan_k, "camera_info"),
+    ("info", _inf_focal, "camera_info"),
+])
+def test_a_malformed_frame_is_skipped_and_counted_by_cause_and_the_next_frame_processed(stream, spoil, cause):
+    """One bad camera frame (a mono8 colour image, an empty frame_id, ...) once killed perception."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    perception = PerceptionNode(context=context, parameter_overrides=[Parameter("self_filter", value="none")])
+    try:
+        intrinsics = PinholeIntrinsics(width=64, height=48, fx=60.0, fy=60.0, cx=32.0, cy=24.0)
+
+        def frame(stamp_s: int, spoiled: bool) -> None:
+            header = Header(frame_id="camera_color_optical_frame", stamp=ns_to_stamp(stamp_s * 10**9))
+            camera = TransformStamped(header=Header(frame_id="map", stamp=header.stamp),
+                                      child_frame_id="camera_color_optical_frame")
+            camera.transform.rotation.w = 1.0
+            perception.tf.add_transforms([camera], static=False)
+            msgs = {"color": numpy_to_image(np.zeros((48, 64, 3), np.uint8), "rgb8", header=header),
+                    "depth": numpy_to_image(np.full((48, 64), 1.0, np.float32), "32FC1", header=header),
+                    "info": camera_info_from_intrinsics(intrinsics, header)}
+            if spoiled:
+                msgs[stream] = spoil(msgs[stream])
+            # Called directly, as the subscriptions and the guard condition would.
+            perception._frame = msgs
+            perception._process()
+
+        frame(1, spoiled=True)
+        assert perception._errors == {cause: 1}
+        assert len(perception._latencies) == 0
+        published = []
+        perception.diagnostics_pub.publish = published.append
+        perception._publish_diagnostics()
+        values = {v.key: v.value for v in published[0].status[0].values}
+        assert values[f"errors_{cause}"] == "1" and values["tf_rejected"] == "0"
+        frame(2, spoiled=False)
+        assert len(perception._latencies) == 1, perception._last_error
+    finally:
+        perception.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+def test_map_drops_malformed_observations_and_frames_and_keeps_working():
+    """A NaN pose once went into the map (and its file); an empty frame_id killed the node."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    mapper = SemanticMapNode(context=context)
+    try:
+        intrinsics = PinholeIntrinsics(width=64, height=48, fx=60.0, fy=60.0, cx=32.0, cy=24.0)
+        cube = Detection(label="small red cube", category="cube", attributes=("red", "small"), score=0.9,
+                         bbox=(29, 21, 6, 6), position=np.array([0.0, 0.0, 1.0]),
+                         size=np.array([0.05, 0.05, 0.05]), color="red")
+        bad = [Detection(label="nan cube", category="cube", attributes=(), score=0.9, bbox=(29, 21, 6, 6),
+                         position=np.array([math.nan, 0.0, 1.0]), size=np.array([0.05, 0.05, 0.05])),
+               Detection(label="x" * 1_000_000, category="cube", attributes=(), score=0.9, bbox=(29, 21, 6, 6),
+                         position=np.array([0.0, 0.0, 1.0]), size=np.array([0.05, 0.05, 0.05]))]
+
+        def update(frame: int, frame_id: str = "camera_color_optical_frame") -> None:
+            header = Header(frame_id=frame_id, stamp=ns_to_stamp((frame + 1) * 10**8))
+            camera = TransformStamped(header=Header(frame_id="map", stamp=header.stamp),
+                                      child_frame_id="camera_color_optical_frame")
+            camera.transform.rotation.w = 1.0
+            mapper.tf.add_transforms([camera], static=False)
+            mapper._update({"observations": detections_to_array([cube, *bad], Header(frame_id="map",
+                                                                                      stamp=header.stamp)),
+                            "depth": numpy_to_image(np.full((48, 64), 0.975, np.float32), "32FC1", header=header),
+                            "info": camera_info_from_intrinsics(intrinsics, header)})
+
+        update(0, frame_id="")
+        for frame in range(1, mapper.map.config.min_observations + 1):
+            update(frame)
+        assert [o.label for o in mapper.map.objects()] == ["small red cube"]
+        client_request = QueryObjects.Request(text="x" * 1_000_000, max_results=3)
+        assert list(mapper._on_query(client_request, QueryObjects.Response()).objects) == []
+    finally:
+        mapper.destroy_node()
+        rclpy.shutdown(context=context)

@@ -1,5 +1,6 @@
 """TfListener.wait_for_transform: a frame waits for the transforms at its stamp instead of dropping."""
 
+import math
 import threading
 import time
 
@@ -57,3 +58,37 @@ def test_a_wait_times_out_when_only_older_transforms_arrive(listener):
         older.join()
     assert time.monotonic() - started >= 0.2
     assert listener.wait_for_transform("odom", "base_link", int(0.05e9), timeout_s=0.0)
+
+
+def _edge(parent: str, child: str, stamp_ns: int, qw: float = 1.0, x: float = 0.0) -> TransformStamped:
+    msg = TransformStamped()
+    msg.header.frame_id, msg.child_frame_id = parent, child
+    msg.header.stamp = ns_to_stamp(stamp_ns)
+    msg.transform.translation.x = x
+    msg.transform.rotation.w = qw
+    return msg
+
+
+def test_bogus_edges_are_refused_at_the_door_and_the_camera_stays_in_the_map(listener):
+    """One /tf edge between two robot frames once blinded perception until a restart."""
+    now_ns = listener._node.get_clock().now().nanoseconds
+    assert listener.add_transforms([_edge("map", "panda_link0", 0),
+                                    _edge("panda_hand", "camera_link", 0, x=0.1)], static=True) == 2
+    listener.add_transforms([_edge("panda_link0", "panda_hand", now_ns, x=0.5)], static=False)
+    before = listener.lookup("map", "camera_link", now_ns)
+    bogus = [
+        _edge("panda_link0", "camera_link", now_ns),        # re-parents a static frame
+        _edge("map", "panda_hand", now_ns),                 # re-parents a live dynamic frame
+        _edge("camera_link", "panda_link0", now_ns),        # closes a loop
+        _edge("panda_link0", "panda_hand", now_ns + 10**9 * 3600),  # an hour ahead of the clock
+        _edge("panda_link0", "panda_hand", now_ns, qw=0.5),  # not a unit quaternion
+        _edge("panda_link0", "panda_hand", now_ns, qw=math.nan),
+        _edge("panda_link0", "panda_hand", now_ns, x=math.inf),
+        _edge("", "panda_hand", now_ns),
+        _edge("panda_hand", "panda_hand", now_ns),
+    ]
+    assert listener.add_transforms(bogus, static=False) == 0
+    assert listener.rejected == len(bogus)
+    assert listener.add_transforms([_edge("panda_link0", "camera_link", now_ns)], static=True) == 0
+    assert listener.lookup("map", "camera_link", now_ns).allclose(before)
+    assert listener.tree.parent("panda_hand") == "panda_link0"

@@ -143,15 +143,35 @@ def test_lookup_of_a_frame_in_itself_is_identity():
     assert tree.lookup("base_link", "base_link", 123).allclose(Transform.identity())
 
 
-def test_later_parent_replaces_earlier_one():
+def test_a_later_parent_takes_over_a_dynamic_frame_whose_edge_went_silent():
     tree = _robot_tree()
-    tree.set_transform("table", "base_link", 2 * S, Transform.from_xyz_rpy(0, 0, 5))
+    tree.set_transform("table", "base_link", 5 * S, Transform.from_xyz_rpy(0, 0, 5))
     assert tree.parent("base_link") == "table"
-    # The old odom history is gone: base_link now hangs off table at every time near 2 s.
-    np.testing.assert_allclose(tree.lookup("table", "base_link", 2 * S).translation, [0, 0, 5])
-    np.testing.assert_allclose(tree.lookup("map", "camera_link", 2 * S).translation, [0, 2, 6])
-    with pytest.raises(FutureExtrapolationError):
+    # The old odom history is gone: base_link now hangs off table at every time near 5 s.
+    np.testing.assert_allclose(tree.lookup("table", "base_link", 5 * S).translation, [0, 0, 5])
+    np.testing.assert_allclose(tree.lookup("map", "camera_link", 5 * S).translation, [0, 2, 6])
+    with pytest.raises(PastExtrapolationError):
         tree.lookup("table", "base_link", 3 * S)
+
+
+def test_one_bogus_edge_cannot_reparent_a_live_or_static_frame():
+    """One /tf edge between two robot frames once cut the camera from the map until a restart."""
+    tree = _robot_tree()
+    before = tree.lookup("map", "camera_link", 3 * S)
+    with pytest.raises(ValueError, match="live dynamic child of 'odom'"):
+        tree.set_transform("table", "base_link", 3 * S + S // 2, Transform.from_xyz_rpy(0, 0, 5))
+    with pytest.raises(ValueError, match="static child of 'base_link'"):
+        tree.set_transform("table", "camera_link", 3 * S, Transform())
+    with pytest.raises(ValueError, match="static child of 'base_link'"):
+        tree.set_transform("base_link", "camera_link", 3 * S, Transform())
+    with pytest.raises(ValueError, match="static child of 'base_link'"):
+        tree.set_transform("table", "camera_link", 100 * S, Transform(), static=True)
+    with pytest.raises(ValueError, match="live dynamic child"):
+        tree.set_transform("table", "base_link", 3 * S, Transform(), static=True)
+    assert tree.lookup("map", "camera_link", 3 * S).allclose(before)
+    # A static publisher may still update its own transform (a recalibrated mount).
+    tree.set_transform("base_link", "camera_link", 4 * S, Transform.from_xyz_rpy(0, 0, 2), True)
+    np.testing.assert_allclose(tree.lookup("base_link", "camera_link", 3 * S).translation, [0, 0, 2])
 
 
 def test_loops_and_self_parents_are_refused():
@@ -213,5 +233,7 @@ def test_invalid_parameters_are_rejected():
         TfTree(cache_duration_s=0.0)
     with pytest.raises(ValueError, match="extrapolation_tolerance_s"):
         TfTree(extrapolation_tolerance_s=-1.0)
+    with pytest.raises(ValueError, match="reparent_after_s"):
+        TfTree(reparent_after_s=math.nan)
     with pytest.raises(TypeError, match="Transform"):
         TfTree().set_transform("a", "b", 0, np.eye(4))

@@ -39,8 +39,8 @@ class PinholeIntrinsics:
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0:
             raise ValueError(f"image size must be positive, got {self.width}x{self.height}")
-        if not (self.fx > 0.0 and self.fy > 0.0):
-            raise ValueError(f"focal lengths must be positive, got fx={self.fx}, fy={self.fy}")
+        if not (0.0 < self.fx < np.inf and 0.0 < self.fy < np.inf):
+            raise ValueError(f"focal lengths must be positive and finite, got fx={self.fx}, fy={self.fy}")
         if not (np.isfinite(self.cx) and np.isfinite(self.cy)):
             raise ValueError(f"principal point must be finite, got ({self.cx}, {self.cy})")
 

@@ -7,11 +7,20 @@ duration; static edges hold one transform that is valid at every time.
 
 Differences from tf2 worth knowing:
 
-- A child that receives a transform from a different parent, or switches between static and
-  dynamic, has its edge replaced: the later message wins and the earlier history is dropped,
-  silently.
-  (tf2 also lets the later parent win; it keeps per-sample parents but never interpolates across a
-  parent change, so lookups after the switch agree.)
+- A frame's parent and kind (static or dynamic) are kept against other publishers: one bogus edge
+  would otherwise cut the frame from its tree, and for a static frame, which is never published
+  again, for good. ``set_transform`` refuses with ``ValueError``:
+
+  - any change of parent or kind of a frame that ``/tf_static`` placed (a static publisher may
+    update the transform itself, e.g. a recalibrated camera mount);
+  - a change of parent or kind of a dynamic frame while its current edge is live: the new sample
+    is less than ``reparent_after_s`` newer than the edge's newest one. Once the old publisher has
+    been silent that long, the new parent takes over and the old history is dropped. This admits
+    what real robots do (a frame handed from one publisher to another, an object frame re-attached
+    from the table to the gripper by a node that stops publishing the old edge) and refuses an edge
+    interleaved with a live publisher's stream.
+
+  tf2 lets the later parent win at every sample; it never interpolates across a parent change.
 - A transform that would close a loop is refused with ``ValueError`` when it is set, not when a
   lookup later walks the loop.
 - Lookups within ``extrapolation_tolerance_s`` outside an edge's history use the nearest sample
@@ -106,13 +115,16 @@ class TfTree:
             sample. Samples older than that are pruned, and arriving ones are dropped.
         extrapolation_tolerance_s: How far outside an edge's history a lookup may fall and still
             be answered, with the nearest sample.
+        reparent_after_s: How long a dynamic frame's edge must have been silent (by stamps) before
+            another parent, or a static transform, may take the frame over.
 
     Raises:
-        ValueError: if the cache duration is not positive or the tolerance is negative.
+        ValueError: if the cache duration is not positive or a tolerance is negative.
     """
 
     def __init__(
-        self, cache_duration_s: float = 10.0, extrapolation_tolerance_s: float = 0.01
+        self, cache_duration_s: float = 10.0, extrapolation_tolerance_s: float = 0.01,
+        reparent_after_s: float = 1.0,
     ) -> None:
         if not cache_duration_s > 0.0:
             raise ValueError(f"cache_duration_s must be positive, got {cache_duration_s}")
@@ -120,7 +132,10 @@ class TfTree:
             raise ValueError(
                 f"extrapolation_tolerance_s must be non-negative, got {extrapolation_tolerance_s}"
             )
+        if not reparent_after_s >= 0.0:
+            raise ValueError(f"reparent_after_s must be non-negative, got {reparent_after_s}")
         self._cache_ns = int(round(cache_duration_s * _NS_PER_S))
+        self._reparent_ns = int(round(reparent_after_s * _NS_PER_S))
         self._tolerance_ns = int(round(extrapolation_tolerance_s * _NS_PER_S))
         self._edges: dict[str, _Edge] = {}
         # How many children name each frame as parent; lets frame lookups avoid scanning all edges.
@@ -142,7 +157,9 @@ class TfTree:
         """Record the pose of ``child`` in ``parent`` at ``stamp_ns``.
 
         A sample with the same stamp as a stored one replaces it; samples may arrive out of order.
-        A different parent, or a change between static and dynamic, replaces the child's edge.
+        A different parent, or a change between static and dynamic, replaces the child's edge only
+        where the module's rules allow it (never for a static frame; for a dynamic one, once its
+        edge has been silent for ``reparent_after_s``).
 
         Args:
             parent: Parent frame (``header.frame_id``).
@@ -156,7 +173,8 @@ class TfTree:
             allows, True when it was stored.
 
         Raises:
-            ValueError: for empty frame names, a frame as its own parent, or a loop.
+            ValueError: for empty frame names, a frame as its own parent, a loop, or a change of
+                parent or kind that the rules above refuse.
             TypeError: if ``transform`` is not a ``Transform``.
         """
         parent = _normalize_frame(parent)
@@ -170,6 +188,8 @@ class TfTree:
         edge = self._edges.get(child)
         if edge is None or edge.parent != parent or edge.static != static:
             self._check_no_loop(parent, child)
+            if edge is not None:
+                self._check_takeover(edge, parent, child, stamp_ns, static)
             self._replace_edge(child, _Edge(parent=parent, static=static))
             edge = self._edges[child]
 
@@ -283,6 +303,17 @@ class TfTree:
             self._remove_edge(child)
         self._edges[child] = edge
         self._parent_refs[edge.parent] += 1
+
+    def _check_takeover(self, edge: _Edge, parent: str, child: str, stamp_ns: int, static: bool) -> None:
+        """Refuse a new parent or kind for a frame that has an edge, per the module's rules."""
+        new = f"{'static' if static else 'dynamic'} parent {parent!r}"
+        if edge.static:
+            raise ValueError(f"{child!r} is a static child of {edge.parent!r}; refusing a {new}")
+        if stamp_ns - edge.stamps[-1] <= self._reparent_ns:
+            raise ValueError(
+                f"{child!r} is a live dynamic child of {edge.parent!r} (data until "
+                f"{_format_ns(edge.stamps[-1])}); refusing a {new} at {_format_ns(stamp_ns)}"
+            )
 
     def _check_no_loop(self, parent: str, child: str) -> None:
         frame: str | None = parent

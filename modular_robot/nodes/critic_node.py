@@ -43,8 +43,8 @@ from modular_robot.core.transforms import Transform, quat_to_rpy
 from modular_robot.motion.grasping import GripperPose, place_pose, top_down_grasp, top_down_orientation
 from modular_robot.motion.kinematics import PANDA_ARM_JOINTS, ArmKinematics, panda_kinematics
 from modular_robot.ros import qos
-from modular_robot.ros.conversions import stamp_to_ns
-from modular_robot.ros.object_msgs import msg_to_detection, msg_to_object
+from modular_robot.ros.conversions import clip, stamp_to_ns
+from modular_robot.ros.object_msgs import msg_to_detection, msg_to_object, object_problem
 from modular_robot.ros.spin import spin_node
 from modular_robot.ros.stack_node import StackNode
 from modular_robot.ros.tf_listener import TfListener
@@ -64,6 +64,11 @@ _WAIT_POLL_S = 0.02
 _QUERY_TIMEOUT_S = 2.0
 # Above the object's top, where a gripper pointing down is checked for reach when no grasp fits it.
 _ABOVE_TOP_M = 0.05
+# Evidence stamped further than this ahead of the node's clock is refused: kept, it would count as
+# fresh for every post check until time caught up, and clear the history of older stamps.
+_MAX_FUTURE_STAMP_S = 1.0
+# Longest arguments of a step: skills take a few names and numbers.
+MAX_ARGS_CHARS = 10_000
 
 
 @dataclass(frozen=True)
@@ -166,13 +171,37 @@ class CriticNode(StackNode):
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
 
+    def _refuse_stamp(self, what: str, stamp_ns: int) -> bool:
+        """Return whether evidence stamped `stamp_ns` is refused (before zero, or from the future), logging why."""
+        now_ns = self._now_ns()
+        # A clock at zero has not started (sim time before the first /clock): nothing to compare with.
+        if stamp_ns >= 0 and not (now_ns and stamp_ns > now_ns + _MAX_FUTURE_STAMP_S * 1e9):
+            return False
+        self.get_logger().warning(f"ignoring {what} stamped {stamp_ns / 1e9:.3f} s: the clock reads "
+                                  f"{now_ns / 1e9:.3f} s", throttle_duration_sec=5.0)
+        return True
+
+    def _usable(self, what: str, objects) -> list:
+        """Return the objects (observations or map objects) that pass `object_problem`, logging the others."""
+        usable = []
+        for obj in objects:
+            problem = object_problem(obj)
+            if problem is None:
+                usable.append(obj)
+            else:
+                self.get_logger().warning(f"ignoring {what}: {problem}", throttle_duration_sec=5.0)
+        return usable
+
     def _on_observations(self, msg: ObjectObservationArray) -> None:
         if msg.header.frame_id and msg.header.frame_id != self.world_frame:
-            self.get_logger().warning(f"ignoring observations in frame {msg.header.frame_id!r}, not "
+            self.get_logger().warning(f"ignoring observations in frame {clip(msg.header.frame_id)!r}, not "
                                       f"{self.world_frame!r}", throttle_duration_sec=5.0)
             return
         stamp = stamp_to_ns(msg.header.stamp)
-        boxes = tuple(ObservedBox.from_detection(msg_to_detection(o), stamp) for o in msg.observations)
+        if self._refuse_stamp("observations", stamp):
+            return
+        boxes = tuple(ObservedBox.from_detection(msg_to_detection(o), stamp)
+                      for o in self._usable("an observation", msg.observations))
         with self._changed:
             # A stamp older than the newest means time was reset: forget the old timeline.
             if self._frames and stamp < self._frames[-1].stamp_ns:
@@ -181,7 +210,7 @@ class CriticNode(StackNode):
             self._changed.notify_all()
 
     def _on_map(self, msg: SemanticMap) -> None:
-        objects = {o.id: msg_to_object(o) for o in msg.objects}
+        objects = {o.id: msg_to_object(o) for o in self._usable("a map object", msg.objects)}
         stamp = stamp_to_ns(msg.header.stamp)
         with self._changed:
             self._maps.append((stamp, objects))
@@ -191,15 +220,21 @@ class CriticNode(StackNode):
     def _on_joint_states(self, msg: JointState) -> None:
         if len(msg.name) != len(msg.position):
             return
+        stamp = stamp_to_ns(msg.header.stamp) or self._now_ns()
+        if self._refuse_stamp("joint states", stamp):
+            return
         index = {name: i for i, name in enumerate(msg.name)}
         opening = speed = arm = None
+        # A non-finite reading is no reading: the joint's evidence is left out of this sample.
         if all(f in index for f in FINGER_JOINTS):
             opening = float(sum(msg.position[index[f]] for f in FINGER_JOINTS))
             if len(msg.velocity) == len(msg.name):
                 speed = float(sum(abs(msg.velocity[index[f]]) for f in FINGER_JOINTS))
         if all(j in index for j in PANDA_ARM_JOINTS):
             arm = np.array([msg.position[index[j]] for j in PANDA_ARM_JOINTS])
-        stamp = stamp_to_ns(msg.header.stamp) or self._now_ns()
+        opening = opening if opening is not None and np.isfinite(opening) else None
+        speed = speed if speed is not None and np.isfinite(speed) else None
+        arm = arm if arm is not None and np.isfinite(arm).all() else None
         with self._changed:
             if self._joints and stamp < self._joints[-1].stamp_ns:
                 self._joints.clear()
@@ -207,7 +242,7 @@ class CriticNode(StackNode):
             self._changed.notify_all()
 
     def _on_gripper_command(self, msg: Float64MultiArray) -> None:
-        if len(msg.data) == 1:
+        if len(msg.data) == 1 and np.isfinite(msg.data[0]):
             with self._lock:
                 self._gripper_command = float(msg.data[0])
 
@@ -350,14 +385,15 @@ class CriticNode(StackNode):
         try:
             verdict = self._judge(request, arrival_ns)
         except Exception as error:  # noqa: BLE001 - a verdict, never an exception, goes back
-            self.get_logger().error(f"check_step failed: {type(error).__name__}: {error}")
-            verdict = CriticVerdict(False, 0.0, f"the critic failed: {type(error).__name__}: {error}")
+            self.get_logger().error(f"check_step failed: {type(error).__name__}: {clip(error)}")
+            verdict = CriticVerdict(False, 0.0, f"the critic failed: {type(error).__name__}: {clip(error)}")
         msg = Verdict(header=Header(stamp=self.get_clock().now().to_msg(), frame_id=self.world_frame),
                       task_id=request.task_id, step_index=request.step_index, phase=request.phase, ok=bool(verdict.ok),
                       confidence=float(min(1.0, max(0.0, verdict.confidence))), reason=verdict.reason,
                       observed=bool(verdict.observed))
         self.verdicts_pub.publish(msg)
-        line = f"{request.phase} {request.skill} {request.args_json}: ({verdict.confidence:.2f}) {verdict.reason}"
+        line = (f"{clip(request.phase)} {clip(request.skill)} {clip(request.args_json)}: "
+                f"({verdict.confidence:.2f}) {clip(verdict.reason)}")
         # rclpy refuses one call site logging at two severities: one call per severity.
         if verdict.ok:
             self.get_logger().info(f"ok: {line}")
@@ -368,11 +404,17 @@ class CriticNode(StackNode):
 
     def _judge(self, request: CheckStep.Request, arrival_ns: int) -> CriticVerdict:
         if request.phase not in (Verdict.PHASE_PRE, Verdict.PHASE_POST):
-            return CriticVerdict(False, 0.0, f"unknown phase {request.phase!r}: expected "
+            return CriticVerdict(False, 0.0, f"unknown phase {clip(request.phase)!r}: expected "
                                              f"'{Verdict.PHASE_PRE}' or '{Verdict.PHASE_POST}'")
-        params = validate_call(request.skill, request.args_json)
+        if len(request.args_json) > MAX_ARGS_CHARS:
+            return CriticVerdict(False, 0.0, f"bad step: arguments of {len(request.args_json)} characters, more than "
+                                             f"{MAX_ARGS_CHARS}")
+        try:
+            params = validate_call(request.skill, request.args_json)
+        except RecursionError:
+            return CriticVerdict(False, 0.0, "bad step: arguments nested too deeply")
         if isinstance(params, CallError):
-            return CriticVerdict(False, 0.0, f"bad step: {params.reason}")
+            return CriticVerdict(False, 0.0, f"bad step: {clip(params.reason)}")
         skill = request.skill
         key = (request.task_id, int(request.step_index))
         if request.phase == Verdict.PHASE_PRE:

@@ -29,6 +29,9 @@ from modular_robot.core.tf_tree import TfError
 from modular_robot.ros import qos
 from modular_robot.ros.spin import spin_node
 from modular_robot.ros.conversions import (
+    MalformedMessageError,
+    clip,
+    color_image_to_rgb,
     depth_image_to_metres,
     image_to_numpy,
     intrinsics_from_camera_info,
@@ -42,6 +45,9 @@ from modular_robot_interfaces.msg import ObjectObservationArray
 _LATENCY_WINDOW = 100
 # A frame waits this long (wall time) for the transforms at its stamp.
 _TF_WAIT_S = 0.2
+# A frame stamped further than this ahead of the node's clock is refused: a camera cannot see the future,
+# and one such frame would hold the throttle (and the map's idea of "now") until time caught up.
+MAX_FUTURE_STAMP_S = 1.0
 
 
 class PerceptionNode(StackNode):
@@ -153,16 +159,16 @@ class PerceptionNode(StackNode):
     def _on_labels(self, msg: String) -> None:
         try:
             labels = {int(segment): dict(value) for segment, value in json.loads(msg.data).items()}
-        except (ValueError, TypeError, AttributeError) as error:
-            self.get_logger().error(f"ignoring malformed segmentation labels: {error}")
+        except (ValueError, TypeError, AttributeError, RecursionError) as error:
+            self.get_logger().error(f"ignoring malformed segmentation labels: {clip(error)}")
             return
         with self._lock:
             self._segment_labels = labels
 
     def _count_error(self, kind: str, message: str) -> None:
         self._errors[kind] = self._errors.get(kind, 0) + 1
-        self._last_error = message
-        self.get_logger().warning(message, throttle_duration_sec=5.0)
+        self._last_error = clip(message)
+        self.get_logger().warning(self._last_error, throttle_duration_sec=5.0)
 
     def _process(self) -> None:
         with self._lock:
@@ -171,21 +177,15 @@ class PerceptionNode(StackNode):
         if frame_msgs is None or detector is None:
             return
         started = time.perf_counter()
-        color, depth_msg, info = frame_msgs["color"], frame_msgs["depth"], frame_msgs["info"]
+        color = frame_msgs["color"]
         with self._lock:
             self._frames.take(stamp_to_ns(color.header.stamp))
-        self._wait_for_transforms(color.header.frame_id, color.header.stamp)
         try:
-            frame = CameraFrame(
-                rgb=image_to_numpy(color)[:, :, :3], depth=depth_image_to_metres(depth_msg),
-                intrinsics=intrinsics_from_camera_info(info),
-                world_from_camera=self.tf.lookup(self.world_frame, color.header.frame_id, color.header.stamp),
-                stamp_ns=stamp_to_ns(color.header.stamp), world_frame=self.world_frame,
-                robot_capsules=self._robot_capsules(color.header.stamp),
-                grasp_points=self._grasp_points(color.header.stamp),
-                segmentation=image_to_numpy(frame_msgs["segmentation"]) if "segmentation" in frame_msgs else None,
-                segment_labels=self._segment_labels)
+            frame = self._camera_frame(frame_msgs)
             detections = detector.detect(frame, self.prompts)
+        except MalformedMessageError as error:
+            self._count_error(error.cause, f"frame skipped: {error}")
+            return
         except TfError as error:
             self._count_error("tf", f"no transform for the frame: {error}")
             return
@@ -197,6 +197,54 @@ class PerceptionNode(StackNode):
         self.markers_pub.publish(box_markers(
             header, "observations", [(d.label, d.color, d.position, d.size, d.yaw) for d in detections]))
         self._latencies.append((time.perf_counter() - started) * 1e3)
+
+    def _camera_frame(self, frame_msgs: dict) -> CameraFrame:
+        """Convert and check one synchronised frame, then wait for and look up its transforms.
+
+        Raises:
+            MalformedMessageError: for a frame no detector should see, with the cause to count it by.
+            TfError: when the camera's pose at the frame's stamp is unknown.
+        """
+        color, depth_msg, info = frame_msgs["color"], frame_msgs["depth"], frame_msgs["info"]
+        camera_frame = color.header.frame_id
+        if not camera_frame.strip("/") or not depth_msg.header.frame_id.strip("/"):
+            raise MalformedMessageError("frame_id", f"empty frame_id: colour {clip(camera_frame)!r}, "
+                                                    f"depth {clip(depth_msg.header.frame_id)!r}")
+        if depth_msg.header.frame_id != camera_frame:
+            raise MalformedMessageError("frame_id", f"depth in {clip(depth_msg.header.frame_id)!r} is not registered "
+                                                    f"to the colour camera {clip(camera_frame)!r}")
+        stamp_ns = stamp_to_ns(color.header.stamp)
+        now_ns = self.get_clock().now().nanoseconds
+        # A clock at zero has not started (sim time before the first /clock): nothing to compare with.
+        if stamp_ns < 0 or (now_ns and stamp_ns > now_ns + MAX_FUTURE_STAMP_S * 1e9):
+            raise MalformedMessageError("stamp", f"frame stamped {stamp_ns / 1e9:.3f} s, the clock reads "
+                                                 f"{now_ns / 1e9:.3f} s")
+        rgb = color_image_to_rgb(color)
+        depth = depth_image_to_metres(depth_msg)
+        if rgb.size == 0 or depth.size == 0:
+            raise MalformedMessageError("empty", f"an image has no pixels: colour {color.width}x{color.height}, "
+                                                 f"depth {depth_msg.width}x{depth_msg.height}")
+        intrinsics = intrinsics_from_camera_info(info)
+        segmentation = None
+        if "segmentation" in frame_msgs:
+            segmentation = image_to_numpy(frame_msgs["segmentation"])
+            if segmentation.ndim != 2:
+                raise MalformedMessageError("encoding", f"segmentation must be one channel, got "
+                                                        f"{clip(frame_msgs['segmentation'].encoding)!r}")
+        sizes = {"colour": rgb.shape[:2], "depth": depth.shape, "camera_info": (intrinsics.height, intrinsics.width)}
+        if segmentation is not None:
+            sizes["segmentation"] = segmentation.shape
+        if len(set(sizes.values())) > 1:
+            raise MalformedMessageError("size", "image sizes differ: " + ", ".join(
+                f"{name} {h}x{w}" for name, (h, w) in sizes.items()))
+        self._wait_for_transforms(camera_frame, color.header.stamp)
+        return CameraFrame(
+            rgb=rgb, depth=depth, intrinsics=intrinsics,
+            world_from_camera=self.tf.lookup(self.world_frame, camera_frame, color.header.stamp),
+            stamp_ns=stamp_ns, world_frame=self.world_frame,
+            robot_capsules=self._robot_capsules(color.header.stamp),
+            grasp_points=self._grasp_points(color.header.stamp),
+            segmentation=segmentation, segment_labels=self._segment_labels)
 
     def _wait_for_transforms(self, camera_frame: str, stamp) -> None:
         """Wait briefly for the camera's and the arm's transforms at the frame's stamp to arrive."""
@@ -239,6 +287,7 @@ class PerceptionNode(StackNode):
                   KeyValue(key="frames", value=str(len(self._latencies))),
                   KeyValue(key="last_error", value=self._last_error)]
         values += [KeyValue(key=f"errors_{kind}", value=str(n)) for kind, n in self._errors.items()]
+        values.append(KeyValue(key="tf_rejected", value=str(self.tf.rejected)))
         status = DiagnosticStatus(level=level, name=f"{self.get_fully_qualified_name()}: perception",
                                   message=message, hardware_id="camera", values=values)
         msg = DiagnosticArray(status=[status])

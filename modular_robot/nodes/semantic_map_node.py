@@ -29,11 +29,12 @@ from modular_robot.core.tf_tree import TfError
 from modular_robot.ros import qos
 from modular_robot.ros.spin import spin_node
 from modular_robot.ros.conversions import (
+    clip,
     depth_image_to_metres,
     intrinsics_from_camera_info,
     stamp_to_ns,
 )
-from modular_robot.ros.object_msgs import box_markers, msg_to_detection, object_to_msg
+from modular_robot.ros.object_msgs import box_markers, msg_to_detection, object_problem, object_to_msg
 from modular_robot.ros.stack_node import StackNode
 from modular_robot.ros.tf_listener import TfListener
 from modular_robot_interfaces.msg import ObjectObservationArray, SemanticMap as SemanticMapMsg
@@ -41,6 +42,10 @@ from modular_robot_interfaces.srv import QueryObjects
 
 # A frame waits this long (wall time) for the camera's transform at its stamp.
 _TF_WAIT_S = 0.2
+# A frame stamped further than this ahead of the node's clock is refused (as perception does).
+_MAX_FUTURE_STAMP_S = 1.0
+# Longest query text: names and short phrases; a megabyte of text would stall the embedder.
+MAX_QUERY_CHARS = 1000
 
 
 class SemanticMapNode(StackNode):
@@ -110,18 +115,12 @@ class SemanticMapNode(StackNode):
             self._update(match)
 
     def _update(self, match: dict) -> None:
-        observations, depth_msg, info = match["observations"], match["depth"], match["info"]
-        self.tf.wait_for_transform(self.world_frame, depth_msg.header.frame_id, depth_msg.header.stamp, _TF_WAIT_S)
         try:
-            frame = CameraFrame(
-                rgb=np.zeros((0, 0, 3), np.uint8), depth=depth_image_to_metres(depth_msg),
-                intrinsics=intrinsics_from_camera_info(info),
-                world_from_camera=self.tf.lookup(self.world_frame, depth_msg.header.frame_id, depth_msg.header.stamp),
-                stamp_ns=stamp_to_ns(depth_msg.header.stamp), world_frame=self.world_frame)
-            detections = [msg_to_detection(o) for o in observations.observations]
+            frame, detections = self._frame(match)
         except (TfError, ValueError) as error:
-            self.get_logger().warning(f"frame skipped: {error}", throttle_duration_sec=5.0)
+            self.get_logger().warning(f"frame skipped: {clip(error)}", throttle_duration_sec=5.0)
             return
+        depth_msg = match["depth"]
         with self._lock:
             change = self.map.update(detections, frame)
             if change:
@@ -134,6 +133,45 @@ class SemanticMapNode(StackNode):
             if self._grid_publications.due(frame.stamp_ns):
                 self._grid_publications.take(frame.stamp_ns)
                 self._publish_grid(depth_msg.header.stamp)
+
+    def _frame(self, match: dict) -> tuple[CameraFrame, list]:
+        """Check and convert one synchronised frame: the camera's view and the usable observations in it.
+
+        Observations that are not finite, sane-sized objects in the world frame are dropped, each
+        with a logged reason; the rest of the frame still counts.
+
+        Raises:
+            ValueError: for a frame that cannot be used at all (images, frame ids, stamps).
+            TfError: when the camera's pose at the frame's stamp is unknown.
+        """
+        observations, depth_msg, info = match["observations"], match["depth"], match["info"]
+        camera_frame = depth_msg.header.frame_id
+        if not camera_frame.strip("/"):
+            raise ValueError("the depth image has an empty frame_id")
+        if observations.header.frame_id and observations.header.frame_id != self.world_frame:
+            raise ValueError(f"observations in frame {clip(observations.header.frame_id)!r}, not {self.world_frame!r}")
+        stamp_ns = stamp_to_ns(depth_msg.header.stamp)
+        now_ns = self.get_clock().now().nanoseconds
+        # A clock at zero has not started (sim time before the first /clock): nothing to compare with.
+        if stamp_ns < 0 or (now_ns and stamp_ns > now_ns + _MAX_FUTURE_STAMP_S * 1e9):
+            raise ValueError(f"frame stamped {stamp_ns / 1e9:.3f} s, the clock reads {now_ns / 1e9:.3f} s")
+        self.tf.wait_for_transform(self.world_frame, camera_frame, depth_msg.header.stamp, _TF_WAIT_S)
+        frame = CameraFrame(
+            rgb=np.zeros((0, 0, 3), np.uint8), depth=depth_image_to_metres(depth_msg),
+            intrinsics=intrinsics_from_camera_info(info),
+            world_from_camera=self.tf.lookup(self.world_frame, camera_frame, depth_msg.header.stamp),
+            stamp_ns=stamp_ns, world_frame=self.world_frame)
+        if frame.depth.shape != (frame.intrinsics.height, frame.intrinsics.width):
+            raise ValueError(f"depth image {depth_msg.width}x{depth_msg.height} does not match camera_info "
+                             f"{info.width}x{info.height}")
+        detections = []
+        for observation in observations.observations:
+            problem = object_problem(observation)
+            if problem is not None:
+                self.get_logger().warning(f"observation dropped: {problem}", throttle_duration_sec=5.0)
+                continue
+            detections.append(msg_to_detection(observation))
+        return frame, detections
 
     def _publish_map(self) -> None:
         with self._lock:
@@ -154,6 +192,10 @@ class SemanticMapNode(StackNode):
         self.grid_pub.publish(msg)
 
     def _on_query(self, request: QueryObjects.Request, response: QueryObjects.Response) -> QueryObjects.Response:
+        if len(request.text) > MAX_QUERY_CHARS:
+            self.get_logger().warning(f"query refused: {len(request.text)} characters, more than {MAX_QUERY_CHARS}: "
+                                      f"{clip(request.text)!r}", throttle_duration_sec=5.0)
+            return response
         with self._lock:
             objects = self.map.objects()
         if request.text.strip():

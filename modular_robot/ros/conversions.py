@@ -37,6 +37,12 @@ _IMAGE_ENCODINGS: dict[str, tuple[np.dtype, int]] = {
 }
 
 _MM_PER_M = 1000.0
+# Colour encodings and the channel order that makes them RGB.
+_RGB_CHANNELS: dict[str, list[int]] = {"rgb8": [0, 1, 2], "rgba8": [0, 1, 2], "bgr8": [2, 1, 0], "bgra8": [2, 1, 0]}
+# A geometry_msgs/Quaternion of a transform is refused when its norm is farther than this from 1.
+UNIT_QUATERNION_TOLERANCE = 1e-3
+# Longest excerpt of an input quoted in a log line or an error message.
+CLIP_CHARS = 200
 
 _POINT_FIELD_TYPES: dict[int, str] = {
     PointField.INT8: "i1",
@@ -48,6 +54,30 @@ _POINT_FIELD_TYPES: dict[int, str] = {
     PointField.FLOAT32: "f4",
     PointField.FLOAT64: "f8",
 }
+
+
+class MalformedMessageError(ValueError):
+    """A message that cannot be converted, with the kind of defect for counting.
+
+    Attributes:
+        cause: One word naming the defect: ``encoding``, ``size``, ``empty``, ``camera_info``,
+            ``transform``.
+    """
+
+    def __init__(self, cause: str, message: str) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+def clip(text: object, limit: int = CLIP_CHARS) -> str:
+    """Return ``str(text)`` cut to ``limit`` characters with the length it had, for logs.
+
+    A faulty or hostile publisher sends megabyte strings; echoing them whole makes megabyte log lines.
+    """
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
 
 
 def stamp_to_ns(stamp: Time) -> int:
@@ -77,8 +107,8 @@ def _image_format(encoding: str) -> tuple[np.dtype, int]:
         return _IMAGE_ENCODINGS[encoding]
     except KeyError:
         supported = ", ".join(_IMAGE_ENCODINGS)
-        raise ValueError(
-            f"unsupported image encoding {encoding!r}; supported: {supported}"
+        raise MalformedMessageError(
+            "encoding", f"unsupported image encoding {clip(encoding)!r}; supported: {supported}"
         ) from None
 
 
@@ -93,21 +123,21 @@ def image_to_numpy(msg: Image) -> NDArray:
     including padded rows; copy it before keeping it beyond the message or writing to it.
 
     Raises:
-        ValueError: for an unsupported encoding, a ``step`` shorter than a row, or a data length
-            other than ``step * height``.
+        MalformedMessageError: (a ValueError) for an unsupported encoding, a ``step`` shorter than
+            a row, or a data length other than ``step * height``.
     """
     dtype, channels = _image_format(msg.encoding)
     dtype = dtype.newbyteorder(">" if msg.is_bigendian else "<")
     height, width, step = msg.height, msg.width, msg.step
     row_bytes = width * channels * dtype.itemsize
     if step < row_bytes:
-        raise ValueError(
-            f"image step {step} is shorter than a row of {width} {msg.encoding} pixels "
+        raise MalformedMessageError(
+            "size", f"image step {step} is shorter than a row of {width} {msg.encoding} pixels "
             f"({row_bytes} bytes)"
         )
     if len(msg.data) != step * height:
-        raise ValueError(
-            f"image data holds {len(msg.data)} bytes, expected step * height = {step} * {height} "
+        raise MalformedMessageError(
+            "size", f"image data holds {len(msg.data)} bytes, expected step * height = {step} * {height} "
             f"= {step * height}"
         )
     shape = (height, width) if channels == 1 else (height, width, channels)
@@ -121,6 +151,25 @@ def image_to_numpy(msg: Image) -> NDArray:
     return pixels
 
 
+def color_image_to_rgb(msg: Image) -> NDArray[np.uint8]:
+    """Return a colour image as an ``(height, width, 3)`` uint8 RGB array.
+
+    rgb8 and rgba8 come out as views of the message (alpha dropped); bgr8 and bgra8 as copies in
+    RGB order.
+
+    Raises:
+        MalformedMessageError: (a ValueError) for a non-colour encoding (mono8, depth) or a
+            malformed image.
+    """
+    if msg.encoding not in _RGB_CHANNELS:
+        raise MalformedMessageError(
+            "encoding", f"colour images must be {', '.join(_RGB_CHANNELS)}, got {clip(msg.encoding)!r}"
+        )
+    pixels = image_to_numpy(msg)
+    channels = _RGB_CHANNELS[msg.encoding]
+    return pixels[:, :, :3] if channels == [0, 1, 2] else pixels[:, :, channels]
+
+
 def depth_image_to_metres(msg: Image) -> NDArray[np.float32]:
     """Return a depth image as float32 metres with NaN where the depth is invalid.
 
@@ -128,14 +177,17 @@ def depth_image_to_metres(msg: Image) -> NDArray[np.float32]:
     infinite depths all become NaN. The result is a new, writable array.
 
     Raises:
-        ValueError: for an encoding other than 32FC1 or 16UC1, or a malformed image.
+        MalformedMessageError: (a ValueError) for an encoding other than 32FC1 or 16UC1, or a
+            malformed image.
     """
     if msg.encoding == "32FC1":
         depth = np.array(image_to_numpy(msg), dtype=np.float32)
     elif msg.encoding == "16UC1":
         depth = image_to_numpy(msg).astype(np.float32) / np.float32(_MM_PER_M)
     else:
-        raise ValueError(f"depth images must be 32FC1 or 16UC1, got {msg.encoding!r}")
+        raise MalformedMessageError(
+            "encoding", f"depth images must be 32FC1 or 16UC1, got {clip(msg.encoding)!r}"
+        )
     # Comparisons with NaN are false, so this keeps exactly the finite positive depths.
     depth[~((depth > 0.0) & (depth < np.inf))] = np.nan
     return depth
@@ -381,9 +433,23 @@ def transform_to_pose(transform: Transform) -> Pose:
 def transform_stamped_to_edge(msg: TransformStamped) -> tuple[str, str, int, Transform]:
     """Return ``(parent, child, stamp_ns, transform)`` of a TransformStamped, for ``TfTree``.
 
+    Like tf2's ``setTransform``, a quaternion that is not of unit length (within
+    ``UNIT_QUATERNION_TOLERANCE``) is refused rather than normalised: it is a publisher's bug, and
+    the rotation it was meant to be is unknown.
+
     Raises:
-        ValueError: for a zero or non-finite quaternion or translation.
+        MalformedMessageError: (a ValueError, cause ``transform``) for a non-unit or non-finite
+            quaternion or a non-finite translation.
     """
+    q = msg.transform.rotation
+    norm = float(np.sqrt(q.x * q.x + q.y * q.y + q.z * q.z + q.w * q.w))
+    if not abs(norm - 1.0) <= UNIT_QUATERNION_TOLERANCE:
+        raise MalformedMessageError(
+            "transform", f"rotation ({q.x}, {q.y}, {q.z}, {q.w}) is not a unit quaternion (norm {norm})"
+        )
+    t = msg.transform.translation
+    if not np.isfinite([t.x, t.y, t.z]).all():
+        raise MalformedMessageError("transform", f"translation ({t.x}, {t.y}, {t.z}) is not finite")
     return (
         msg.header.frame_id,
         msg.child_frame_id,
@@ -410,19 +476,23 @@ def intrinsics_from_camera_info(info: CameraInfo) -> PinholeIntrinsics:
     Distortion coefficients are ignored: use rectified images or a camera without distortion.
 
     Raises:
-        ValueError: if K is uncalibrated (all zeros) or malformed, or binning or a region of
-            interest is set, which would change the pixel grid the intrinsics describe.
+        MalformedMessageError: (a ValueError, cause ``camera_info``) if K is uncalibrated (all
+            zeros), non-finite or malformed, the size is zero, or binning or a region of interest
+            is set, which would change the pixel grid the intrinsics describe.
     """
     if info.binning_x > 1 or info.binning_y > 1:
-        raise ValueError(
-            f"binning {info.binning_x}x{info.binning_y} is not supported; expected none"
+        raise MalformedMessageError(
+            "camera_info", f"binning {info.binning_x}x{info.binning_y} is not supported; expected none"
         )
     roi = info.roi
     if (roi.width or roi.height) and (
         roi.x_offset, roi.y_offset, roi.width, roi.height
     ) != (0, 0, info.width, info.height):
-        raise ValueError(f"a region of interest is not supported; got {roi}")
-    return PinholeIntrinsics.from_k(info.width, info.height, info.k)
+        raise MalformedMessageError("camera_info", f"a region of interest is not supported; got {roi}")
+    try:
+        return PinholeIntrinsics.from_k(info.width, info.height, info.k)
+    except ValueError as error:
+        raise MalformedMessageError("camera_info", f"camera_info: {error}") from None
 
 
 def camera_info_from_intrinsics(intrinsics: PinholeIntrinsics, header: Header) -> CameraInfo:

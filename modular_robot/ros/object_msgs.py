@@ -13,7 +13,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from modular_robot.core.colors import NAMED_COLORS
 from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.core.perception.types import Detection
-from modular_robot.ros.conversions import ns_to_stamp, stamp_to_ns
+from modular_robot.ros.conversions import clip, ns_to_stamp, stamp_to_ns
 from modular_robot_interfaces.msg import ObjectObservation, ObjectObservationArray, SemanticObject
 
 
@@ -27,6 +27,38 @@ def pose_yaw(pose: Pose) -> float:
     """Return the rotation about z of a Pose (its roll and pitch are ignored)."""
     q = pose.orientation
     return math.atan2(2 * (q.w * q.z + q.x * q.y), 1 - 2 * (q.y * q.y + q.z * q.z))
+
+
+# Bounds past which an observed or mapped object is a publisher's bug, not a thing on a table.
+MAX_NAME_CHARS = 200
+MAX_ATTRIBUTES = 32
+MAX_COORDINATE_M = 1e4
+MAX_SIZE_M = 100.0
+
+
+def object_problem(msg: ObjectObservation | SemanticObject) -> str | None:
+    """Return why an ObjectObservation or SemanticObject cannot be used, or None when it can.
+
+    Refused: non-finite numbers (pose, size, score, confidence), positions farther than
+    ``MAX_COORDINATE_M`` from the origin, negative or larger than ``MAX_SIZE_M`` sizes, names
+    (label, id, attributes) longer than ``MAX_NAME_CHARS`` and more than ``MAX_ATTRIBUTES``
+    attributes. One NaN would otherwise spread through every fusion and verdict it joins.
+    """
+    p, q, size = msg.pose.position, msg.pose.orientation, msg.size
+    values = [p.x, p.y, p.z, q.x, q.y, q.z, q.w, size.x, size.y, size.z,
+              getattr(msg, "score", 0.0), getattr(msg, "confidence", 0.0)]
+    if not all(math.isfinite(v) for v in values):
+        return f"non-finite pose, size or score: {values}"
+    if max(abs(p.x), abs(p.y), abs(p.z)) > MAX_COORDINATE_M:
+        return f"position ({p.x:g}, {p.y:g}, {p.z:g}) is farther than {MAX_COORDINATE_M:g} m"
+    if not all(0.0 <= v <= MAX_SIZE_M for v in (size.x, size.y, size.z)):
+        return f"size ({size.x:g}, {size.y:g}, {size.z:g}) is not within 0 to {MAX_SIZE_M:g} m"
+    if len(msg.attributes) > MAX_ATTRIBUTES:
+        return f"{len(msg.attributes)} attributes, more than {MAX_ATTRIBUTES}"
+    for name in [msg.label, getattr(msg, "id", ""), *msg.attributes]:
+        if len(name) > MAX_NAME_CHARS:
+            return f"name {clip(name, 40)!r} is longer than {MAX_NAME_CHARS} characters"
+    return None
 
 
 def detection_to_msg(detection: Detection, header: Header) -> ObjectObservation:

@@ -22,7 +22,10 @@ from rclpy.time import Time
 from modular_robot.core.tf_tree import TfTree
 from modular_robot.core.transforms import Transform
 from modular_robot.ros import qos
-from modular_robot.ros.conversions import stamp_to_ns, transform_stamped_to_edge
+from modular_robot.ros.conversions import clip, stamp_to_ns, transform_stamped_to_edge
+
+# A dynamic transform stamped further than this ahead of the node's clock is refused by default.
+MAX_FUTURE_STAMP_S = 1.0
 
 
 def _default_tf_message_type() -> type:
@@ -55,6 +58,9 @@ class TfListener:
         msg_type: Message type with a ``transforms`` list of TransformStamped; defaults to
             ``tf2_msgs.msg.TFMessage``.
         callback_group: Callback group of both subscriptions, e.g. to spin them on their own.
+        max_future_s: Dynamic transforms stamped more than this ahead of the node's clock are
+            refused: kept, one would answer lookups at times that have not come and set the
+            edge's newest stamp far ahead.
 
     Raises:
         ImportError: if ``msg_type`` is None and tf2_msgs is not importable.
@@ -68,8 +74,11 @@ class TfListener:
         static_topic: str = "tf_static",
         msg_type: type | None = None,
         callback_group: CallbackGroup | None = None,
+        max_future_s: float = MAX_FUTURE_STAMP_S,
     ) -> None:
         self._node = node
+        self._max_future_ns = int(max_future_s * 1e9)
+        self._rejected = 0
         self._tree = tree if tree is not None else TfTree()
         self._lock = threading.Lock()
         # Notified whenever transforms are stored, for `wait_for_transform`.
@@ -88,6 +97,11 @@ class TfListener:
         )
 
     @property
+    def rejected(self) -> int:
+        """How many transforms were refused so far (malformed, from the future, or breaking the tree)."""
+        return self._rejected
+
+    @property
     def tree(self) -> TfTree:
         """The tree this listener fills; not thread-safe on its own."""
         return self._tree
@@ -95,19 +109,32 @@ class TfListener:
     def add_transforms(self, transforms: Iterable[TransformStamped], static: bool) -> int:
         """Insert TransformStamped messages into the tree, as the subscriptions do.
 
-        Malformed transforms (empty or equal frame names, zero quaternions, loops) are skipped with
-        a warning, like tf2 does, so that one bad publisher cannot stall the rest of a message.
+        Refused at the door, each with a logged reason, like tf2 does, so that one bad publisher
+        cannot stall the rest of a message or poison the tree: empty or equal frame names, non-unit
+        or non-finite rotations, non-finite translations, dynamic transforms stamped before zero or
+        more than ``max_future_s`` ahead of the node's clock (not checked while the clock reads
+        zero: sim time before the first /clock), loops, and changes of a frame's parent that
+        ``TfTree`` refuses (a static frame's, a live dynamic frame's).
 
         Returns:
-            How many transforms were stored (stale and malformed ones are not).
+            How many transforms were stored (stale and refused ones are not).
         """
         edges = []
         rejected = []
+        now_ns = self._node.get_clock().now().nanoseconds
         for msg in transforms:
             try:
-                edges.append(transform_stamped_to_edge(msg))
+                edge = transform_stamped_to_edge(msg)
             except ValueError as error:
                 rejected.append((msg.header.frame_id, msg.child_frame_id, error))
+                continue
+            stamp_ns = edge[2]
+            if not static and (stamp_ns < 0 or (now_ns and stamp_ns > now_ns + self._max_future_ns)):
+                rejected.append((msg.header.frame_id, msg.child_frame_id,
+                                 f"stamp {stamp_ns / 1e9:.3f} s is not before the clock's {now_ns / 1e9:.3f} s "
+                                 f"+ {self._max_future_ns / 1e9:g} s"))
+                continue
+            edges.append(edge)
         stored = 0
         with self._lock:
             for parent, child, stamp_ns, transform in edges:
@@ -117,10 +144,11 @@ class TfListener:
                     rejected.append((parent, child, error))
             if stored:
                 self._arrived.notify_all()
+            self._rejected += len(rejected)
         # Throttled because a faulty publisher repeats the same bad transform at its full rate.
         for parent, child, error in rejected:
             self._node.get_logger().warning(
-                f"ignoring transform {parent!r} -> {child!r}: {error}", throttle_duration_sec=5.0
+                f"ignoring transform {clip(parent)!r} -> {clip(child)!r}: {clip(error)}", throttle_duration_sec=5.0
             )
         return stored
 
