@@ -126,18 +126,24 @@ def _wait_for(condition, timeout_s: float, what: str):
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
-def test_up_restarts_a_killed_node_keeps_the_others_and_stops_when_the_driver_dies(tmp_path):
-    namespace = f"/respawn_test_{os.getpid()}"
+def _sim_and_shield(tmp_path: Path, name: str, renderer: str, more_nodes: str = "") -> Path:
+    """Write a stack file of the tabletop sim (small camera) and the shield, plus `more_nodes`."""
     stack = tmp_path / "stack.yaml"
     stack.write_text(f"""
-name: respawn
+name: {name}
 use_sim_time: true
 nodes:
   - {{name: sim, executable: sim_bridge, parameters: {{scenario: {ROOT / 'sim/scenarios/spine_tabletop.yaml'},
-     renderer: tiny, camera_width: 160, camera_height: 120}}}}
+     renderer: {renderer}, camera_width: 160, camera_height: 120}}}}
   - {{name: safety_shield, executable: safety_shield, parameters: {{robot: panda_tabletop}}}}
-  - {{name: perception, executable: perception, respawn_delay: 0.2}}
-""")
+""" + more_nodes)
+    return stack
+
+
+def test_up_restarts_a_killed_node_keeps_the_others_and_stops_when_the_driver_dies(tmp_path):
+    namespace = f"/respawn_test_{os.getpid()}"
+    stack = _sim_and_shield(tmp_path, "respawn", "tiny",
+                            "  - {name: perception, executable: perception, respawn_delay: 0.2}\n")
     log_path = tmp_path / "up.log"
     with log_path.open("w") as log:
         up = subprocess.Popen([sys.executable, "-m", "modular_robot.cli", "up", str(stack), "--namespace", namespace],
@@ -204,15 +210,7 @@ def test_up_in_process_renders_from_the_thread_that_built_the_sim(tmp_path):
     # With EGL (auto picks it where it loads) the sim's camera rendered from an executor worker
     # thread crashed the process (exit 139) at the first frame.
     namespace = f"/in_process_test_{os.getpid()}"
-    stack = tmp_path / "stack.yaml"
-    stack.write_text(f"""
-name: in_process
-use_sim_time: true
-nodes:
-  - {{name: sim, executable: sim_bridge, parameters: {{scenario: {ROOT / 'sim/scenarios/spine_tabletop.yaml'},
-     renderer: auto, camera_width: 160, camera_height: 120}}}}
-  - {{name: safety_shield, executable: safety_shield, parameters: {{robot: panda_tabletop}}}}
-""")
+    stack = _sim_and_shield(tmp_path, "in_process", "auto")
     log_path = tmp_path / "up.log"
     with log_path.open("w") as log:
         up = subprocess.Popen(
