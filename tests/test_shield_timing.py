@@ -151,3 +151,19 @@ def test_shield_accepts_the_skills_braking_hold_after_a_cancel(kinematics) -> No
         assert verdict.ok, verdict.reason
 
     hold_while_moving()
+
+
+@pytest.mark.parametrize("cruise_fraction", [1e-5, 1e-4, 1e-3])
+def test_a_cruise_of_microseconds_leaves_no_waypoints_microseconds_apart(cruise_fraction):
+    # A straight segment just long enough to reach full speed: on the old timing the end of the
+    # ramp and the start of the braking were 22 us apart, and the nanosecond stamps made the shield
+    # see 5.4 rad/s^2 on panda_joint1 (disturbance_02 in the full suite).
+    vmax, amax = np.full(7, 1.0875), np.full(7, 2.5)
+    distance = vmax[0] ** 2 / amax[0] / (1.0 - cruise_fraction)
+    path = time_parameterize([HOME, HOME + np.array([-distance, 0, 0, 0, 0, 0, 0])], vmax, amax)
+    assert np.min(np.diff(path.times)) >= 0.1 * 0.05 - 1e-9
+    assert np.max(np.abs(path.velocities)) <= vmax[0] + 1e-9
+    msg, _ = trajectory_message(ARM_JOINTS, path, HOME, np.zeros(7))
+    times, q, qd = _arrays(msg)
+    verdict = SHIELD.check_trajectory(ARM_JOINTS, times, q, qd, start=HOME)
+    assert verdict.ok, verdict.reason

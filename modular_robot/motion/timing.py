@@ -168,6 +168,12 @@ def _trapezoid_samples(v: float, a: float, period: float) -> list[tuple[float, f
         ramp, cruise = math.sqrt(1.0 / a), 0.0
     else:
         ramp, cruise = v / a, 1.0 - v * v / a
+        if cruise / v < period * MIN_GAP_FRACTION:
+            # A cruise this short would put two waypoints microseconds apart, where the nanosecond
+            # stamps of a JointTrajectory make a large apparent acceleration (5.4 rad/s^2 over 22 us
+            # was refused by the shield). Ramp at the gentler v^2 instead: a triangle peaking at v.
+            a = v * v
+            ramp, cruise = v / a, 0.0
     peak = a * ramp
     cruise_time = cruise / peak
     total = 2 * ramp + cruise_time
