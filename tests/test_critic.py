@@ -10,14 +10,13 @@ from modular_robot.core.critic import (
     ObservedBox,
     PerceptionFrame,
     Proprioception,
-    box_distance,
     needs_perception,
     post_verdict,
     pre_verdict,
     same_kind,
     uses_perception,
 )
-from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.mapping.semantic_map import MapObject, box_distance
 from modular_robot.core.perception.types import Detection
 
 GRASP_LIFTED = np.array([0.55, 0.10, 0.12])

@@ -17,7 +17,7 @@ from modular_robot.lockstep import LockstepStack
 from modular_robot.ros import qos
 from modular_robot.runner import run_scenario
 from modular_robot_interfaces.action import ExecuteTask
-from modular_robot_interfaces.msg import TaskPlan
+from modular_robot_interfaces.msg import SemanticMap, TaskPlan
 
 STACK = {"name": "planner_test", "use_sim_time": True, "nodes": [
     {"name": "sim", "executable": "sim_bridge",
@@ -204,5 +204,41 @@ def test_an_emergency_stop_ends_the_task_and_nothing_moves_after_its_release_unt
         assert abs(robot.arm_positions() - moving).max() > 1e-2
         handle.cancel_goal_async()
         assert lockstep.wait_future(handle.get_result_async(), 30.0)
+    finally:
+        lockstep.close()
+
+
+def test_after_a_cancel_mid_pick_the_held_object_is_observed_and_the_next_task_starts_from_it():
+    """The issue's stuck robot: a pick cancelled once the cube was lifted left it in the hand, unknown to the
+    planner and the skill server; the next plan picked it again, which the critic refused."""
+    lockstep = LockstepStack(scenario("expect: [{unmoved: [tray]}]\ntimeout_s: 60\n"), parse_stack(STACK),
+                             renderer="tiny", log=lambda line: None,
+                             prepare=lambda node: ActionClient(node, ExecuteTask, "execute_task"))
+    try:
+        tasks = TaskClient(lockstep)
+        maps: list[SemanticMap] = []
+        lockstep.client.create_subscription(SemanticMap, "semantic_map", maps.append, qos.LATCHED)
+        lockstep.advance(3.0)
+        handle = tasks.send("put the red cube in the tray")
+        assert lockstep.advance_until(lambda: any("arm motion 5 of 5" in f.status for f in tasks.feedback), 60.0), \
+            [f.status for f in tasks.feedback]
+        lockstep.advance(0.5)
+        handle.cancel_goal_async()
+        assert lockstep.wait_future(handle.get_result_async(), 30.0)
+        assert lockstep.world.ground_truth().robot.holding == "red_cube", "the cancel came after the cube was lifted"
+
+        def held():
+            return [o.id for o in maps[-1].objects if o.held] if maps else []
+        assert lockstep.advance_until(lambda: held() == ["red_cube_1"], 5.0), held()
+
+        tasks.feedback.clear()
+        handle = tasks.send("put it in the tray")
+        result_future = handle.get_result_async()
+        assert lockstep.wait_future(result_future, 90.0)
+        statuses = [f.status for f in tasks.feedback]
+        assert result_future.result().result.success, statuses
+        assert not any(s.startswith("replanning") for s in statuses), statuses
+        assert tasks.plans[-1].steps[0].skill == "place", tasks.plans[-1]
+        assert lockstep.advance_until(lambda: maps and not held(), 5.0)
     finally:
         lockstep.close()

@@ -10,6 +10,7 @@ import pytest
 from modular_robot.core.camera import PinholeIntrinsics
 from modular_robot.core.mapping.semantic_map import (
     SCHEMA_VERSION,
+    Gripper,
     MapLoadWarning,
     MapObject,
     SemanticMap,
@@ -422,3 +423,105 @@ def test_clear_reports_every_confirmed_object_removed():
     semantic_map = confirmed_map(positions=((0.5, 0.1, 0.02), (0.45, -0.1, 0.02)), colors=("red", "blue"))
     assert sorted(semantic_map.clear().removed) == ["blue_cube_1", "red_cube_1"]
     assert len(semantic_map) == 0
+
+
+def _hold_red_cube(semantic_map, start=5):
+    """Close the fingers (4.1 cm apart) on the confirmed red cube at (0.5, 0.1, 0.02); return the next frame index."""
+    grasp = np.array([0.5, 0.1, 0.025])
+    semantic_map.update([detection()], frame(start, [((0.5, 0.1, 0.02), CUBE)]), [Gripper(grasp, 0.08)])
+    assert not semantic_map.objects()[0].held, "an open gripper around an object does not hold it"
+    change = semantic_map.update([detection()], frame(start + 1, [((0.5, 0.1, 0.02), CUBE)]), [Gripper(grasp, 0.041)])
+    assert change.updated == ["red_cube_1"], "holding is news to the map's subscribers"
+    assert semantic_map.held().id == "red_cube_1"
+    return start + 2
+
+
+def test_a_held_object_follows_the_gripper_unseen_and_is_never_dropped_for_it():
+    """Carried where the camera cannot see it, the cube stays in the map at the gripper, its size kept."""
+    semantic_map = confirmed_map()
+    index = _hold_red_cube(semantic_map)
+    path = [np.array([0.5, 0.1, 0.025 + 0.01 * k]) for k in range(12)] + [np.array([0.3, -0.2, 0.2])] * 60
+    for k, grasp in enumerate(path):
+        # Nothing is detected and the cube's old place is seen empty: an unheld cube is gone in 10 frames.
+        assert not semantic_map.update([], frame(index + k), [Gripper(grasp, 0.041)]).removed
+    (cube,) = semantic_map.objects()
+    assert cube.held and cube.id == "red_cube_1"
+    assert cube.position == pytest.approx((0.3, -0.2, 0.195), abs=1e-9)
+    assert cube.size == pytest.approx(CUBE, abs=0.005)
+
+
+def test_a_partial_view_of_a_held_object_neither_shrinks_nor_moves_it():
+    semantic_map = confirmed_map()
+    index = _hold_red_cube(semantic_map)
+    grasp = np.array([0.5, 0.1, 0.1])
+    for k in range(10):
+        semantic_map.update([detection(position=(0.5, 0.1, 0.11), size=(0.02, 0.04, 0.02))],
+                            frame(index + k, [((0.5, 0.1, 0.095), CUBE)]), [Gripper(grasp, 0.041)])
+    (cube,) = semantic_map.objects()
+    assert cube.held and cube.size == pytest.approx(CUBE, abs=0.005)
+    assert cube.position == pytest.approx((0.5, 0.1, 0.095), abs=1e-9)
+
+
+def test_opening_the_fingers_lets_go_and_the_object_is_observed_again_from_there():
+    semantic_map = confirmed_map()
+    index = _hold_red_cube(semantic_map)
+    tray_spot = np.array([0.45, -0.25, 0.025])
+    semantic_map.update([], frame(index, [((0.45, -0.25, 0.02), CUBE)]), [Gripper(tray_spot, 0.041)])
+    change = semantic_map.update([], frame(index + 1, [((0.45, -0.25, 0.02), CUBE)]), [Gripper(tray_spot, 0.08)])
+    assert change.updated == ["red_cube_1"]
+    assert semantic_map.held() is None
+    assert semantic_map.objects()[0].position == pytest.approx((0.45, -0.25, 0.02), abs=1e-9)
+    # Let go of, it is an object like any other: seen where it lies, it stays; gone from there, it goes.
+    for k in range(2, 30):
+        semantic_map.update([detection(position=(0.45, -0.25, 0.02))], frame(index + k, [((0.45, -0.25, 0.02), CUBE)]),
+                            [Gripper(np.array([0.45, -0.25, 0.3]), 0.08)])
+    assert [(o.id, o.held) for o in semantic_map.objects()] == [("red_cube_1", False)]
+    removed = [semantic_map.update([], frame(index + 30 + k), [Gripper(np.array([0.45, -0.25, 0.3]), 0.08)]).removed
+               for k in range(15)]
+    assert ["red_cube_1"] in removed
+
+
+@pytest.mark.parametrize("grasp, opening", [
+    ((0.5, 0.1, 0.025), 0.0),     # the fingers met: the grasp missed it
+    ((0.5, 0.1, 0.025), None),    # the fingers are not known: nothing is concluded
+    ((0.5, 0.25, 0.025), 0.041),  # closed on something 15 cm away from the cube
+])
+def test_nothing_is_held_without_fingers_closed_on_it_at_the_grasp_point(grasp, opening):
+    semantic_map = confirmed_map()
+    for k in range(5):
+        semantic_map.update([detection()], frame(5 + k, [((0.5, 0.1, 0.02), CUBE)]),
+                            [Gripper(np.array(grasp), opening)])
+    assert semantic_map.held() is None and not semantic_map.objects()[0].held
+
+
+def test_fingers_that_meet_drop_a_held_object():
+    semantic_map = confirmed_map()
+    index = _hold_red_cube(semantic_map)
+    semantic_map.update([], frame(index), [Gripper(np.array([0.5, 0.1, 0.2]), 0.001)])
+    assert semantic_map.held() is None
+
+
+def test_a_held_object_is_still_held_after_a_save_and_load(tmp_path):
+    semantic_map = confirmed_map()
+    index = _hold_red_cube(semantic_map)
+    semantic_map.save(tmp_path / "map.json")
+    reloaded = SemanticMap()
+    assert reloaded.load(tmp_path / "map.json") is None
+    reloaded.update([], frame(index), [Gripper(np.array([0.3, -0.2, 0.2]), 0.041)])
+    assert reloaded.held().position == pytest.approx((0.3, -0.2, 0.195), abs=1e-9)
+
+
+def test_a_cube_the_closing_hand_hides_in_part_is_grasped_and_kept_at_its_whole_size():
+    """As in the simulated pick: the fingers around the cube shrink what perception sees of it to 2.6 cm
+    before they close at 4.06 cm; the fingers, not the shrunk view, then measure it."""
+    semantic_map = confirmed_map()
+    grasp = np.array([0.5, 0.1, 0.021])
+    for k, width in enumerate((0.035, 0.03, 0.026, 0.026)):
+        semantic_map.update([detection(size=(width, width, 0.04))], frame(5 + k, [((0.5, 0.1, 0.02), CUBE)]),
+                            [Gripper(grasp, 0.058)])
+    assert semantic_map.held() is None, "the fingers around the cube, not closed on it, do not hold it"
+    for k in range(9, 20):
+        semantic_map.update([detection(size=(0.026, 0.026, 0.04))], frame(k, [((0.5, 0.1, 0.02), CUBE)]),
+                            [Gripper(grasp, 0.0406)])
+    held = semantic_map.held()
+    assert held is not None and held.size[:2] == pytest.approx(CUBE[:2], abs=0.003)

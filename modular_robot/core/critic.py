@@ -38,17 +38,15 @@ from typing import Any
 
 import numpy as np
 
-from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.mapping.semantic_map import MapObject, box_distance, local_xy
 from modular_robot.core.navigation import HUSKY_FOOTPRINT, Footprint, ObjectBox, footprint_gap
 from modular_robot.core.perception.types import SHAPES, Detection
 from modular_robot.core.predicates import IN_TOP_SLACK_M, IN_XY_MARGIN_M, ON_Z_TOL_M, RELATION_MARGIN_M
+from modular_robot.core.gripper import (
+    CLOSED_OPENING, HOLD_DISTANCE_M, HOLDING_WIDTH_FRACTION, holding_bounds, is_irregular)
 from modular_robot.motion.grasping import (
-    CLOSED_OPENING,
-    HOLDING_WIDTH_FRACTION,
     WORLD_SURFACE_Z,
     grasp_rejection,
-    holding_bounds,
-    is_irregular,
 )
 
 # --- constants ------------------------------------------------------------------------------------
@@ -56,9 +54,6 @@ from modular_robot.motion.grasping import (
 # The Panda's rest posture, which move_arm_home goes to (motion.kinematics.PANDA_REST).
 PANDA_HOME = (0.0, -0.5, 0.0, -2.2, 0.0, 1.7, 0.785)
 
-# A held object's observed box lies within this of the grasp point (m): the grasp centre is inside
-# the object, and its observed part may be only what the fingers leave in view.
-HOLD_DISTANCE_M = 0.03
 # A lifted object's observed top is at least this far above its top when it rested (m).
 LIFT_MIN_M = 0.02
 # A box this much taller than the object it stands for reaches down past it (m).
@@ -245,21 +240,6 @@ def _arg(params: Any, name: str, default: Any = None) -> Any:
     return getattr(params, name, default)
 
 
-def _local_xy(point: np.ndarray, centre: np.ndarray, yaw: float) -> np.ndarray:
-    """Return a point's xy offset from a box centre in the box's own axes."""
-    dx, dy = float(point[0] - centre[0]), float(point[1] - centre[1])
-    c, s = math.cos(yaw), math.sin(yaw)
-    return np.array([c * dx + s * dy, -s * dx + c * dy])
-
-
-def box_distance(point: Sequence[float], position: Sequence[float], size: Sequence[float], yaw: float) -> float:
-    """Return the distance from a point to an upright box (0 inside it)."""
-    point, position, size = (np.asarray(v, dtype=float) for v in (point, position, size))
-    local = np.append(_local_xy(point, position, yaw), point[2] - position[2])
-    outside = np.maximum(np.abs(local) - size / 2.0, 0.0)
-    return float(np.linalg.norm(outside))
-
-
 # --- identity -------------------------------------------------------------------------------------
 
 
@@ -317,7 +297,7 @@ def _width(obj: MapObject) -> float:
 
 
 def holds(opening: float, obj: MapObject, max_opening: float = 0.08) -> bool:
-    """Return whether a finger opening shows the fingers closed on the object (motion.grasping.holds)."""
+    """Return whether a finger opening shows the fingers closed on the object (core.gripper.holds)."""
     low, high = holding_bounds(_width(obj), is_irregular(obj.category), max_opening)
     return low < opening <= high
 
@@ -749,7 +729,7 @@ def relation_holds(relation: str, box: ObservedBox, height: float | None, target
     bottom = _bottom(box, height)
     t_bottom = _bottom(target, target_height)
     t_top = target.top
-    local = _local_xy(box.position, target.position, target.yaw)
+    local = local_xy(box.position, target.position, target.yaw)
     half = target.size[:2] / 2.0
     if relation in ("in", "on"):
         margin = IN_XY_MARGIN_M if relation == "in" else 0.0
@@ -1044,7 +1024,6 @@ __all__ = [
     "ObservedBox",
     "PerceptionFrame",
     "Proprioception",
-    "box_distance",
     "direction_vector",
     "holds",
     "needs_perception",

@@ -68,17 +68,6 @@ ELLIPSE_SAMPLES = 180
 # Height of the surface loose objects rest on, in the world frame: z = 0 is the table top of
 # panda_tabletop and the floor of mobile robots (sim.world builds both there).
 WORLD_SURFACE_Z = 0.0
-# Closing on an object leaves the fingers at least this fraction of its width apart; closing on
-# nothing brings them together, so a smaller opening means the grasp missed.
-HOLDING_WIDTH_FRACTION = 0.5
-# Below this opening the fingers have met, whatever the object's width.
-CLOSED_OPENING = 0.005
-# Fingers resting on a box-like object are at most this much wider apart than its observed width.
-HOLDING_SLACK = 0.01
-# An open gripper reads within this of its widest opening (m).
-OPEN_MARGIN = 0.005
-# Categories whose observed box is their true shape; anything else (a duck, a mug) is irregular.
-BOX_LIKE = ("cube", "cylinder", "sphere", "flat", "tray", "bowl")
 # Push directions in the arm base's frame, which is the robot's view: forward is away from the base.
 PUSH_DIRECTIONS = {"forward": (1.0, 0.0), "backward": (-1.0, 0.0), "left": (0.0, 1.0), "right": (0.0, -1.0)}
 # A Panda fingertip pad reaches this far ahead of the grasp centre along the gripper's x.
@@ -167,27 +156,6 @@ class PushPlan:
     retreat: GripperPose
     yaw: float
     opening: float
-
-
-def is_irregular(category: str) -> bool:
-    """Return whether an object of this category may be wider across the fingers than its box."""
-    return category not in BOX_LIKE
-
-
-def holding_bounds(width: float, irregular: bool = False, max_opening: float = 0.08) -> tuple[float, float]:
-    """Return the finger openings (low, high] that show the fingers closed on an object `width` wide.
-
-    An irregular object (a duck) can be wider across the fingers than its observed box says, so
-    for it only an open gripper bounds the range from above.
-    """
-    high = max_opening - OPEN_MARGIN if irregular else min(width + HOLDING_SLACK, max_opening - OPEN_MARGIN)
-    return max(CLOSED_OPENING, HOLDING_WIDTH_FRACTION * width), high
-
-
-def holds(opening: float, width: float, irregular: bool = False, max_opening: float = 0.08) -> bool:
-    """Return whether a measured finger opening shows the fingers closed on an object `width` wide."""
-    low, high = holding_bounds(width, irregular, max_opening)
-    return low < opening <= high
 
 
 def loosen_opening(width: float, max_opening: float = 0.08) -> float:

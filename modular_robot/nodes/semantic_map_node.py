@@ -2,7 +2,9 @@
 
 Observations are paired with the depth frame they came from (same stamp), so the map can tell
 which known objects the camera should have seen and did not: the world changes, and the map
-follows. The map is published latched on change, saved to disk, and reloaded on restart.
+follows. The map is published latched on change, saved to disk, and reloaded on restart. Each frame
+also carries the gripper's grasp point (TF) and finger opening (joint_states) at its stamp: the
+map is the one record of what the robot holds.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ import numpy as np
 from nav_msgs.msg import OccupancyGrid
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
 from modular_robot.core.mapping.occupancy import OccupancyGridBuilder
 from modular_robot.core.mapping.query import query
-from modular_robot.core.mapping.semantic_map import SemanticMap
+from modular_robot.core.gripper import OpeningHistory
+from modular_robot.core.mapping.semantic_map import Gripper, SemanticMap
 from modular_robot.core.mapping.text_embedding import default_embedder
 from modular_robot.core.perception.types import CameraFrame
 from modular_robot.core.sync import StampSync, StampThrottle
@@ -60,6 +63,9 @@ class SemanticMapNode(StackNode):
         self.world_frame = get("world_frame")
         self.map_file = get("map_file")
         self.save_period_s = get("save_period_s")
+        self.grasp_frame = get("grasp_frame")
+        self.max_opening = get("max_opening")
+        self._openings = OpeningHistory(get("finger_joints"))
         # Loaded now: fusing frames needs it, and loading it mid-run would stall the map for seconds.
         self._embedder = default_embedder()
         self._embedder.load()
@@ -79,6 +85,8 @@ class SemanticMapNode(StackNode):
         self.create_subscription(Image, "camera/depth/image_raw", lambda m: self._on("depth", m), qos.SENSOR_DATA)
         self.create_subscription(CameraInfo, "camera/color/camera_info", lambda m: self._on("info", m),
                                  qos.SENSOR_DATA)
+        if self.grasp_frame:
+            self.create_subscription(JointState, "joint_states", self._on_joint_states, qos.RELIABLE)
         self.map_pub = self.create_publisher(SemanticMapMsg, "semantic_map", qos.LATCHED)
         self.markers_pub = self.create_publisher(MarkerArray, "semantic_map/markers", qos.LATCHED)
         self.grid_builder = None
@@ -101,6 +109,11 @@ class SemanticMapNode(StackNode):
         declare("world_frame", "map", "Frame of observations and map.")
         declare("map_file", "", "JSON file the map is saved to and reloaded from ('' keeps it in memory).")
         declare("save_period_s", 2.0, "Save a changed map at most this often.")
+        declare("grasp_frame", "panda_grasptarget", "TF frame of the grasp centre between the fingertips "
+                "('' for a robot without a gripper).")
+        declare("finger_joints", ["panda_finger_joint1", "panda_finger_joint2"],
+                "Finger joints whose positions add up to the finger opening (m).")
+        declare("max_opening", 0.08, "Widest finger opening (m).")
         declare("sync_slop_s", 0.02, "Largest stamp difference of observations, depth and camera_info.")
         declare("occupancy_grid", False, "Also build and publish a 2D occupancy grid from depth (mobile base).")
         declare("grid_resolution_m", 0.05, "Occupancy grid cell size.")
@@ -114,15 +127,29 @@ class SemanticMapNode(StackNode):
         if match is not None:
             self._update(match)
 
+    def _on_joint_states(self, msg: JointState) -> None:
+        with self._lock:
+            self._openings.add(stamp_to_ns(msg.header.stamp), list(msg.name), list(msg.position))
+
+    def _grippers(self, frame: CameraFrame, stamp) -> list[Gripper]:
+        """Return the gripper at a frame's stamp; none when the grasp frame is unknown (no arm, no TF yet)."""
+        if not self.grasp_frame or not self.tf.can_transform(self.world_frame, self.grasp_frame, stamp):
+            return []
+        grasp = self.tf.lookup(self.world_frame, self.grasp_frame, stamp).translation
+        with self._lock:
+            opening = self._openings.at(frame.stamp_ns)
+        return [Gripper(grasp, opening, self.max_opening)]
+
     def _update(self, match: dict) -> None:
         try:
             frame, detections = self._frame(match)
+            grippers = self._grippers(frame, match["depth"].header.stamp)
         except (TfError, ValueError) as error:
             self.get_logger().warning(f"frame skipped: {clip(error)}", throttle_duration_sec=5.0)
             return
         depth_msg = match["depth"]
         with self._lock:
-            change = self.map.update(detections, frame)
+            change = self.map.update(detections, frame, grippers)
             if change:
                 self._dirty = True
         if change:

@@ -35,7 +35,7 @@ from modular_robot.ros.tf_listener import TfListener
 from modular_robot.ros.world_client import RosSpeech, RosWorld
 from modular_robot.sim.robots import FINGER_JOINTS, MAX_OPENING
 from modular_robot.skills.base import CallError, SkillResult, refuse
-from modular_robot.skills.interfaces import HeldObjectWorld, SkillContext
+from modular_robot.skills.interfaces import SkillContext
 from modular_robot.skills.library import SKILLS, skill_catalog, validate_call
 from modular_robot_interfaces.action import ExecuteSkill
 
@@ -69,8 +69,6 @@ class SkillServerNode(StackNode):
         data = ReentrantCallbackGroup()
         self.tf = TfListener(self, callback_group=data)
         self.world = RosWorld(self, self._cancel, callback_group=data)
-        # What the gripper holds, remembered from the pick: the map loses sight of held objects.
-        self.held = HeldObjectWorld(self.world, None)
         self.speech = RosSpeech(self)
         self.arm: RosArm | None = None
         self.base: RosBase | None = None
@@ -179,7 +177,7 @@ class SkillServerNode(StackNode):
             return refuse(params.reason)
         skill = SKILLS[name]
         ctx = SkillContext(
-            arm=self.arm, world=self.held, speech=self.speech, kinematics=self._kinematics,
+            arm=self.arm, world=self.world, speech=self.speech, kinematics=self._kinematics,
             velocity_scale=self.get_parameter("velocity_scale").value, max_opening=MAX_OPENING, base=self.base,
             base_radius=self.get_parameter("base_radius_m").value,
             base_linear_speed=self.get_parameter("base_linear_speed").value,
@@ -193,14 +191,12 @@ class SkillServerNode(StackNode):
                 ctx.arm_base_from_world = self.tf.lookup(self.arm_base_frame, self.world_frame)
             except TfError as error:
                 return refuse(f"no transform from {self.world_frame} to {self.arm_base_frame}: {error}")
-        picked = self.held.lookup(params.object) if name == "pick" else None
         try:
             outcome = skill.run(params, ctx)
         except Exception as error:  # noqa: BLE001 - a skill bug must not take the server down
             self.get_logger().error(f"{name} raised: {traceback.format_exc()}")
             self._stop_motion()
             return SkillResult(False, f"internal error in {name}: {error}", {"moved": True})
-        self._remember_held(name, outcome, picked)
         goal_handle.publish_feedback(ExecuteSkill.Feedback(phase="done", progress=1.0))
         return outcome
 
@@ -212,13 +208,6 @@ class SkillServerNode(StackNode):
         if self._client_gone.is_set():
             return SkillResult(False, f"{name} was stopped: its client went away ({outcome.reason})", outcome.effects)
         return outcome
-
-    def _remember_held(self, name: str, outcome: SkillResult, picked) -> None:
-        """Track the held object: set by a successful pick, cleared by anything that opens the fingers."""
-        if name == "pick" and outcome.effects.get("moved"):
-            self.held.held = picked if outcome.success else None
-        elif name in ("place", "place_at", "open_gripper", "push") and outcome.effects.get("moved"):
-            self.held.held = None
 
     def _stop_motion(self) -> None:
         if self.base is not None:

@@ -90,7 +90,8 @@ def object_to_msg(obj: MapObject) -> SemanticObject:
         id=obj.id, label=obj.label, attributes=[obj.category, *obj.attributes],
         pose=yaw_pose(obj.position, obj.yaw),
         size=Vector3(x=float(obj.size[0]), y=float(obj.size[1]), z=float(obj.size[2])),
-        confidence=float(obj.confidence), observations=int(obj.observations), last_seen=ns_to_stamp(obj.last_seen_ns))
+        confidence=float(obj.confidence), observations=int(obj.observations), last_seen=ns_to_stamp(obj.last_seen_ns),
+        held=bool(obj.held))
 
 
 def msg_to_object(msg: SemanticObject) -> MapObject:
@@ -104,7 +105,7 @@ def msg_to_object(msg: SemanticObject) -> MapObject:
         color=colors[0] if colors else None, position=np.array([p.x, p.y, p.z]),
         size=np.array([msg.size.x, msg.size.y, msg.size.z]), yaw=pose_yaw(msg.pose),
         confidence=float(msg.confidence), observations=int(msg.observations),
-        first_seen_ns=last_seen, last_seen_ns=last_seen)
+        first_seen_ns=last_seen, last_seen_ns=last_seen, held=bool(msg.held))
 
 
 def detections_to_array(detections: list[Detection], header: Header) -> ObjectObservationArray:

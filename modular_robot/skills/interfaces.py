@@ -76,38 +76,6 @@ class WorldModel(Protocol):
         ...
 
 
-class HeldObjectWorld:
-    """A WorldModel that also answers for the object in the gripper after the map has dropped it.
-
-    Perception sees little of an object between the fingers: the map shrinks it to the part in view
-    and soon removes it from where it stood. The robot still knows what it picked: lookups of that
-    id answer with its record from the moment of the pick (its size and identity hold; its
-    position is where it was picked).
-
-    Args:
-        world: The semantic map.
-        held: The object the gripper holds, or None.
-    """
-
-    def __init__(self, world: WorldModel, held: MapObject | None) -> None:
-        self._world = world
-        self.held = held
-
-    def lookup(self, object_id: str) -> MapObject | None:
-        if self.held is not None and self.held.id == object_id:
-            return self.held.copy()
-        return self._world.lookup(object_id)
-
-    def objects(self) -> list[MapObject]:
-        return self._world.objects()
-
-    def refresh(self, timeout_s: float) -> bool:
-        return self._world.refresh(timeout_s)
-
-    def find(self, text: str, max_results: int) -> list[tuple[MapObject, float]]:
-        return self._world.find(text, max_results)
-
-
 class BaseInterface(Protocol):
     """A differential-drive mobile base, as seen through TF, odom, cmd_vel and the occupancy grid."""
 

@@ -24,16 +24,14 @@ from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationError
 
 from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.core.transforms import quat_to_rpy
+from modular_robot.core.gripper import CLOSED_OPENING, holds, is_irregular
 from modular_robot.motion.grasping import (
-    CLOSED_OPENING,
     PUSH_DIRECTIONS,
     RELEASE_SETTLE_S,
     WORLD_SURFACE_Z,
     GripperPose,
     PlacePlan,
     grasp_rejection,
-    holds,
-    is_irregular,
     loosen_opening,
     place_pose,
     place_spots,

@@ -16,6 +16,11 @@ i.e. nothing hides it) but is not detected counts a miss; enough consecutive mis
 Objects out of view or hidden are kept. When an object's old place is seen empty while a
 compatible new one appears, the object is moved there and keeps its id.
 
+The robot carries things: an object at a gripper's grasp point with the fingers closed on it
+(core.gripper.holds) is *held*. A held object moves with the grasp point, keeps the size it had
+when grasped (the fingers hide part of it), and is never removed for not being seen; it is let go
+when the fingers open off it (or meet), and is observed as usual from there.
+
 Thread-safety is left to the caller (the node updates and reads under one lock).
 """
 
@@ -36,6 +41,7 @@ from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
 
 from modular_robot.core.camera import project
+from modular_robot.core.gripper import HOLD_DISTANCE_M, holds, is_irregular
 from modular_robot.core.perception.types import SHAPES, CameraFrame, Detection
 
 SCHEMA = "modular_robot.semantic_map"
@@ -65,6 +71,7 @@ class MapObject:
         observations: Number of frames it was detected in.
         first_seen_ns: Stamp of the first detection.
         last_seen_ns: Stamp of the latest detection.
+        held: Whether a gripper holds it (its position then follows the grasp point).
     """
 
     id: str
@@ -79,6 +86,7 @@ class MapObject:
     observations: int = 1
     first_seen_ns: int = 0
     last_seen_ns: int = 0
+    held: bool = False
 
     def __post_init__(self) -> None:
         self.position = np.array(self.position, dtype=np.float64).reshape(3)
@@ -98,6 +106,7 @@ class MapObject:
             "yaw": float(self.yaw), "confidence": float(self.confidence),
             "observations": int(self.observations),
             "first_seen_ns": int(self.first_seen_ns), "last_seen_ns": int(self.last_seen_ns),
+            "held": bool(self.held),
         }
 
     @classmethod
@@ -122,6 +131,7 @@ class MapObject:
             confidence=_finite(data["confidence"], "confidence"),
             observations=int(data["observations"]),
             first_seen_ns=int(data["first_seen_ns"]), last_seen_ns=int(data["last_seen_ns"]),
+            held=bool(data.get("held", False)),
         )
 
 
@@ -152,6 +162,22 @@ class MapLoadWarning(UserWarning):
         self.moved_to = moved_to
         where = f"moved aside to {moved_to}" if moved_to else "could not be moved aside"
         super().__init__(f"map file {path} unusable ({reason}); {where}; starting a fresh map")
+
+
+@dataclass(frozen=True)
+class Gripper:
+    """One gripper of the robot as a frame shows it.
+
+    Attributes:
+        grasp_point: World position (m) of the grasp centre between its fingertips.
+        opening: Distance between its fingers (m), or None when unknown (nothing is then grasped
+            or let go).
+        max_opening: Its widest opening (m).
+    """
+
+    grasp_point: NDArray[np.float64]
+    opening: float | None
+    max_opening: float = 0.08
 
 
 @dataclass
@@ -186,6 +212,8 @@ class SemanticMapConfig:
         change_position_m: Position change that makes an update worth publishing.
         change_size_m: Extent change that makes an update worth publishing.
         change_yaw_rad: Yaw change that makes an update worth publishing.
+        held_distance_m: An object whose box comes this close to a grasp point while the fingers
+            are closed on it is held.
     """
 
     gate_distance_m: float = 0.06
@@ -214,6 +242,7 @@ class SemanticMapConfig:
     change_position_m: float = 0.005
     change_size_m: float = 0.005
     change_yaw_rad: float = 0.05
+    held_distance_m: float = HOLD_DISTANCE_M
 
     def __post_init__(self) -> None:
         for name in ("jump_frames", "min_observations", "tentative_max_misses", "max_misses", "move_frames"):
@@ -241,6 +270,14 @@ class _Track:
     attribute_votes: dict[tuple[str, ...], float] = field(default_factory=dict)
     # What subscribers last heard about this object, to publish only real changes.
     reported: MapObject | None = None
+    # Its size when seen widest across: a hand closing in on an object hides part of it, shrinking the
+    # running estimate just before a grasp.
+    widest: NDArray[np.float64] = field(default_factory=lambda: np.zeros(3))
+    # While held: which gripper (index into update's grippers), the object's offset from its grasp
+    # point, and the finger opening that grasped it (its width as the fingers measured it).
+    held_by: int | None = None
+    held_offset: NDArray[np.float64] | None = None
+    held_opening: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict of the object and its fusion state."""
@@ -251,14 +288,19 @@ class _Track:
             "category_votes": self.category_votes,
             "attribute_votes": [[list(words), weight] for words, weight in self.attribute_votes.items()],
             "reported": None if self.reported is None else self.reported.to_dict(),
+            "widest": [float(v) for v in self.widest],
+            "held_by": self.held_by,
+            "held_offset": None if self.held_offset is None else [float(v) for v in self.held_offset],
+            "held_opening": self.held_opening,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> _Track:
         """Build a track from ``to_dict`` output (raises KeyError, TypeError, ValueError)."""
         reported = data["reported"]
+        obj = MapObject.from_dict(data["object"])
         return cls(
-            obj=MapObject.from_dict(data["object"]), key=int(data["key"]),
+            obj=obj, key=int(data["key"]),
             confirmed=bool(data["confirmed"]), hit_this_frame=False,
             missed_streak=int(data["missed_streak"]), jump_streak=int(data["jump_streak"]),
             averaged=int(data["averaged"]),
@@ -266,6 +308,11 @@ class _Track:
             attribute_votes={tuple(_string(w, "attribute") for w in words): _finite(weight, "vote")
                              for words, weight in data["attribute_votes"]},
             reported=None if reported is None else MapObject.from_dict(reported),
+            widest=obj.size.copy() if data.get("widest") is None else _finite_vector(data["widest"], 3, "widest"),
+            held_by=None if data.get("held_by") is None else int(data["held_by"]),
+            held_offset=None if data.get("held_offset") is None
+            else _finite_vector(data["held_offset"], 3, "held_offset"),
+            held_opening=_finite(data.get("held_opening", 0.0), "held_opening"),
         )
 
 
@@ -312,7 +359,8 @@ class SemanticMap:
         self._reset()
         return MapChange(removed=removed)
 
-    def update(self, detections: Sequence[Detection], frame: CameraFrame) -> MapChange:
+    def update(self, detections: Sequence[Detection], frame: CameraFrame,
+               grippers: Sequence[Gripper] = ()) -> MapChange:
         """Fuse one frame's detections and account for the objects the frame shows missing.
 
         Args:
@@ -320,6 +368,8 @@ class SemanticMap:
                 position or size are ignored.
             frame: The frame they come from: its pose, intrinsics and depth decide which objects
                 should have been seen; its stamp dates the observations.
+            grippers: The robot's grippers at the frame's stamp, in the same order every frame:
+                held objects follow them, and they grasp and let go of objects.
 
         Returns:
             The confirmed objects added, updated (beyond the change tolerances) and removed.
@@ -330,10 +380,14 @@ class SemanticMap:
                   if np.all(np.isfinite(d.position)) and np.all(np.isfinite(d.size))]
         for track in self._tracks.values():
             track.hit_this_frame = False
+        if not all(np.all(np.isfinite(g.grasp_point)) for g in grippers):
+            grippers = ()
+        self._follow(grippers)
         tracks = list(self._tracks.values())
         pairs = self._associate(usable, tracks)
         for det_index, track_index in pairs:
             self._absorb(tracks[track_index], usable[det_index], stamp)
+            _note_widest(tracks[track_index])
         matched = {det_index for det_index, _ in pairs}
         for det_index, detection in enumerate(usable):
             if det_index not in matched:
@@ -341,9 +395,15 @@ class SemanticMap:
         self._count_misses(frame, stamp, change)
         self._relocate_moved(stamp)
         self._merge_duplicates(change)
+        self._grasp_and_let_go(grippers)
         self._confirm(change)
         self._report_updates(change)
         return change
+
+    def held(self) -> MapObject | None:
+        """Return a copy of a held object (the first gripper's), or None when nothing is held."""
+        holding = [t for t in self._tracks.values() if t.held_by is not None]
+        return min(holding, key=lambda t: t.held_by).obj.copy() if holding else None
 
     def save(self, path: str | Path) -> None:
         """Write the whole map (tentative objects and fusion state included) as JSON, atomically.
@@ -484,7 +544,7 @@ class SemanticMap:
             first_seen_ns=stamp, last_seen_ns=stamp,
         )
         self._tracks[key] = _Track(
-            obj=obj, key=key, label_votes={detection.label: score},
+            obj=obj, key=key, widest=obj.size.copy(), label_votes={detection.label: score},
             category_votes={detection.category: score},
             attribute_votes={tuple(detection.attributes): score},
         )
@@ -504,6 +564,10 @@ class SemanticMap:
         _elect(track)
         if obj.color is None:
             obj.color = detection.color
+        if track.held_by is not None:
+            # The grasp point places it, and the fingers hide part of it: what is seen of it is no
+            # better estimate of its pose or size.
+            return
 
         position = np.asarray(detection.position, dtype=np.float64)
         size = np.asarray(detection.size, dtype=np.float64)
@@ -530,7 +594,7 @@ class SemanticMap:
     def _count_misses(self, frame: CameraFrame, stamp: int, change: MapChange) -> None:
         """Count a miss for every undetected object that the frame should show; drop stale ones."""
         config = self.config
-        unseen = [track for track in self._tracks.values() if not track.hit_this_frame]
+        unseen = [track for track in self._tracks.values() if not track.hit_this_frame and track.held_by is None]
         if not unseen:
             return
         visible = expected_visible(
@@ -586,14 +650,18 @@ class SemanticMap:
         for i, j in np.argwhere(close):
             keep, other = ordered[i], ordered[j]
             if keep.key in self._tracks and other.key in self._tracks and self._compatible(keep, other, overlap[i, j]):
+                if other.held_by is not None:
+                    # Confirmed objects come first: the other is a second confirmed one, not a duplicate.
+                    continue
                 self._fold(keep, other, change)
 
     def _fold(self, keep: _Track, other: _Track, change: MapChange) -> None:
         """Merge ``other`` into ``keep``, weighting poses by observations, and drop it."""
         a, b = keep.obj, other.obj
-        weight = b.observations / (a.observations + b.observations)
-        a.position += weight * (b.position - a.position)
-        a.size += weight * (b.size - a.size)
+        if keep.held_by is None:
+            weight = b.observations / (a.observations + b.observations)
+            a.position += weight * (b.position - a.position)
+            a.size += weight * (b.size - a.size)
         a.observations += b.observations
         a.first_seen_ns = min(a.first_seen_ns, b.first_seen_ns)
         a.last_seen_ns = max(a.last_seen_ns, b.last_seen_ns)
@@ -603,10 +671,46 @@ class SemanticMap:
             for word, vote in theirs.items():
                 mine[word] = mine.get(word, 0.0) + vote
         _elect(keep)
+        if _width(other.widest) > _width(keep.widest):
+            keep.widest = other.widest
         keep.hit_this_frame = keep.hit_this_frame or other.hit_this_frame
         if keep.hit_this_frame:
             keep.missed_streak = 0
         self._drop(other, change)
+
+    def _follow(self, grippers: Sequence[Gripper]) -> None:
+        """Move each held object with its gripper's grasp point."""
+        for track in self._tracks.values():
+            if track.held_by is not None and track.held_by < len(grippers):
+                track.obj.position = grippers[track.held_by].grasp_point + track.held_offset
+
+    def _grasp_and_let_go(self, grippers: Sequence[Gripper]) -> None:
+        """Let go of held objects whose fingers opened off them; grasp objects the fingers closed on.
+
+        An object is grasped at the finger opening its unhidden width allows (core.gripper.holds); from
+        then on the fingers themselves measure it, so it is let go once they open wider than that by
+        the holding slack, or meet.
+        """
+        for index, gripper in enumerate(grippers):
+            if gripper.opening is None:
+                continue
+            for track in [t for t in self._tracks.values() if t.held_by == index]:
+                obj = track.obj
+                if not holds(gripper.opening, track.held_opening, is_irregular(obj.category), gripper.max_opening):
+                    track.held_by, track.held_offset, obj.held = None, None, False
+            if any(t.held_by == index for t in self._tracks.values()):
+                continue
+            grasped = [t for t in self._tracks.values()
+                       if t.confirmed and t.held_by is None
+                       and box_distance(gripper.grasp_point, t.obj.position, t.obj.size, t.obj.yaw)
+                       <= self.config.held_distance_m
+                       and holds(gripper.opening, _width(t.widest), is_irregular(t.obj.category), gripper.max_opening)]
+            if grasped:
+                track = min(grasped, key=lambda t: float(np.linalg.norm(t.obj.position - gripper.grasp_point)))
+                obj = track.obj
+                obj.size = track.widest.copy()
+                track.held_by, track.held_offset, obj.held = index, obj.position - gripper.grasp_point, True
+                track.held_opening, track.missed_streak = gripper.opening, 0
 
     def _drop(self, track: _Track, change: MapChange) -> None:
         del self._tracks[track.key]
@@ -637,8 +741,8 @@ class SemanticMap:
             if (np.linalg.norm(now.position - before.position) > config.change_position_m
                     or np.max(np.abs(now.size - before.size)) > config.change_size_m
                     or abs(math.remainder(now.yaw - before.yaw, math.pi)) > config.change_yaw_rad
-                    or (now.label, now.category, now.attributes, now.color)
-                    != (before.label, before.category, before.attributes, before.color)):
+                    or (now.label, now.category, now.attributes, now.color, now.held)
+                    != (before.label, before.category, before.attributes, before.color, before.held)):
                 track.reported = now.copy()
                 change.updated.append(now.id)
 
@@ -707,6 +811,21 @@ def expected_visible(positions: NDArray[np.floating], sizes: NDArray[np.floating
 _UNIT_CORNERS = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)])
 
 
+def local_xy(point: np.ndarray, centre: np.ndarray, yaw: float) -> np.ndarray:
+    """Return a point's xy offset from a box centre in the box's own axes."""
+    dx, dy = float(point[0] - centre[0]), float(point[1] - centre[1])
+    c, s = math.cos(yaw), math.sin(yaw)
+    return np.array([c * dx + s * dy, -s * dx + c * dy])
+
+
+def box_distance(point: Sequence[float], position: Sequence[float], size: Sequence[float], yaw: float) -> float:
+    """Return the distance from a point to an upright box (0 inside it)."""
+    point, position, size = (np.asarray(v, dtype=float) for v in (point, position, size))
+    local = np.append(local_xy(point, position, yaw), point[2] - position[2])
+    outside = np.maximum(np.abs(local) - size / 2.0, 0.0)
+    return float(np.linalg.norm(outside))
+
+
 def _box_corners(positions: NDArray[np.float64], sizes: NDArray[np.float64], yaws: NDArray[np.float64]
                  ) -> NDArray[np.float64]:
     """Return the ``(N, 8, 3)`` corners of upright boxes turned by ``yaws`` about z."""
@@ -751,6 +870,17 @@ def _aabbs(position: NDArray[np.float64], size: NDArray[np.float64], yaw: NDArra
     c, s = np.abs(np.cos(yaw)), np.abs(np.sin(yaw))
     half = 0.5 * np.stack([c * size[:, 0] + s * size[:, 1], s * size[:, 0] + c * size[:, 1], size[:, 2]], axis=1)
     return position - half, position + half
+
+
+def _width(size: NDArray[np.float64]) -> float:
+    """Return a box's width across the fingers: its narrower horizontal extent."""
+    return float(min(size[0], size[1]))
+
+
+def _note_widest(track: _Track) -> None:
+    """Remember the track's size if it is the widest seen (not while held: the grasp point places it)."""
+    if track.held_by is None and _width(track.obj.size) > _width(track.widest):
+        track.widest = track.obj.size.copy()
 
 
 def _elect(track: _Track) -> None:

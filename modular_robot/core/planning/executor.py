@@ -204,6 +204,9 @@ class TaskExecutor:
         started = time.perf_counter()
         events.status(0, "planning")
         before = self.ports.snapshot()
+        # What the gripper holds is observed (the map's word), not remembered from earlier tasks: a
+        # cancel, a failed pick or a person's hand may have changed it since.
+        self.held = next((obj.id for obj in before if obj.held), None)
         request = PlanRequest(instruction, before, self.dialogue, self.skills, self.held)
         plan = self.planner.plan(request)
         planning_ms = (time.perf_counter() - started) * 1000.0
