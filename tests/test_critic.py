@@ -128,9 +128,18 @@ def test_pick_pre_ok_and_its_failures():
     unknown_state = pre_verdict("pick", {"object": "red_cube_1"}, [red], None, lambda obj: None)
     assert not unknown_state.ok and "unknown" in unknown_state.reason
 
-    blue_held = pre_verdict("pick", {"object": "red_cube_1"}, [red], empty, lambda obj: None,
+    half_open = robot(opening=0.05, gripper_command=0.05)
+    blue_held = pre_verdict("pick", {"object": "red_cube_1"}, [red], half_open, lambda obj: None,
                             frames=frames(held_box(obj=cube("b", "blue"))))
     assert not blue_held.ok and "not empty" in blue_held.reason
+
+
+def test_wide_open_fingers_hold_nothing_whatever_is_seen_at_the_grasp_point():
+    # The arm at home, gripper open, and a sphere a failed pick dragged next to the grasp point.
+    sphere = seen("green", GRASP_LIFTED + [0.01, 0.0, 0.0], [0.04, 0.04, 0.04], category="sphere")
+    verdict = pre_verdict("pick", {"object": "red_cube_1"}, [cube()], robot(opening=0.0799, gripper_command=0.08),
+                          lambda obj: None, frames=frames(sphere))
+    assert verdict.ok, verdict
 
 
 def test_place_pre_needs_the_object_held_and_the_target_known():

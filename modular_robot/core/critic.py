@@ -43,7 +43,7 @@ from modular_robot.core.navigation import HUSKY_FOOTPRINT, Footprint, ObjectBox,
 from modular_robot.core.perception.types import SHAPES, Detection
 from modular_robot.core.predicates import IN_TOP_SLACK_M, IN_XY_MARGIN_M, ON_Z_TOL_M, RELATION_MARGIN_M
 from modular_robot.core.gripper import (
-    CLOSED_OPENING, HOLD_DISTANCE_M, HOLDING_WIDTH_FRACTION, holding_bounds, is_irregular)
+    CLOSED_OPENING, HOLD_DISTANCE_M, HOLDING_WIDTH_FRACTION, OPEN_MARGIN, holding_bounds, is_irregular)
 from modular_robot.motion.grasping import (
     WORLD_SURFACE_Z,
     grasp_rejection,
@@ -425,7 +425,8 @@ def _gripper_not_empty(robot: Proprioception | None, frames: Sequence[Perception
     """Return why the gripper is not (known to be) empty, or None when it is.
 
     Something is held when the fingers stopped wider apart than last commanded, or when most recent
-    frames show an object at the grasp point.
+    frames show an object at the grasp point of fingers that are not wide open: wide-open fingers
+    hold nothing, whatever the camera sees near them (an arm right above an object).
     """
     if robot is None or robot.gripper_opening is None:
         return CriticVerdict(False, 1.0, "the gripper's state is unknown: no finger joint states")
@@ -434,6 +435,8 @@ def _gripper_not_empty(robot: Proprioception | None, frames: Sequence[Perception
             and opening > robot.gripper_command + GRIPPER_BLOCKED_M):
         return CriticVerdict(False, 1.0, f"the gripper is not empty: the fingers stopped {_cm(opening)} apart, "
                                          f"commanded to {_cm(robot.gripper_command)}: something is between them")
+    if opening > robot.max_opening - OPEN_MARGIN:
+        return None
     seen, _, box = _seen_at_gripper(None, frames, robot, ())
     if seen and seen * 2 > len(frames):
         return CriticVerdict(False, 1.0, f"the gripper is not empty: a {box.label} is seen at the grasp point")
