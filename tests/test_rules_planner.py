@@ -425,3 +425,15 @@ def test_other_commands_on_the_held_object(planner):
     refused = plan(planner, "do the same with the blue one", dialogue)
     assert refused.reply == "I am not holding anything, so I cannot put the blue cube down."
 
+
+
+@pytest.mark.parametrize("text, held, expected", [
+    ("what colour is the thing you are holding?", "red_cube_1", "The small red cube is red."),
+    ("what colour is the thing you are holding?", None, "I am not holding anything."),
+    ("where is what you're holding?", None, "I am not holding anything."),
+    ("what colour is the blue cube in your hand?", "red_cube_1", "I am holding the small red cube, not a blue cube."),
+    ("what colour is it?", "red_cube_1", "The small red cube is red."),
+])
+def test_questions_about_the_held_object(planner, text, held, expected):
+    result = plan(planner, text, held=held)
+    assert (result.kind, result.reply) == ("answer", expected)
