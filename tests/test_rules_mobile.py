@@ -103,3 +103,13 @@ def test_an_explicit_drive_counts_as_being_at_the_object(planner):
 def test_fetch_without_a_destination_picks(planner):
     result = plan(planner, "fetch the red cube")
     assert result.steps == (HOME, drive("red_cube_1"), pick("red_cube_1"))
+
+
+def test_the_held_object_is_carried_to_a_far_destination_and_put_down_where_the_robot_is(planner):
+    result = plan(planner, "put what you are holding in the tray", held="red_cube_1", robot_pose=(1.6, 0.6, 0.0))
+    assert result.steps == (HOME, drive("gray_tray_1"), place("red_cube_1", "gray_tray_1"))
+    # The held object is where the gripper is: it goes down there, with no drive.
+    result = plan(planner, "put it down", held="red_cube_1", robot_pose=(1.6, 0.6, 0.0))
+    assert result.steps == (Call("place_at", {"object": "red_cube_1", "position": [2.06, 0.6]}),)
+    refused = plan(planner, "put it down", robot_pose=(1.6, 0.6, 0.0))
+    assert (refused.kind, refused.reply) == ("refuse", "I am not holding anything, so I cannot put it down.")

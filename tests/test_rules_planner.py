@@ -1,5 +1,6 @@
 """The offline rules planner: each capability gives exactly the plan it should, with the real MiniLM model."""
 
+import numpy as np
 import pytest
 
 from modular_robot.core.mapping.semantic_map import MapObject
@@ -301,3 +302,138 @@ def test_gibberish_is_not_understood_with_examples(planner, text):
 def test_plans_are_deterministic(planner):
     texts = ["put all the cubes in the tray except the blue one", "what do you see?", "pick up the cube"]
     assert [plan(planner, t) for t in texts] == [plan(planner, t) for t in texts]
+
+
+def place_at(object_id, x, y):
+    return Call("place_at", {"object": object_id, "position": [x, y]})
+
+
+HELD_PHRASES = ["what you are holding", "what you're holding", "what you hold", "the thing you are holding",
+                "the object that you are holding", "the item you're holding", "the thing in your hand",
+                "the object in your gripper", "what's in your hand", "the held object",
+                "whatever you have in your hand"]
+
+
+@pytest.mark.parametrize("phrase", HELD_PHRASES)
+@pytest.mark.parametrize("form, relation, target", [
+    ("put {} in the tray", "in", "gray_tray_1"), ("place {} into the bowl", "in", "white_bowl_1"),
+    ("move {} next to the duck", "near", "orange_duck_1"),
+    ("drop {} to the left of the bowl", "left_of", "white_bowl_1"),
+    ("stack {} on the green cube", "on", "green_cube_1"), ("take {} to the bowl", "in", "white_bowl_1"),
+    ("set {} behind the bowl", "behind", "white_bowl_1"), ("put {} down in the tray", "in", "gray_tray_1"),
+])
+def test_phrases_for_the_held_object_compose_with_verbs_and_destinations(planner, phrase, form, relation, target):
+    result = plan(planner, form.format(phrase), held="red_cube_1")
+    assert result.steps == (place("red_cube_1", relation, target),)
+    refused = plan(planner, form.format(phrase))
+    assert (refused.kind, refused.steps) == ("refuse", ())
+    assert refused.reply.startswith("I am not holding anything") and phrase in refused.reply
+
+
+@pytest.mark.parametrize("text", [
+    "put it down", "put that down", "put down what you are holding", "put what you're holding down",
+    "set the thing in your hand down", "set down the held object", "place it down", "lay it down",
+    "drop it", "drop what you hold", "drop the thing in your gripper", "lower it down",
+    "put the cube down", "put the red cube you are holding down", "put it down on the table",
+    "put what you are holding on the table", "please put it down for me",
+])
+def test_put_down_releases_the_held_object_below_it_and_is_refused_when_nothing_is_held(planner, text):
+    dialogue = Dialogue()
+    result = plan(planner, text, dialogue, held="red_cube_1")
+    assert result.steps == (place_at("red_cube_1", 0.5, 0.1),)
+    assert "put the small red cube down at x 0.50 m, y 0.10 m" in result.reply
+    assert dialogue.referents == ("red_cube_1",)
+    refused = plan(planner, text)
+    assert (refused.kind, refused.steps) == ("refuse", ())
+    assert refused.reply.startswith("I am not holding anything")
+
+
+def test_put_down_names_the_words_it_refuses(planner):
+    assert plan(planner, "drop the blue cube").reply == "I am not holding anything, so I cannot drop the blue cube."
+    result = plan(planner, "put the blue cube down", held="red_cube_1")
+    assert result.kind == "refuse"
+    assert result.reply == ("I am not holding the small blue cube, so I cannot put the blue cube down: "
+                            "I am holding the small red cube.")
+
+
+def test_put_down_moves_aside_from_what_lies_below(planner):
+    # The ball is held above the tray: it is put down beside the tray, clear of it.
+    result = plan(planner, "put it down", held="yellow_sphere_1")
+    (call,) = result.steps
+    x, y = call.args["position"]
+    assert call.skill == "place_at" and call.args["object"] == "yellow_sphere_1"
+    for other in SCENE:
+        if other is not BALL:
+            clearance = float(np.hypot(x - other.position[0], y - other.position[1]))
+            assert clearance >= (np.hypot(*BALL.size[:2]) + np.hypot(*other.size[:2])) / 2
+
+
+def test_put_down_without_place_at_is_refused_naming_the_words(planner):
+    without = tuple(s for s in ALL_SKILLS if s != "place_at")
+    result = plan(planner, "put what you are holding down", held="red_cube_1", skills=without)
+    assert result.kind == "refuse"
+    assert result.reply == ("I cannot put what you are holding down: this robot has no place_at skill to put "
+                            "things down on the surface.")
+
+
+def test_words_describing_the_held_object_must_fit_it(planner):
+    result = plan(planner, "put the blue cube you are holding in the tray", held="red_cube_1")
+    assert (result.kind, result.reply) == ("refuse", "I am holding the small red cube, not a blue cube.")
+    assert plan(planner, "put the cube in your hand in the tray", held="red_cube_1").steps == (
+        place("red_cube_1", "in", "gray_tray_1"),)
+
+
+def test_the_held_object_is_what_the_plan_leaves_in_the_gripper(planner):
+    result = plan(planner, "pick up the blue cube, then put what you are holding in the bowl")
+    assert result.steps == (pick("blue_cube_1"), place("blue_cube_1", "in", "white_bowl_1"))
+    result = plan(planner, "pick up the red cube and put it down")
+    assert result.steps == (pick("red_cube_1"), place_at("red_cube_1", 0.5, 0.1))
+    result = plan(planner, "put what you are holding in the tray and then pick up the blue cube", held="red_cube_1")
+    assert result.steps == (place("red_cube_1", "in", "gray_tray_1"), pick("blue_cube_1"))
+    refused = plan(planner, "put the red cube in the tray and then put it down")
+    assert refused.reply == "I am not holding anything, so I cannot put it down."
+
+
+def test_it_names_the_held_object_only_when_the_dialogue_names_nothing(planner):
+    assert plan(planner, "put it in the bowl", held="red_cube_1").steps == (place("red_cube_1", "in", "white_bowl_1"),)
+    # The dialogue's "it" still wins: the blue cube, which cannot be picked while the red one is held.
+    dialogue = Dialogue(referents=("blue_cube_1",))
+    assert plan(planner, "put it in the bowl", dialogue).steps == (
+        pick("blue_cube_1"), place("blue_cube_1", "in", "white_bowl_1"))
+    refused = plan(planner, "put it in the bowl", dialogue, held="red_cube_1")
+    assert refused.kind == "refuse" and "holding the small red cube" in refused.reply
+    refused = plan(planner, "put it down", dialogue, held="red_cube_1")
+    assert refused.kind == "refuse" and refused.reply.startswith("I am not holding the small blue cube")
+    assert plan(planner, "put it in the bowl").reply == "I do not know what 'it' means here: please name the object."
+
+
+def test_a_held_object_the_map_lost_is_refused_by_name(planner):
+    objects = [o for o in SCENE if o is not RED]
+    for text in ("put it down", "put what you are holding in the tray"):
+        result = plan(planner, text, Dialogue(referents=("red_cube_1",)), objects=objects, held="red_cube_1")
+        assert result.kind == "refuse" and result.reply.startswith("I am holding red_cube_1, but it is no longer")
+
+
+def test_other_commands_on_the_held_object(planner):
+    assert plan(planner, "pick up what you are holding", held="red_cube_1").reply == (
+        "I am already holding the small red cube.")
+    assert plan(planner, "push the thing in your hand left", held="red_cube_1").reply == (
+        "I am holding the small red cube; tell me where to put it first.")
+    assert plan(planner, "find what you are holding", held="red_cube_1").reply == "I am holding the small red cube."
+    dialogue = Dialogue()
+    plan(planner, "put it down", dialogue, held="red_cube_1")
+    refused = plan(planner, "do the same with the blue one", dialogue)
+    assert refused.reply == "I am not holding anything, so I cannot put the blue cube down."
+
+
+
+@pytest.mark.parametrize("text, held, expected", [
+    ("what colour is the thing you are holding?", "red_cube_1", "The small red cube is red."),
+    ("what colour is the thing you are holding?", None, "I am not holding anything."),
+    ("where is what you're holding?", None, "I am not holding anything."),
+    ("what colour is the blue cube in your hand?", "red_cube_1", "I am holding the small red cube, not a blue cube."),
+    ("what colour is it?", "red_cube_1", "The small red cube is red."),
+])
+def test_questions_about_the_held_object(planner, text, held, expected):
+    result = plan(planner, text, held=held)
+    assert (result.kind, result.reply) == ("answer", expected)

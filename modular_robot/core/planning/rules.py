@@ -7,8 +7,11 @@ superlatives, MiniLM-grounded nouns) through `rules_scene`; questions are answer
 `rules_questions`. The planner keeps the dialogue: "it" and "them" name the last instruction's
 objects, "do the same with the blue one" repeats the last action, "undo that" and "put it back"
 put moved objects back where the executor saw them, and an ambiguous phrase gets a clarifying
-question whose answer finishes the instruction. It is deterministic: the same request and
-dialogue give the same plan.
+question whose answer finishes the instruction. The object in the gripper (`PlanRequest.held`, then
+what the plan so far leaves there) is what "what you are holding" and "the cube in your hand" name,
+what "it" names when the dialogue names nothing, and what "put it down" puts on the surface below
+it (with `place_at`); while nothing is held these are refused, naming the words. It is
+deterministic: the same request and dialogue give the same plan.
 
 On a robot that can both drive and pick (an arm on a mobile base), an arm step on an object out of
 the arm's reach is preceded by a drive up to that object (`navigate_to`), with the arm sent home
@@ -47,6 +50,7 @@ from modular_robot.core.planning.rules_scene import (
     a_or_an,
     best_group,
     distinct_names,
+    free_spot,
     full_name,
     grasp_problem,
     is_container,
@@ -114,6 +118,7 @@ class _Context:
     drove_to: str | None = None
     base_moved: bool = False
     arm_home: bool = False
+    down_steps: set[int] = field(default_factory=set)
 
 
 class RulesPlanner:
@@ -253,8 +258,9 @@ class RulesPlanner:
         if not isinstance(last, LastAction):
             _refuse("There is nothing to repeat yet: tell me what to do first.")
         phrase = follow_up.obj.text if follow_up.obj else ""
-        description = parse_quantity(phrase).description
-        if parse_query(description).target.noun is None and last.noun:
+        quantity = parse_quantity(phrase)
+        if not (quantity.held or quantity.pronoun) and parse_query(quantity.description).target.noun is None \
+                and last.noun:
             # "The blue one" after "put the red cube ...": one of the same kind.
             if re.search(r"\bones\b", phrase):
                 phrase = re.sub(r"\bones\b", f"{last.noun}s", phrase, count=1)
@@ -267,7 +273,7 @@ class RulesPlanner:
     def _clause(self, ctx: _Context, index: int, clause: Clause) -> None:
         handler = {
             "pick": self._pick, "place": self._place, "push": self._push, "navigate": self._navigate,
-            "search": self._search, "undo": self._undo, "put_back": self._put_back,
+            "search": self._search, "undo": self._undo, "put_back": self._put_back, "put_down": self._put_down,
         }.get(clause.action)
         if handler is not None:
             handler(ctx, index, clause)
@@ -316,6 +322,11 @@ class RulesPlanner:
     def _place(self, ctx: _Context, index: int, clause: Clause) -> None:
         target_ref = clause.target or Ref()
         if not target_ref.ids and surface_only(target_ref.text):
+            mover = self._quantity(clause.obj)
+            if (ctx.held is not None or mover.held or mover.pronoun) and clause.relation in ("on", "to"):
+                # "Put it on the table": put the held object down on the surface below it.
+                self._put_down(ctx, index, Clause("put_down", obj=clause.obj))
+                return
             _refuse("I can only put things in, on or next to an object; tell me which one.")
         if target_ref.text in ("itself", "themselves", "it self", "each other", "one another"):
             _refuse("I cannot put an object in, on or next to itself.")
@@ -351,7 +362,7 @@ class RulesPlanner:
         """Return the objects a place moves, held one first; the target is never one of them."""
         quantity = self._quantity(ref)
         if quantity.mode in ("one", "any") and not (quantity.pronoun and len(ctx.referents) > 1):
-            if not ref.ids and not quantity.pronoun and f"{index}:object" not in ctx.fixed:
+            if not ref.ids and not quantity.pronoun and not quantity.held and f"{index}:object" not in ctx.fixed:
                 results = ranked(list(ctx.objects.values()), quantity.description, self._similarity,
                                  ctx.request.robot_pose)
                 group = best_group(results)
@@ -398,8 +409,8 @@ class RulesPlanner:
     def _push(self, ctx: _Context, index: int, clause: Clause) -> None:
         quantity = self._quantity(clause.obj)
         if clause.direction is None:
-            _refuse(f"Which way should I push the {bare(quantity.description)}? Say left, right, forward or "
-                    f"backward, and how far.")
+            what = f"the {bare(quantity.description)}" if quantity.description else clause.obj.text
+            _refuse(f"Which way should I push {what}? Say left, right, forward or backward, and how far.")
         distance = clause.distance if clause.distance is not None else 0.1
         low, high = PUSH_RANGE_M
         if not low - 1e-9 <= distance <= high + 1e-9:
@@ -432,6 +443,12 @@ class RulesPlanner:
 
     def _search(self, ctx: _Context, index: int, clause: Clause) -> None:
         phrase = clause.obj.text if clause.obj else ""
+        if parse_quantity(phrase).held:
+            fact = answer("what are you holding", list(ctx.objects.values()), self._similarity,
+                          ctx.request.robot_pose, ctx.held, ctx.referents)
+            ctx.answers.append(fact.reply)
+            ctx.referents = fact.referents or ctx.referents
+            return
         found = [o for o, _ in best_group(ranked(list(ctx.objects.values()), parse_quantity(phrase).description,
                                                  self._similarity, ctx.request.robot_pose), SET_FLOOR)]
         if found:
@@ -473,6 +490,44 @@ class RulesPlanner:
         self._put_moves_back(ctx, moves)
         ctx.forget.extend(moves)
 
+    def _put_down(self, ctx: _Context, index: int, clause: Clause) -> None:
+        """Put the held object down on the surface below it, or the nearest free spot around."""
+        phrase = clause.obj.text if clause.obj else "it"
+        words = clause.text or f"put {phrase} down"
+        if ctx.held is None:
+            _refuse(f"I am not holding anything, so I cannot {words}.")
+        quantity = self._quantity(clause.obj)
+        resolved = clause.obj is not None and bool(clause.obj.ids)
+        if resolved or quantity.held or (quantity.pronoun and len(ctx.referents) <= 1):
+            obj = self._one(ctx, clause.obj, f"{index}:object")
+        else:
+            named = self._set(ctx, quantity) if quantity.mode not in ("one", "any") or quantity.pronoun \
+                else [o for o, _ in best_group(ranked(list(ctx.objects.values()), quantity.description,
+                                                      self._similarity, ctx.request.robot_pose), SET_FLOOR)]
+            if not named:
+                _refuse(f"I cannot find {a_or_an(bare(quantity.description))}.")
+            held = [o for o in named if o.id == ctx.held]
+            # Only the held object is up: "put the cube down" with three cubes names the one held.
+            obj = held[0] if held else named[0]
+            if quantity.mode not in ("one", "any") and len(named) > 1:
+                _refuse(f"I can put down only the one object I am holding, so I cannot {words}: say "
+                        f"\"put it down\" for that one.")
+        if obj.id != ctx.held:
+            holding = ctx.objects.get(ctx.held)
+            _refuse(f"I am not holding the {full_name(obj)}, so I cannot {words}: I am holding the "
+                    f"{full_name(holding) if holding else ctx.held}.")
+        if "place_at" not in ctx.request.skills:
+            _refuse(f"I cannot {words}: this robot has no place_at skill to put things down on the surface.")
+        spot = free_spot(obj, list(ctx.objects.values()))
+        if spot is None:
+            _refuse(f"I cannot {words}: there is no free spot on the surface below the {full_name(obj)}.")
+        ctx.down_steps.add(len(ctx.steps))
+        ctx.steps.append(Call("place_at", {"object": obj.id, "position": [round(spot[0], 4), round(spot[1], 4)]}))
+        ctx.arm_home = False
+        ctx.held = None
+        ctx.referents = (obj.id,)
+        ctx.last_action = LastAction(Clause("put_down"), noun(obj))
+
     def _put_moves_back(self, ctx: _Context, moves: list[Move]) -> None:
         for move in moves:
             obj = ctx.objects.get(move.object_id)
@@ -505,12 +560,17 @@ class RulesPlanner:
         if key in ctx.fixed:
             return _lookup(ctx, ctx.fixed[key][0])
         quantity = parse_quantity(ref.text)
+        if quantity.held:
+            return self._held(ctx, ref.text, quantity.description)
         pool = [o for o in ctx.objects.values() if o.id not in exclude]
         if quantity.pronoun:
             candidates = [ctx.objects[i] for i in ctx.referents if i in ctx.objects and i not in exclude]
             if not candidates:
                 if ctx.unseen:
                     _refuse(f"I do not see {bare(ctx.unseen)} yet: once I have found it, tell me what to do with it.")
+                # Nothing said names an object: "it" is what the gripper holds, if anything.
+                if ctx.held is not None and ctx.held not in exclude:
+                    return self._held(ctx, ref.text, "")
                 _refuse(f"I do not know what '{ref.text}' means here: please name the object.")
             if len(candidates) > 1:
                 raise _Stop(self._clarify(ctx.request, candidates, ctx.text, ctx.fixed, key))
@@ -531,6 +591,8 @@ class RulesPlanner:
         """Return every object a plural phrase names, best first, exceptions left out."""
         if quantity.pronoun:
             objects = [ctx.objects[i] for i in ctx.referents if i in ctx.objects]
+            if not objects and ctx.held is not None:
+                return [self._held(ctx, quantity.description, "")]
             if not objects:
                 _refuse(f"I do not know what '{quantity.description}' means here: please name the objects.")
             return objects
@@ -542,6 +604,25 @@ class RulesPlanner:
                                                            ctx.request.robot_pose), SET_FLOOR)}
             objects = [o for o in objects if o.id not in left_out]
         return objects
+
+    def _held(self, ctx: _Context, words: str, description: str) -> MapObject:
+        """Return the object in the gripper, which a phrase ("what you are holding") names.
+
+        Refused while nothing is held, when the map has lost the held object, and when the words
+        that describe it ("the red cube you are holding") do not fit it.
+        """
+        if ctx.held is None:
+            _refuse(f"I am not holding anything, so I do not know what '{words}' means.")
+        held = ctx.objects.get(ctx.held)
+        if held is None:
+            _refuse(f"I am holding {ctx.held}, but it is no longer in my map, so I cannot plan with "
+                    f"'{words}': open the gripper to let it go.")
+        if description:
+            fits = best_group(ranked(list(ctx.objects.values()), parse_quantity(description).description,
+                                     self._similarity, ctx.request.robot_pose), SET_FLOOR)
+            if all(o.id != held.id for o, _ in fits):
+                _refuse(f"I am holding the {full_name(held)}, not {a_or_an(bare(description))}.")
+        return held
 
     def _hands_free(self, ctx: _Context) -> None:
         if ctx.held is not None:
@@ -621,7 +702,7 @@ def _summary(ctx: _Context) -> str:
         return f"the {full_name(obj)}" if obj else object_id
 
     parts = []
-    for call in ctx.steps:
+    for index, call in enumerate(ctx.steps):
         args = call.args
         if call.skill == "pick":
             parts.append(f"pick up {name(args['object'])}")
@@ -629,7 +710,8 @@ def _summary(ctx: _Context) -> str:
             parts.append(f"put {name(args['object'])} {_RELATION_WORDS[args['relation']]} {name(args['target'])}")
         elif call.skill == "place_at":
             x, y = args["position"]
-            parts.append(f"put {name(args['object'])} back at x {x:.2f} m, y {y:.2f} m")
+            how = "down" if index in ctx.down_steps else "back"
+            parts.append(f"put {name(args['object'])} {how} at x {x:.2f} m, y {y:.2f} m")
         elif call.skill == "push":
             parts.append(f"push {name(args['object'])} {args['direction']} by {args['distance'] * 100:.0f} cm")
         elif call.skill == "navigate_to":

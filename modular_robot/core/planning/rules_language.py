@@ -3,9 +3,11 @@
 An instruction is cut into sentences and then into clauses at sequence words ("then", "and
 then", "after that", a comma or "and" before a verb). Each clause is matched against a small
 grammar of commands (pick, place, push, navigate, search, home, gripper, say, undo, put back,
-follow-up). Object phrases stay text here: `Ref` carries the words, and the planner resolves them
-against the map with `modular_robot.core.mapping.query`. Quantifiers ("all", "both", "two of"),
-exceptions ("except the blue one") and pronouns ("it", "them") are recognised here too.
+follow-up, put down). Object phrases stay text here: `Ref` carries the words, and the planner
+resolves them against the map with `modular_robot.core.mapping.query`. Quantifiers ("all", "both",
+"two of"), exceptions ("except the blue one"), pronouns ("it", "them") and phrases naming the held
+object ("what you are holding", "the cube in your hand") are recognised here too, so that they
+compose with every verb and destination of the grammar.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ COMMAND_VERBS = (
     "move", "drop", "set", "stack", "lay", "bring", "transfer", "carry", "deposit", "insert", "toss",
     "push", "slide", "nudge", "shove", "shift", "go", "drive", "navigate", "head", "travel", "approach",
     "find", "locate", "search", "look", "return", "open", "close", "shut", "say", "tell", "announce",
-    "undo", "revert", "reverse", "release", "come", "do", "repeat", "home", "reset", "let",
+    "undo", "revert", "reverse", "release", "come", "do", "repeat", "home", "reset", "let", "lower",
 )
 _VERB_ALTERNATION = "|".join(COMMAND_VERBS)
 # "next" is a sequence word unless it is "next to".
@@ -66,6 +68,20 @@ SURFACE_WORDS = frozenset({"table", "tabletop", "floor", "ground", "surface", "d
 PRONOUNS = frozenset({"it", "that", "that one", "this", "this one", "them", "those", "these", "they",
                       "the same one", "the same object", "the same thing", "both of them", "all of them",
                       "those ones", "these ones", "that thing", "this thing", "the object", "it again"})
+# Phrases naming the object in the gripper: "what you are holding", "the cube (that) you're holding",
+# "the thing in your hand", "the held object". The words before the holding clause, if any,
+# describe the object ("the red cube"); generic heads ("the thing", "what") describe nothing.
+_HOLDING = (r"(?:that |which )?you(?:'re| are)?\s*(?:currently |now |still |already )?"
+            r"(?:holding|hold|carrying|carry|gripping|grasping|have|'ve got|have got)"
+            r"(?: (?:in|between) (?:your|the) (?:hand|gripper|fingers|claw|grip|grasp))?"
+            r"(?: (?:right )?now| currently)?")
+_IN_HAND = (r"(?:that is |which is )?(?:currently |now |still )?(?:in|between) (?:your|the robot's|the) "
+            r"(?:hand|gripper|fingers|claw|grip|grasp)")
+_HELD = re.compile(
+    rf"^(?:what(?:ever)?(?:'s| is)? (?:{_IN_HAND}|{_HOLDING})|"
+    rf"(?P<described>.+?) (?:{_HOLDING}|{_IN_HAND}|(?:currently )?held)|"
+    r"(?:the |your )?(?:currently )?held (?P<noun>.+))$", re.IGNORECASE)
+_GENERIC_HEAD = re.compile(r"^(?:(?:the |that |this )?(?:thing|object|item|one|stuff)|what(?:ever)?|it|that|this)?$")
 _PLURAL_PRONOUNS = frozenset({"them", "those", "these", "they", "both of them", "all of them", "those ones",
                               "these ones"})
 
@@ -90,6 +106,12 @@ _DIRECTION = re.compile(
     r"\s+(?:" + "|".join(f"(?P<d{i}>{pattern})" for i, (pattern, _) in enumerate(_DIRECTIONS)) +
     r")(?: a (?:bit|little)| slightly| a little bit)?$", re.IGNORECASE)
 DEFAULT_PUSH_M = 0.10
+# Verbs that put an object down with the particle "down" ("put it down", "set down the cube"); "drop"
+# puts it down even without one ("drop what you are holding").
+_DOWN_VERBS = r"put|place|set|lay|drop|lower"
+_DOWN_PARTICLE = re.compile(
+    r"\s+down(?=$|\s+(?:on|onto|upon|in|into|inside|next|near|beside|by|to|left|right|in front|behind)\b)",
+    re.IGNORECASE)
 
 # Verbs by command: the verb's words, as a regex alternation.
 _PICK = r"pick up|pick|grab|take|lift up|lift|get|grasp|fetch|collect|retrieve|hold|raise"
@@ -162,13 +184,14 @@ class Clause:
 
     Attributes:
         action: "pick", "place", "push", "navigate", "search", "home", "open", "close", "say",
-            "undo", "put_back" or "follow_up".
-        obj: The object acted on (pick, place, push, navigate, search, put_back, follow_up).
+            "undo", "put_back", "put_down" (release the held object onto the surface below it) or
+            "follow_up".
+        obj: The object acted on (pick, place, push, navigate, search, put_back, put_down, follow_up).
         relation: A place relation of the skill library, or "to" (in a container, else near).
         target: The reference object of a place.
         direction: Push direction: "forward", "backward", "left" or "right".
         distance: Push distance (m), or the gripper opening (m) for "open"; None for the default.
-        text: What `say` says; the pose "x,y" of a navigation to a position.
+        text: What `say` says; the pose "x,y" of a navigation to a position; the words of a put down.
     """
 
     action: str
@@ -195,6 +218,8 @@ class Quantity:
         description: The phrase without its quantifier ("cubes", "red things left of the tray").
         exceptions: Phrases of objects left out ("the blue one" of "except the blue one").
         pronoun: The phrase is a pronoun ("it", "them") naming the dialogue's referents.
+        held: The phrase names the object in the gripper ("what you are holding", "the cube in your
+            hand"); `description` then holds only the words that describe it ("cube"), if any.
     """
 
     mode: str
@@ -202,6 +227,7 @@ class Quantity:
     description: str
     exceptions: tuple[str, ...] = ()
     pronoun: bool = False
+    held: bool = False
 
 
 def is_unsafe(text: str) -> bool:
@@ -278,7 +304,10 @@ def parse_clause(clause: str) -> Clause | None:
 
 
 def _parse_manipulation(low: str) -> Clause | None:
-    """Parse push (a direction ends it), place (a destination ends it) and pick commands, in that order."""
+    """Parse push (a direction ends it), place (a destination ends it), put down and pick commands, in that order."""
+    down = _parse_down(low)
+    if down is not None:
+        return down
     match = re.match(rf"^(?:{_PUSH})\s+(.+)$", low)
     if match:
         rest, distance = _take_distance(match.group(1))
@@ -308,6 +337,26 @@ def _parse_manipulation(low: str) -> Clause | None:
     if match and not re.match(r"^(?:get|take|hold)\s+(?:back|out|off|away|over|on)\b", low):
         return Clause("pick", obj=Ref(match.group(1).strip()))
     return None
+
+
+def _parse_down(low: str) -> Clause | None:
+    """Parse a command with the particle "down": "put X down", "set down X", "drop X".
+
+    "Down" only says the object goes lower: with a destination ("put it down in the tray") the
+    command is the place it names; without one the object is put down on the surface below it.
+    """
+    match = re.match(rf"^({_DOWN_VERBS})\s+(down\s+)?(.+)$", low)
+    if match is None:
+        return None
+    verb, before, rest = match.groups()
+    stripped = _DOWN_PARTICLE.sub("", rest).strip()
+    said_down = before is not None or stripped != rest.strip()
+    if not stripped or not (said_down or verb == "drop"):
+        return None
+    if split_destination(stripped) is not None:
+        placed = _parse_manipulation(f"{verb} {stripped}") if said_down else None
+        return placed if placed is not None and placed.action == "place" else None
+    return Clause("put_down", obj=Ref(stripped), text=low)
 
 
 def _parse_follow_up(low: str) -> Clause | None:
@@ -346,7 +395,9 @@ def split_destination(rest: str) -> tuple[str, str, str, bool] | None:
         index += best[1]
     for start, length, relation in reversed(matches):
         target = " ".join(words[start + length:])
-        if target and target not in _POSITION_ANCHORS and target not in _ROBOT_WORDS and not re.match(
+        # "In your hand" says which object is meant (the held one), not where it goes.
+        in_hand = _HELD.match(f"what is {' '.join(words[start:])}") is not None
+        if target and target not in _POSITION_ANCHORS and target not in _ROBOT_WORDS and not in_hand and not re.match(
                 r"^(?:the )?(?:left|right|front|back)(?: side)?$", target):
             directed = " ".join(words[start:start + length]) in _DIRECTED_RELATIONS
             return " ".join(words[:start]), relation, target, directed
@@ -376,6 +427,9 @@ def parse_quantity(phrase: str) -> Quantity:
         exceptions = tuple(p.strip() for p in re.split(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or|nor)\s+",
                                                          match.group(1)) if p.strip())
         text = text[:match.start()].strip(" ,")
+    held = held_description(text)
+    if held is not None:
+        return Quantity("one", 1, held, exceptions, held=True)
     if text in PRONOUNS:
         mode = "all" if text in _PLURAL_PRONOUNS else "one"
         if text == "both of them":
@@ -402,6 +456,20 @@ def parse_quantity(phrase: str) -> Quantity:
     if is_plural(text):
         return Quantity("all", 0, text, exceptions)
     return Quantity("one", 1, text, exceptions)
+
+
+def held_description(phrase: str) -> str | None:
+    """Return what a phrase naming the held object says of it, or None when it names no held object.
+
+    "what you are holding" and "the thing in your hand" say nothing of it (""); "the red cube you
+    are holding" says "the red cube".
+    """
+    text = " ".join(phrase.lower().replace("\u2019", "'").split())
+    match = _HELD.match(text)
+    if match is None:
+        return None
+    words = (match.group("described") or match.group("noun") or "").strip()
+    return "" if _GENERIC_HEAD.match(words) else words
 
 
 def is_plural(description: str) -> bool:

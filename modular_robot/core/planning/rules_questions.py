@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from modular_robot.core.mapping.semantic_map import MapObject, TextSimilarity
-from modular_robot.core.planning.rules_language import PRONOUNS
+from modular_robot.core.planning.rules_language import PRONOUNS, held_description
 from modular_robot.core.planning.rules_scene import (
     SET_FLOOR,
     a_or_an,
@@ -93,7 +93,7 @@ def answer(text: str, objects: Sequence[MapObject], similarity: TextSimilarity,
         return _count(objects, match.group("d"), similarity, robot_pose)
     match = _COLOR.match(low)
     if match:
-        return _colour(objects, match.group("d") or match.group("d2"), similarity, robot_pose, referents)
+        return _colour(objects, match.group("d") or match.group("d2"), similarity, robot_pose, referents, held)
     match = _CONTENTS.match(low)
     if match:
         relation = match.group("rel") or "in"
@@ -101,7 +101,7 @@ def answer(text: str, objects: Sequence[MapObject], similarity: TextSimilarity,
                          similarity, robot_pose)
     match = _WHERE.match(low)
     if match:
-        return _where(objects, match.group("d"), similarity, robot_pose, referents)
+        return _where(objects, match.group("d"), similarity, robot_pose, referents, held)
     match = _EXISTS.match(low)
     if match:
         return _exists(objects, match.group("d"), similarity, robot_pose)
@@ -121,11 +121,34 @@ def bare(description: str) -> str:
 
 
 def _matches(objects: list[MapObject], description: str, similarity: TextSimilarity,
-             robot_pose: tuple[float, float, float] | None, referents: tuple[str, ...] = ()) -> list[MapObject]:
+             robot_pose: tuple[float, float, float] | None, referents: tuple[str, ...] = (),
+             held: str | None = None) -> list[MapObject]:
+    """Return the objects a description names: "it" names the referents (else the held object), "the
+    cube you are holding" the held object if it is a cube."""
+    by_id = {o.id: o for o in objects}
+    held_words = held_description(description)
+    if held_words is not None:
+        if held not in by_id:
+            return []
+        fits = not held_words or any(o.id == held for o in _matches(objects, held_words, similarity, robot_pose))
+        return [by_id[held]] if fits else []
     if description.strip() in PRONOUNS:
-        by_id = {o.id: o for o in objects}
-        return [by_id[i] for i in referents if i in by_id]
+        found = [by_id[i] for i in referents if i in by_id]
+        return found or ([by_id[held]] if held in by_id else [])
     return [o for o, _ in best_group(ranked(objects, description, similarity, robot_pose), SET_FLOOR)]
+
+
+def _not_found(objects: list[MapObject], description: str, held: str | None) -> Answer:
+    """Return the answer when nothing fits a description; for a phrase naming the held object, what is held."""
+    held_words = held_description(description)
+    if held_words is None:
+        return Answer(f"I cannot find {a_or_an(bare(description))}.")
+    obj = next((o for o in objects if o.id == held), None)
+    if held is None:
+        return Answer("I am not holding anything.")
+    if obj is None:
+        return Answer(f"I am holding {held}, but it is no longer in my map.")
+    return Answer(f"I am holding the {full_name(obj)}, not {a_or_an(bare(held_words))}.", (obj.id,))
 
 
 def _held(objects: list[MapObject], held: str | None) -> Answer:
@@ -181,20 +204,20 @@ def _exists(objects: list[MapObject], description: str, similarity: TextSimilari
 
 
 def _where(objects: list[MapObject], description: str, similarity: TextSimilarity,
-           robot_pose: tuple[float, float, float] | None, referents: tuple[str, ...]) -> Answer:
-    found = _matches(objects, description, similarity, robot_pose, referents)
+           robot_pose: tuple[float, float, float] | None, referents: tuple[str, ...], held: str | None) -> Answer:
+    found = _matches(objects, description, similarity, robot_pose, referents, held)
     if not found:
-        return Answer(f"I cannot find {a_or_an(bare(description))}.")
+        return _not_found(objects, description, held)
     parts = [f"the {full_name(o)} is {where_phrase(o, objects, robot_pose)}" for o in found]
     reply = "; ".join(parts)
     return Answer(reply[0].upper() + reply[1:] + ".", tuple(o.id for o in found))
 
 
 def _colour(objects: list[MapObject], description: str, similarity: TextSimilarity,
-            robot_pose: tuple[float, float, float] | None, referents: tuple[str, ...]) -> Answer:
-    found = _matches(objects, description, similarity, robot_pose, referents)
+            robot_pose: tuple[float, float, float] | None, referents: tuple[str, ...], held: str | None) -> Answer:
+    found = _matches(objects, description, similarity, robot_pose, referents, held)
     if not found:
-        return Answer(f"I cannot find {a_or_an(bare(description))}.")
+        return _not_found(objects, description, held)
     parts = [f"the {full_name(o)} is {o.color}" if o.color else f"I do not know the colour of the {full_name(o)}"
              for o in found]
     reply = "; ".join(parts)

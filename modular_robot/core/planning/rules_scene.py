@@ -31,6 +31,13 @@ CONTAINER_CATEGORIES = frozenset({"tray", "bowl", "flat", "box", "bin", "basket"
                                   "crate", "pan", "pot", "platter", "basin"})
 _ROUND_CATEGORIES = frozenset({"sphere", "ball", "orb", "globe", "marble"})
 _CONTAINER_MIN_EXTENT_M = 0.10
+# Where a held object is put down: below it, else the nearest free spot on rings this far apart
+# around it (m), tried at FREE_SPOT_ANGLES directions each, up to FREE_SPOT_MAX_M away.
+FREE_SPOT_STEP_M = 0.05
+FREE_SPOT_MAX_M = 0.25
+FREE_SPOT_ANGLES = 12
+# Clearance kept between a put-down object's footprint and its neighbours' (m).
+FREE_SPOT_GAP_M = 0.01
 
 
 def ranked(objects: Sequence[MapObject], text: str, similarity: TextSimilarity,
@@ -133,6 +140,33 @@ def is_round(obj: MapObject) -> bool:
 def grasp_problem(obj: MapObject) -> str | None:
     """Return why the gripper cannot pick the object up, or None when it can."""
     return grasp_rejection(obj.size, MAX_OPENING_M)
+
+
+def footprint_radius(obj: MapObject) -> float:
+    """Return the radius of the circle around the object's footprint (m)."""
+    return float(np.hypot(obj.size[0], obj.size[1])) / 2.0
+
+
+def free_spot(obj: MapObject, objects: Sequence[MapObject]) -> tuple[float, float] | None:
+    """Return where the object can be put down on the surface: below it, else the nearest free spot around.
+
+    A spot is free when the object's footprint circle there clears every other object's by
+    FREE_SPOT_GAP_M (the place_at skill refuses a spot another object takes up). Returns None when
+    no spot within FREE_SPOT_MAX_M is free.
+    """
+    others = [o for o in objects if o.id != obj.id]
+    radius = footprint_radius(obj)
+    x0, y0 = float(obj.position[0]), float(obj.position[1])
+    rings = int(round(FREE_SPOT_MAX_M / FREE_SPOT_STEP_M))
+    for ring in range(rings + 1):
+        distance = ring * FREE_SPOT_STEP_M
+        for k in range(FREE_SPOT_ANGLES if ring else 1):
+            angle = 2.0 * math.pi * k / FREE_SPOT_ANGLES
+            spot = (x0 + distance * math.cos(angle), y0 + distance * math.sin(angle))
+            if all(math.dist(spot, (float(o.position[0]), float(o.position[1])))
+                   >= radius + footprint_radius(o) + FREE_SPOT_GAP_M for o in others):
+                return spot
+    return None
 
 
 def rests_in_or_on(obj: MapObject, support: MapObject) -> bool:
