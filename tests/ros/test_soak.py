@@ -45,22 +45,22 @@ SCENARIO = ROOT / "sim/scenarios/spine_tabletop.yaml"
 TASKS = ("put the red cube in the tray", "put the red cube in the bowl", "put the blue cylinder in the tray")
 # The spine_tabletop scene: six objects the map must hold before the first task.
 SCENE_OBJECTS = 6
-# Wall-time caps (s): the stack's start, without the hog; all the tasks, under it (they took 65-140 s).
+# Wall-time caps (s): the stack's start, without the hog; all the tasks, under it (they took 65-180 s).
 START_TIMEOUT_S = 120.0
 TASKS_TIMEOUT_S = 360.0
-# Sim time must advance at least this fast under the hog (sim s per wall s). Measured 0.27-0.61 on
-# the shared 2-core machine with other stacks running; there the sim alone, without the hog,
-# steps at most about 0.3x at a load average of 18: this is a floor against a stall, not a speed.
-MIN_SIM_RATE = 0.15
+# Sim time must advance at least this fast under the hog (sim s per wall s). Measured 0.20-0.61 on
+# the shared 2-core machine with other stacks running (load average 10-20), where the sim alone,
+# without the hog, stepped at 0.27x: this is a floor against a stall, not a speed target.
+MIN_SIM_RATE = 0.1
 # The probe stamps /clock on arrival; its thread shares the loaded cores, so an arrival may be late
 # by this much (s) on top of the sim's own lag bound.
 ARRIVAL_SLACK_S = 0.5
 # Wall time watched after the hog stops: where a sim that drifted behind would pay its debt back.
 AFTER_HOG_S = 4.0
 # Camera frames the probe may miss, as a fraction of those published while the tasks ran: the
-# sensor-data QoS keeps 5 frames (0.5 s of sim time, about 1-2 s of wall time under the hog), so
-# only a probe starved that long loses one. Measured: 0 and 2 lost (372 of 372, 392 of 394). With
-# Fast DDS's default 0.5 MB shared-memory segment, which a 0.9 MB frame does not fit, 34 of 104.
+# sensor-data QoS keeps 5 frames (0.5 s of sim time, 1-2.5 s of wall time under the hog), so only a
+# probe starved that long loses one. Measured: 0-2 lost (e.g. 392 of 394, 363 of 363). With Fast
+# DDS's default 0.5 MB shared-memory segment, which a 0.9 MB frame does not fit, 34 of 104 came.
 MAX_FRAME_LOSS = 0.05
 
 
