@@ -72,13 +72,18 @@ class PerceptionNode(StackNode):
         self._set_detector(get("detector"), get("model_dir"))
         # Transforms keep arriving while a frame is processed, which waits for those at its stamp.
         self.tf = TfListener(self, callback_group=MutuallyExclusiveCallbackGroup())
-        self.create_subscription(Image, "camera/color/image_raw", lambda m: self._on("color", m), qos.SENSOR_DATA)
-        self.create_subscription(Image, "camera/depth/image_raw", lambda m: self._on("depth", m), qos.SENSOR_DATA)
+        # The camera's own group: frames are taken while one is processed, so the next detection runs
+        # on the newest, not on the oldest of the frames DDS queued meanwhile (half a second of them).
+        camera = MutuallyExclusiveCallbackGroup()
+        self.create_subscription(Image, "camera/color/image_raw", lambda m: self._on("color", m), qos.SENSOR_DATA,
+                                 callback_group=camera)
+        self.create_subscription(Image, "camera/depth/image_raw", lambda m: self._on("depth", m), qos.SENSOR_DATA,
+                                 callback_group=camera)
         self.create_subscription(CameraInfo, "camera/color/camera_info", lambda m: self._on("info", m),
-                                 qos.SENSOR_DATA)
+                                 qos.SENSOR_DATA, callback_group=camera)
         # Ground-truth segmentation from the simulator, used by the sim_truth ablation detector only.
         self.create_subscription(Image, "camera/segmentation/image_raw", lambda m: self._on("segmentation", m),
-                                 qos.SENSOR_DATA)
+                                 qos.SENSOR_DATA, callback_group=camera)
         self.create_subscription(String, "camera/segmentation/labels", self._on_labels, qos.LATCHED)
         self.observations_pub = self.create_publisher(ObjectObservationArray, "objects/observations", qos.RELIABLE)
         self.markers_pub = self.create_publisher(MarkerArray, "objects/markers", qos.RELIABLE)
