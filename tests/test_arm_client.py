@@ -1,14 +1,19 @@
-"""The skills' arm client: robot time from joint_states, robust to stamps from the future and resets."""
+"""The skills' arm client: robot time from joint_states, robust to stamps from the future and resets; refusals only
+from the shield."""
 
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import rclpy
 from builtin_interfaces.msg import Time
+from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import JointState
+from std_msgs.msg import String
 
+from modular_robot.ros import qos
 from modular_robot.ros.arm_client import RosArm
 from modular_robot.sim.robots import ARM_HOME, ARM_JOINTS, FINGER_JOINTS
 from modular_robot.skills.interfaces import MotionResult
@@ -93,3 +98,34 @@ def test_small_steps_back_are_jitter_not_a_reset(client):
     thread, results = client.pause_in_background(0.3)
     _finish(thread, client, [start + _NS // 10, start + _NS // 20, start + 2 * _NS // 10, start + 4 * _NS // 10])
     assert results == [MotionResult(True)]
+
+
+def test_only_the_shields_own_refusal_ends_a_motion(client):
+    """A refusal any node could publish once failed the skill, though the shield never refused it."""
+    shield = rclpy.create_node("safety_shield", context=client.context)
+    impostor = rclpy.create_node("impostor", context=client.context)
+    executor = SingleThreadedExecutor(context=client.context)
+    for node in (client.node, shield, impostor):
+        executor.add_node(node)
+    shield_pub = shield.create_publisher(String, "safety/refusals", qos.RELIABLE)
+    forged_pub = impostor.create_publisher(String, "safety/refusals", qos.RELIABLE)
+
+    def spin_until(condition, wall_s: float = 5.0) -> bool:
+        deadline = time.monotonic() + wall_s
+        while not condition() and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.01)
+        return condition()
+
+    try:
+        assert spin_until(lambda: shield_pub.get_subscription_count() and forged_pub.get_subscription_count())
+        client.feed(client.now_ns - 10 * _NS)
+        thread, results = client.pause_in_background(5.0)
+        forged_pub.publish(String(data="refused: forged"))
+        shield_pub.publish(String(data="refused: segment 0->1 too fast"))
+        assert spin_until(lambda: not thread.is_alive())
+        assert results == [MotionResult(False, "the safety shield refused: segment 0->1 too fast")]
+        assert spin_until(lambda: client.arm.refusal_subscription.rejected == 1)
+    finally:
+        executor.shutdown()
+        shield.destroy_node()
+        impostor.destroy_node()

@@ -12,7 +12,7 @@ import time
 import pytest
 import rclpy
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray, Header
+from std_msgs.msg import Float64MultiArray, Header, String
 from trajectory_msgs.msg import JointTrajectory
 
 from modular_robot.core.scenario import Disturbance, ObjectPose, parse_scenario
@@ -177,6 +177,34 @@ def test_place_at_a_free_spot_is_confirmed_and_an_occupied_one_refused():
         truth = trial.world.ground_truth()
         assert truth.robot.holding is None
         assert math.dist(truth.objects["red_cube"].center[:2], spot) < 0.02, truth.objects["red_cube"].center
+
+
+SPEECH_STACK = {"name": "critic_speech_test", "use_sim_time": True, "nodes": [
+    {"name": "sim", "executable": "sim_bridge",
+     "parameters": {"camera_width": 160, "camera_height": 120, "camera_rate_hz": 10.0}},
+    {"name": "skill_server", "executable": "skill_server"},
+    {"name": "critic", "executable": "critic", "parameters": {"post_timeout_s": 1.0}},
+]}
+
+
+def test_only_the_skill_servers_speech_verifies_say():
+    """Any node's text on chat/robot once made the critic verify a `say` the robot never said."""
+    with SkillTrial(parse_scenario(SCENE), parse_stack(SPEECH_STACK), renderer="tiny") as trial:
+        critic = next(n for n in trial.stack.nodes if isinstance(n, CriticNode))
+        forged_pub = trial.stack.client.create_publisher(String, "chat/robot", qos.RELIABLE)
+        assert trial.stack.advance_until(lambda: forged_pub.get_subscription_count() > 0, 2.0)
+        said = {"text": "I put the red cube in the tray"}
+        assert trial.check("pre", "say", said, step_index=1).ok
+        forged_pub.publish(String(data=said["text"]))
+        forged = trial.check("post", "say", said, since_s=trial.sim_time, step_index=1)
+        assert not forged.ok and "was not observed on chat/robot" in forged.reason, forged.reason
+        assert critic.speech.rejected == 1
+
+        assert trial.check("pre", "say", said, step_index=2).ok
+        assert trial.call("say", said).success
+        spoken = trial.check("post", "say", said, since_s=trial.sim_time, step_index=2)
+        assert spoken.ok, spoken.reason
+        assert critic.speech.rejected == 1
 
 
 class _Log:

@@ -9,7 +9,8 @@ schema, unknown phase) gets a not-ok verdict that says why, never an exception.
 
 The node only gathers evidence and converts messages; the rules are in `core.critic`. Evidence kept:
 the recent observation frames, joint states (finger opening and speed, arm joints), the latest
-gripper command, what the robot said on chat/robot, TF (grasp point and base pose at each frame's
+gripper command, what the robot said on chat/robot (only the `speech_node`'s words: another node's
+text there is not the robot speaking), TF (grasp point and base pose at each frame's
 stamp), and semantic maps. A post verdict needs the map from before the step: what the objects it
 names looked like and where they were. That is the map the step's pre check judged (by task_id and
 step_index), else the newest map published before `since`; objects the map has dropped since are
@@ -48,6 +49,7 @@ from modular_robot.ros.object_msgs import msg_to_detection, msg_to_object, objec
 from modular_robot.ros.spin import spin_node
 from modular_robot.ros.stack_node import StackNode
 from modular_robot.ros.tf_listener import TfListener
+from modular_robot.ros.trusted import TrustedSubscription
 from modular_robot.sim.robots import FINGER_JOINTS
 from modular_robot.skills.base import CallError
 from modular_robot.skills.library import validate_call
@@ -136,7 +138,8 @@ class CriticNode(StackNode):
         self.create_subscription(JointState, "joint_states", self._on_joint_states, qos.RELIABLE)
         self.create_subscription(Float64MultiArray, "gripper_controller/commands", self._on_gripper_command,
                                  qos.RELIABLE)
-        self.create_subscription(String, "chat/robot", self._on_chat, qos.RELIABLE)
+        self.speech = TrustedSubscription(self, String, "chat/robot", self._on_chat, qos.RELIABLE,
+                                          owner=get("speech_node"))
         self.verdicts_pub = self.create_publisher(Verdict, "verdicts", qos.RELIABLE)
         # The map lookup answers while a check waits on it: its responses need a group of their own.
         self._query = self.create_client(QueryObjects, "query_objects", callback_group=ReentrantCallbackGroup())
@@ -158,6 +161,7 @@ class CriticNode(StackNode):
         declare("base_frame", "base_link", "TF frame of the robot's base (its view: x forward, y left).")
         declare("arm_base_frame", "panda_link0", "TF frame the arm's kinematics are expressed in.")
         declare("max_opening", 0.08, "Widest finger opening (m).")
+        declare("speech_node", "skill_server", "The node whose text on chat/robot is what the robot said (say).")
 
     def destroy_node(self) -> None:
         """Release the kinematics' PyBullet client, then destroy the node."""

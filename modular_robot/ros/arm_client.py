@@ -2,9 +2,10 @@
 
 Trajectories and gripper commands go to the shield's `safe/...` topics; the shield forwards them to
 the controllers or refuses them on `safety/refusals`, which ends the motion at once with the
-shield's reason. Time is the robot's: the stamps of joint_states, so waiting works the same in
-lockstep simulation, in real time and on hardware. Nothing here spins the node: an executor does
-that in another thread while a skill blocks in `execute`.
+shield's reason; a refusal that any node other than the shield publishes is ignored (and counted
+in `RosArm.refusal_subscription.rejected`). Time is the robot's: the stamps of joint_states, so
+waiting works the same in lockstep simulation, in real time and on hardware. Nothing here spins
+the node: an executor does that in another thread while a skill blocks in `execute`.
 
 A stamp is taken as robot time only if it is not ahead of this node's clock by more than
 FUTURE_TOLERANCE_S: one message stamped in the far future would otherwise set the time every later
@@ -28,6 +29,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from modular_robot.motion.timing import TimedPath, braking_stop, lead_time
 from modular_robot.ros import qos
 from modular_robot.ros.conversions import stamp_to_ns
+from modular_robot.ros.trusted import TrustedSubscription
 from modular_robot.skills.interfaces import MotionResult
 
 ARM_TOPIC = "safe/arm_controller/joint_trajectory"
@@ -68,10 +70,15 @@ class RosArm:
         finger_joints: Joints whose positions sum to the finger opening.
         cancel: Set while a motion must stop; `execute` then holds the arm and fails.
         callback_group: Group for the subscriptions, so that they run while a skill blocks.
+        shield_node: Name of the safety shield node, in `node`'s namespace: the only publisher of
+            `safety/refusals` heard.
+
+    Attributes:
+        refusal_subscription: The `safety/refusals` subscription (its `rejected` counts refusals from other nodes).
     """
 
     def __init__(self, node: Node, arm_joints: Sequence[str], finger_joints: Sequence[str],
-                 cancel: threading.Event, callback_group=None) -> None:
+                 cancel: threading.Event, callback_group=None, shield_node: str = "safety_shield") -> None:
         self._node = node
         self._arm_joints = list(arm_joints)
         self._finger_joints = list(finger_joints)
@@ -86,8 +93,9 @@ class RosArm:
         self._refusals: list[str] = []
         node.create_subscription(JointState, "joint_states", self._on_joint_states, qos.RELIABLE,
                                  callback_group=callback_group)
-        node.create_subscription(String, "safety/refusals", self._on_refusal, qos.RELIABLE,
-                                 callback_group=callback_group)
+        self.refusal_subscription = TrustedSubscription(node, String, "safety/refusals", self._on_refusal,
+                                                        qos.RELIABLE, owner=shield_node,
+                                                        callback_group=callback_group)
         self._arm_pub = node.create_publisher(JointTrajectory, ARM_TOPIC, qos.RELIABLE)
         self._gripper_pub = node.create_publisher(Float64MultiArray, GRIPPER_TOPIC, qos.RELIABLE)
 
