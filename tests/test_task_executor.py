@@ -114,8 +114,8 @@ def test_a_verified_plan_succeeds_and_every_step_is_checked_before_and_after():
     # Where the cube was put is checked again once the plan is done: an effect must still hold.
     assert [(s, p) for s, p, _ in stack.checks] == [("pick", "pre"), ("pick", "post"), ("place", "pre"),
                                                    ("place", "post"), ("place", "post")]
-    # The post check only counts perception from after the step started.
-    assert stack.checks[1][2] == 0 and stack.checks[3][2] == 1_000_000_000
+    # The post check only counts perception from after the step ended.
+    assert stack.checks[1][2] == 1_000_000_000 and stack.checks[3][2] == 2_000_000_000
     assert plans_seen[-1] == ([SUCCEEDED, SUCCEEDED], 1)
     assert any("post-check ok" in text for _, text in statuses)
     assert "verified" in report.summary
@@ -387,8 +387,8 @@ def test_a_failed_post_check_is_asked_again_with_the_arm_out_of_the_view():
     report, _, _, statuses = run(stack, Plan("execute", (PICK, PLACE)))
     assert report.success and report.revisions == 1
     assert stack.calls == [PICK, PLACE, Call("move_arm_home")]
-    # The second look only counts perception from after the arm started home.
-    assert stack.checks[-2] == ("place", "post", 2_000_000_000)
+    # The second look only counts perception from after the arm reached home.
+    assert stack.checks[-2] == ("place", "post", 3_000_000_000)
     assert any("looking again" in text for _, text in statuses)
 
 

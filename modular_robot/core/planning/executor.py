@@ -334,7 +334,6 @@ class TaskExecutor:
         if not pre.ok:
             self._learn_from(call, "pre", pre.reason)
             return Failure(call, "pre", pre.reason)
-        since = self.ports.now_ns()
         if report.first_motion_ms is None:
             report.first_motion_ms = (time.perf_counter() - started) * 1000.0
         events.status(number, f"step {number} running {call}")
@@ -352,7 +351,9 @@ class TaskExecutor:
                 self._verdict(report, events, number, call, "pre", again)
                 self._learn_from(call, "pre" if not again.ok else "execute", again.reason)
             return Failure(call, "execute", outcome.message, moved=outcome.moved)
-        post = self.ports.check(task_id, index, "post", call, since)
+        # Only what perception saw after the skill ended counts: frames from during the motion (late to
+        # arrive on a loaded machine) show the world before the effect, or an effect undone at the end.
+        post = self.ports.check(task_id, index, "post", call, self.ports.now_ns())
         self._verdict(report, events, number, call, "post", post)
         if not post.ok and call.skill in LOOK_AGAIN_SKILLS and "move_arm_home" in self.skills:
             post = self._look_again(task_id, index, call, events, report) or post
@@ -383,13 +384,12 @@ class TaskExecutor:
         """Send the arm home, out of the camera's view, and ask the critic again; None if home failed."""
         number = index + 1
         events.status(number, f"step {number}: looking again with the arm home")
-        since = self.ports.now_ns()
         home = self.ports.execute(Call("move_arm_home"), lambda phase: None)
         report.transcript.append({"role": "skill", "step": number, "call": "move_arm_home()", "success": home.success,
                                   "text": home.message})
         if not home.success or home.cancelled:
             return None
-        again = self.ports.check(task_id, index, "post", call, since)
+        again = self.ports.check(task_id, index, "post", call, self.ports.now_ns())
         self._verdict(report, events, number, call, "post", again)
         return again
 
