@@ -74,7 +74,8 @@ class SkillServerNode(StackNode):
         self.base: RosBase | None = None
         if "arm" in self.parts:
             self._kinematics = panda_kinematics()
-            self.arm = RosArm(self, self._kinematics.joint_names, FINGER_JOINTS, self._cancel, callback_group=data)
+            self.arm = RosArm(self, self._kinematics.joint_names, FINGER_JOINTS, self._cancel, callback_group=data,
+                              shield_node=self.get_parameter("shield_node").value)
         if "base" in self.parts:
             self.base = RosBase(self, world_frame=self.world_frame, base_frame=self.get_parameter("base_frame").value,
                                 cancel_event=self._cancel, callback_group=data)
@@ -96,6 +97,8 @@ class SkillServerNode(StackNode):
         declare("world_frame", "map", "Frame of the semantic map and of navigation goals.")
         declare("arm_base_frame", "panda_link0", "Frame the arm's kinematics are expressed in.")
         declare("base_frame", "base_link", "Frame of the mobile base.")
+        declare("shield_node", "safety_shield", "Name of the safety shield node in this namespace: refusals on "
+                "safety/refusals count only from it.")
         declare("velocity_scale", 0.5, "Fraction of the URDF joint velocity limits the arm moves at.")
         declare("base_radius_m", 0.6, "Radius of a circle around the base's footprint, kept off obstacles.")
         declare("base_linear_speed", 0.5, "Forward speed of the base (m/s).")
