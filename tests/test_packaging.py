@@ -1,17 +1,21 @@
-"""The package as a ROS engineer installs it: declared dependencies and installed files.
+"""The package as a ROS engineer installs it: declared dependencies, installed files, launch arguments.
 
-Imports are read with ast from the source, so the checks need none of the libraries installed.
+Imports are read with ast from the source, so the checks need neither the libraries nor `launch`
+installed; `generate` is exercised against small stand-ins for the launch modules.
 """
 
 import ast
 import re
 import sys
+import types
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 import setuptools
 
+from modular_robot import launch_description
+from modular_robot.core.stack import load_stack
 from modular_robot.evaluation import ROBOT_STACKS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,3 +147,68 @@ def test_benchmarks_never_import_from_tests():
         assert set(_imported([path])) & tests_modules == set(), path.name
         strings = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)}
         assert "tests" not in strings, f"{path.name} names the tests folder"
+
+
+class _Recorded:
+    """Stand-in for a launch action or substitution: keeps its arguments."""
+
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+
+class _LaunchConfiguration(_Recorded):
+    def perform(self, context):
+        return context[self.args[0]]
+
+
+@pytest.fixture
+def fake_launch(monkeypatch):
+    """Install minimal launch and launch_ros modules, which this environment does not have."""
+    modules = {
+        "launch": {"LaunchDescription": _Recorded},
+        "launch.actions": {"DeclareLaunchArgument": _Recorded, "OpaqueFunction": _Recorded, "Shutdown": _Recorded},
+        "launch.substitutions": {"LaunchConfiguration": _LaunchConfiguration},
+        "launch_ros": {},
+        "launch_ros.actions": {"Node": _Recorded},
+    }
+    for name, members in modules.items():
+        monkeypatch.setitem(sys.modules, name, types.SimpleNamespace(**members))
+
+
+def _launch(sim: bool, skip_executables=(), **values):
+    """Build the description, then run its node-making function with the given argument values."""
+    (*declared, opaque) = launch_description.generate(sim, skip_executables).args[0]
+    defaults = {argument.args[0]: argument.kwargs["default_value"] for argument in declared}
+    assert all(argument.kwargs["description"] for argument in declared)
+    nodes = opaque.kwargs["function"]({**defaults, **values})
+    return defaults, {node.kwargs["executable"]: node.kwargs for node in nodes}
+
+
+def test_launch_files_declare_the_usual_ros_arguments(fake_launch):
+    defaults, nodes = _launch(True)
+    assert {"use_sim_time", "namespace", "robot", "params_file"} <= set(defaults)
+    assert defaults["use_sim_time"] == "true" and _launch(False)[0]["use_sim_time"] == "false"
+    assert "sim_bridge" in nodes
+    assert all(node["parameters"][-1] == {"use_sim_time": True} for node in nodes.values())
+
+
+def test_launch_arguments_reach_every_node(fake_launch, tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("perception:\n  ros__parameters:\n    max_rate_hz: 5.0\n")
+    _, nodes = _launch(False, ("sim_bridge",), use_sim_time="False", namespace="/r2", robot="husky_base",
+                       params_file=str(params))
+    expected = {spec.executable for spec in load_stack(ROOT / ROBOT_STACKS["husky_base"]).nodes}
+    assert set(nodes) == expected - {"sim_bridge"}
+    for node in nodes.values():
+        assert node["namespace"] == "/r2"
+        # Later entries win: the stack's values, then the params file, then the launch argument.
+        assert node["parameters"][1:] == [str(params), {"use_sim_time": False}]
+
+
+def test_launch_arguments_are_checked(fake_launch):
+    with pytest.raises(ValueError, match="use_sim_time.*'maybe'"):
+        _launch(True, use_sim_time="maybe")
+    with pytest.raises(ValueError, match="robot 'r2d2'.*panda_tabletop"):
+        _launch(True, robot="r2d2")
+    with pytest.raises(FileNotFoundError, match="no_such_params.yaml"):
+        _launch(True, params_file="no_such_params.yaml")
