@@ -1,10 +1,26 @@
 """Install the modular_robot ament_python package (also pip-installable)."""
 
-from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
 PACKAGE = "modular_robot"
+HERE = Path(__file__).resolve().parent
+# Folders read at run time from share/modular_robot (modular_robot/paths.py): every file in them is
+# installed, found by walking them, so a new config or scenario file can never be left out.
+SHARED_FOLDERS = ("config", "launch", "sim")
+
+
+def share_data_files() -> list[tuple[str, list[str]]]:
+    """Return one data_files entry per folder under SHARED_FOLDERS, mirrored into share/modular_robot."""
+    by_folder: dict[str, list[str]] = {}
+    for folder in SHARED_FOLDERS:
+        for path in sorted((HERE / folder).rglob("*")):
+            relative = path.relative_to(HERE)
+            if path.is_file() and "__pycache__" not in relative.parts:
+                by_folder.setdefault(f"share/{PACKAGE}/{relative.parent.as_posix()}", []).append(relative.as_posix())
+    return sorted(by_folder.items())
+
 
 setup(
     name=PACKAGE,
@@ -13,10 +29,7 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
-        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
-        (f"share/{PACKAGE}/config", glob("config/*.xml")),
-        (f"share/{PACKAGE}/config/stacks", glob("config/stacks/*.yaml")),
-        (f"share/{PACKAGE}/sim/scenarios", glob("sim/scenarios/*.yaml")),
+        *share_data_files(),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

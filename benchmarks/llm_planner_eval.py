@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Measure the transformers planner's constrained decoding with a tiny random-weight model.
 
-Builds the tiny Llama and byte-level BPE tokenizer of tests/tiny_lm.py in a temporary directory
+Builds the tiny Llama and byte-level BPE tokenizer of benchmarks/tiny_lm.py in a temporary directory
 (no model hub is reachable), generates tabletop scenes of 4-14 objects and instructions about
 them (pick, put in/on, push, questions, follow-ups), and plans each greedily. Random weights are
 the hard case for constrained decoding: nothing but the schema keeps the output valid.
@@ -30,19 +30,13 @@ import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-
-from tiny_lm import build_tiny_lm  # noqa: E402
-
-from modular_robot.core.mapping.semantic_map import MapObject  # noqa: E402
-from modular_robot.core.mapping.text_embedding import TextEmbedder  # noqa: E402
-from modular_robot.core.planning.dialogue import Dialogue, Turn  # noqa: E402
-from modular_robot.core.planning.llm import (  # noqa: E402
+from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.mapping.text_embedding import TextEmbedder
+from modular_robot.core.planning.dialogue import Dialogue, Turn
+from modular_robot.core.planning.llm import (
     INVALID_PLAN_REPLY,
     InvalidPlan,
     build_prompt,
@@ -52,8 +46,9 @@ from modular_robot.core.planning.llm import (  # noqa: E402
     plan_schema,
     render_prompt,
 )
-from modular_robot.core.planning.plan import PlanRequest  # noqa: E402
-from modular_robot.core.planning.transformers_backend import TransformersPlanner  # noqa: E402
+from modular_robot.core.planning.plan import PlanRequest
+from modular_robot.core.planning.transformers_backend import TransformersPlanner
+from tiny_lm import build_tiny_lm
 
 TARGET_VALID_PCT = 100.0
 COLORS = ("red", "green", "blue", "yellow", "orange", "purple", "white", "black", "pink", "cyan")

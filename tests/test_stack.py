@@ -69,7 +69,7 @@ def test_launch_entries_match_the_process_specs(tmp_path):
     assert entry["package"] == "modular_robot"
     assert entry["executable"] == spec.executable
     assert entry["name"] == spec.name and entry["namespace"] == spec.namespace == "/r1"
-    assert entry["parameters"] == [spec.parameters]
+    assert entry["parameters"] == [spec.parameters, {"use_sim_time": True}]
     assert ("a", "b") in entry["remappings"] and ("/tf", "tf") in entry["remappings"]
     assert nodes_for_launch(path, skip_executables=("sim_bridge",)) == []
 

@@ -11,7 +11,7 @@ writes at least one character, so with the default token budget the JSON always 
 `max_new_tokens` is allowed; a plan cut off by it is refused, saying so.
 
 Why outlines, measured on this 2-core CPU (November 2026) with the tiny random Llama of
-tests/tiny_lm.py (400-token vocabulary, prompts of about 3,300 tokens, greedy):
+benchmarks/tiny_lm.py (400-token vocabulary, prompts of about 3,300 tokens, greedy):
 
 =====================  ===========================  ==============  =========  ==================
 library                download (with new deps)     installed       tokens/s   schema compile

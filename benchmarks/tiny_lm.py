@@ -1,4 +1,4 @@
-"""A tiny random-weight causal language model and its tokenizer, built offline for planner tests.
+"""A tiny random-weight causal language model and its tokenizer, built offline for planner tests and benchmarks.
 
 Model hubs are unreachable, so tests and the LLM planner benchmark make their own model: a
 byte-level BPE tokenizer trained with the `tokenizers` library on the skill docs and a few plans
