@@ -430,7 +430,8 @@ def _hold_red_cube(semantic_map, start=5):
     grasp = np.array([0.5, 0.1, 0.025])
     semantic_map.update([detection()], frame(start, [((0.5, 0.1, 0.02), CUBE)]), [Gripper(grasp, 0.08)])
     assert not semantic_map.objects()[0].held, "an open gripper around an object does not hold it"
-    change = semantic_map.update([detection()], frame(start + 1, [((0.5, 0.1, 0.02), CUBE)]), [Gripper(grasp, 0.041)])
+    change = semantic_map.update([detection()], frame(start + 1, [((0.5, 0.1, 0.02), CUBE)]),
+                                 [Gripper(grasp, 0.041, closed_by=0.039)])
     assert change.updated == ["red_cube_1"], "holding is news to the map's subscribers"
     assert semantic_map.held().id == "red_cube_1"
     return start + 2
@@ -490,7 +491,7 @@ def test_nothing_is_held_without_fingers_closed_on_it_at_the_grasp_point(grasp, 
     semantic_map = confirmed_map()
     for k in range(5):
         semantic_map.update([detection()], frame(5 + k, [((0.5, 0.1, 0.02), CUBE)]),
-                            [Gripper(np.array(grasp), opening)])
+                            [Gripper(np.array(grasp), opening, closed_by=0.04)])
     assert semantic_map.held() is None and not semantic_map.objects()[0].held
 
 
@@ -522,6 +523,18 @@ def test_a_cube_the_closing_hand_hides_in_part_is_grasped_and_kept_at_its_whole_
     assert semantic_map.held() is None, "the fingers around the cube, not closed on it, do not hold it"
     for k in range(9, 20):
         semantic_map.update([detection(size=(0.026, 0.026, 0.04))], frame(k, [((0.5, 0.1, 0.02), CUBE)]),
-                            [Gripper(grasp, 0.0406)])
+                            [Gripper(grasp, 0.0406, closed_by=0.0174)])
     held = semantic_map.held()
     assert held is not None and held.size[:2] == pytest.approx(CUBE[:2], abs=0.003)
+
+
+def test_fingers_that_did_not_just_close_grasp_nothing():
+    """Fingers opening off a cube stacked on another pass through the holding range of both, at the
+    grasp point: that is a release, not a grasp (the map once took the cube below for held)."""
+    blue_on_red = (0.5, 0.1, 0.075)
+    semantic_map = confirmed_map(positions=((0.5, 0.1, 0.0275), blue_on_red), colors=("red", "blue"))
+    grasp = np.array([0.5, 0.1, 0.077])
+    for k, opening in enumerate((0.045, 0.055, 0.06, 0.06)):
+        semantic_map.update([detection(color="blue", position=blue_on_red)], frame(5 + k, [(blue_on_red, CUBE)]),
+                            [Gripper(grasp, opening, closed_by=0.0)])
+        assert semantic_map.held() is None, f"held at a {opening * 100:.1f} cm opening"

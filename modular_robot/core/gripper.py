@@ -81,3 +81,10 @@ class OpeningHistory:
         """Return the newest opening sampled at or before a stamp, or None when none is kept."""
         before = [opening for stamp, opening in self._samples if stamp <= stamp_ns]
         return before[-1] if before else None
+
+    def closed_by(self, stamp_ns: int, window_ns: int) -> float:
+        """Return how far the fingers closed (m) over the window that ends at a stamp: its widest
+        opening less the opening at the stamp (0 when they only opened or nothing is known)."""
+        now = self.at(stamp_ns)
+        window = [opening for stamp, opening in self._samples if stamp_ns - window_ns <= stamp <= stamp_ns]
+        return max(0.0, max(window) - now) if now is not None and window else 0.0

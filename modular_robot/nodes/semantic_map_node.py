@@ -47,6 +47,8 @@ from modular_robot_interfaces.srv import QueryObjects
 _TF_WAIT_S = 0.2
 # A frame stamped further than this ahead of the node's clock is refused (as perception does).
 _MAX_FUTURE_STAMP_S = 1.0
+# Fingers that closed within this much of a frame's stamp may have grasped what they hold in it.
+_CLOSING_WINDOW_NS = 1_000_000_000
 # Longest query text: names and short phrases; a megabyte of text would stall the embedder.
 MAX_QUERY_CHARS = 1000
 
@@ -138,7 +140,8 @@ class SemanticMapNode(StackNode):
         grasp = self.tf.lookup(self.world_frame, self.grasp_frame, stamp).translation
         with self._lock:
             opening = self._openings.at(frame.stamp_ns)
-        return [Gripper(grasp, opening, self.max_opening)]
+            closed_by = self._openings.closed_by(frame.stamp_ns, _CLOSING_WINDOW_NS)
+        return [Gripper(grasp, opening, closed_by, self.max_opening)]
 
     def _update(self, match: dict) -> None:
         try:

@@ -172,11 +172,14 @@ class Gripper:
         grasp_point: World position (m) of the grasp centre between its fingertips.
         opening: Distance between its fingers (m), or None when unknown (nothing is then grasped
             or let go).
+        closed_by: How far the fingers closed (m) over the last second (OpeningHistory.closed_by):
+            only fingers that just closed grasp something.
         max_opening: Its widest opening (m).
     """
 
     grasp_point: NDArray[np.float64]
     opening: float | None
+    closed_by: float = 0.0
     max_opening: float = 0.08
 
 
@@ -214,6 +217,9 @@ class SemanticMapConfig:
         change_yaw_rad: Yaw change that makes an update worth publishing.
         held_distance_m: An object whose box comes this close to a grasp point while the fingers
             are closed on it is held.
+        grasp_closing_m: Fingers that closed by at least this much over the last second grasp
+            what they are closed on; fingers that stay or open grasp nothing (opening them off
+            one cube stacked on another does not grasp the one below).
     """
 
     gate_distance_m: float = 0.06
@@ -243,6 +249,7 @@ class SemanticMapConfig:
     change_size_m: float = 0.005
     change_yaw_rad: float = 0.05
     held_distance_m: float = HOLD_DISTANCE_M
+    grasp_closing_m: float = 0.005
 
     def __post_init__(self) -> None:
         for name in ("jump_frames", "min_observations", "tentative_max_misses", "max_misses", "move_frames"):
@@ -687,9 +694,9 @@ class SemanticMap:
     def _grasp_and_let_go(self, grippers: Sequence[Gripper]) -> None:
         """Let go of held objects whose fingers opened off them; grasp objects the fingers closed on.
 
-        An object is grasped at the finger opening its unhidden width allows (core.gripper.holds); from
-        then on the fingers themselves measure it, so it is let go once they open wider than that by
-        the holding slack, or meet.
+        An object is grasped by fingers that just closed to the opening its unhidden width allows
+        (core.gripper.holds); from then on the fingers themselves measure it, so it is let go once
+        they open wider than that by the holding slack, or meet.
         """
         for index, gripper in enumerate(grippers):
             if gripper.opening is None:
@@ -698,7 +705,8 @@ class SemanticMap:
                 obj = track.obj
                 if not holds(gripper.opening, track.held_opening, is_irregular(obj.category), gripper.max_opening):
                     track.held_by, track.held_offset, obj.held = None, None, False
-            if any(t.held_by == index for t in self._tracks.values()):
+            holding = any(t.held_by == index for t in self._tracks.values())
+            if holding or gripper.closed_by < self.config.grasp_closing_m:
                 continue
             grasped = [t for t in self._tracks.values()
                        if t.confirmed and t.held_by is None
