@@ -6,7 +6,6 @@ import math
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Duration
-from ros_helpers import SimHarness
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
@@ -28,6 +27,7 @@ from modular_robot.skills.library import (
     skill_catalog,
     validate_call,
 )
+from ros_helpers import SimHarness
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.core.planning.dialogue import Dialogue, Move, moves_between
-import pytest
-
 from modular_robot.core.planning.executor import (
     CANCEL_REQUEST,
     EMERGENCY_STOP,

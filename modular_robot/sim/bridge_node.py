@@ -26,17 +26,17 @@ from std_msgs.msg import Bool, Float64MultiArray, Header, String
 from trajectory_msgs.msg import JointTrajectory
 
 from modular_robot.core.scenario import load_scenario
-from modular_robot.core.transforms import Transform
 from modular_robot.core.trajectory import TrajectoryError, check_start_velocity, validate_trajectory
+from modular_robot.core.transforms import Transform
 from modular_robot.paths import resolve_data_path
 from modular_robot.ros import qos
-from modular_robot.ros.spin import spin_node
 from modular_robot.ros.conversions import (
     camera_info_from_intrinsics,
     make_transform_stamped,
     ns_to_stamp,
     numpy_to_image,
 )
+from modular_robot.ros.spin import spin_node
 from modular_robot.ros.stack_node import StackNode
 from modular_robot.sim.robots import MAX_OPENING, OPTICAL_FROM_LINK, SimRobot
 from modular_robot.sim.world import SimWorld
