@@ -301,7 +301,8 @@ def summarise(records: list[dict], wall_s: float, quick: bool) -> Report:
     for r in records:
         if r["post_ok"] is not None and bool(r["post_ok"]) != bool(r["truth"]):
             report.notes.append(f"critic disagreed ({r['kind']} {r['skill']}, {r.get('inject') or 'no injection'}, "
-                                f"seed {r.get('seed')}): truth {r['truth']}, verdict {r['post_ok']}: {r['post_reason']}")
+                                f"seed {r.get('seed')}): truth {r['truth']}, verdict {r['post_ok']}: "
+                                f"{r['post_reason']}")
         elif not r["truth"] and r["inject"] is None:
             report.notes.append(f"failed {r['kind']} {r['skill']} seed {r.get('seed')} {r.get('target_type') or ''}: "
                                 f"{r['message']}")

@@ -128,7 +128,8 @@ def _run(name, args, ctx):
 
 def test_catalog_lists_every_skill_with_schema_and_conditions():
     catalog = {entry["name"]: entry for entry in skill_catalog()}
-    assert {"pick", "place", "place_at", "push", "move_arm_home", "open_gripper", "close_gripper", "say"} <= set(catalog)
+    assert {"pick", "place", "place_at", "push", "move_arm_home", "open_gripper", "close_gripper",
+            "say"} <= set(catalog)
     place = catalog["place"]
     assert place["parameters"]["properties"]["relation"]["enum"] == [
         "in", "on", "left_of", "right_of", "in_front_of", "behind", "near"]

@@ -56,7 +56,10 @@ class PerceptionNode(StackNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("perception", **kwargs)
         self._declare_parameters()
-        get = lambda name: self.get_parameter(name).value  # noqa: E731
+
+        def get(name: str):
+            return self.get_parameter(name).value
+
         self.world_frame = get("world_frame")
         self.prompts = tuple(p for p in get("prompts") if p)
         self.robot_model = get("self_filter")

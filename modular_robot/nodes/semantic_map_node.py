@@ -60,7 +60,10 @@ class SemanticMapNode(StackNode):
         self._lock = threading.Lock()
         self._dirty = False
         self._declare_parameters()
-        get = lambda name: self.get_parameter(name).value  # noqa: E731
+
+        def get(name: str):
+            return self.get_parameter(name).value
+
         self.world_frame = get("world_frame")
         self.map_file = get("map_file")
         self.save_period_s = get("save_period_s")

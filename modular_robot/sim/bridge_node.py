@@ -279,7 +279,10 @@ class SimBridgeNode(StackNode):
         self.world: SimWorld | None = None
         self.lock = threading.Lock()
         self._declare_parameters()
-        get = lambda name: self.get_parameter(name).value  # noqa: E731
+
+        def get(name: str):
+            return self.get_parameter(name).value
+
         self.mode = get("mode")
         if self.mode not in MODES:
             raise ValueError(f"parameter mode must be one of {MODES}, got {self.mode!r}")
