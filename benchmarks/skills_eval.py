@@ -40,10 +40,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import Report, print_report, stdout_for_results
 
-from report import Report, print_report, stdout_for_results  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SMALL_TYPES = ("cube", "cylinder", "sphere", "duck")
 INJECTIONS = ("knocked_out_of_gripper", "moved_after_place", "removed_before_pick")

@@ -10,10 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
+import skills_eval
 
-import skills_eval  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_a_few_trials_print_judged_figures_as_last_line():
