@@ -56,9 +56,10 @@ demo: setup
 eval: setup
 	$(VENV)/bin/modular-robot eval sim/scenarios --out reports/eval --jobs 2
 
-# Tests run in a ROS domain of their own (unless one is set), so that another stack on this machine,
-# a benchmark or a second test run, is not on their graph.
+# The linter (ruff.toml) runs first. Tests run in a ROS domain of their own (unless one is set), so
+# that another stack on this machine, a benchmark or a second test run, is not on their graph.
 test: setup
+	$(VENV)/bin/ruff check .
 	ROS_DOMAIN_ID=$${ROS_DOMAIN_ID:-$$((200 + RANDOM % 30))} $(PY) -m pytest tests -q -p no:cacheprovider
 
 bench: setup

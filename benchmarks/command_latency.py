@@ -24,8 +24,7 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import Report, print_report, stdout_for_results  # noqa: E402
+from report import Report, print_report, stdout_for_results
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = ("pick up the red cube", "put it in the tray", "put it back")

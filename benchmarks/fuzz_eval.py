@@ -57,8 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import Report, print_report, stdout_for_results  # noqa: E402
+from report import Report, print_report, stdout_for_results
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK_FILE = ROOT / "config/stacks/sim_tabletop.yaml"

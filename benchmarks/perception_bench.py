@@ -45,7 +45,6 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-from report import Report, print_report, stdout_for_results
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
@@ -67,6 +66,7 @@ from modular_robot.ros.conversions import (
 )
 from modular_robot.sim.robots import ARM_HOME, ARM_JOINTS
 from modular_robot.sim.world import SimWorld
+from report import Report, print_report, stdout_for_results
 
 WIDTH, HEIGHT = 640, 480
 CAMERA_PERIOD_S = 1.0 / 15.0

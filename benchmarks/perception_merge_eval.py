@@ -45,7 +45,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pybullet
-from report import Report, print_report, stdout_for_results
 
 from modular_robot.core.camera import PinholeIntrinsics, project
 from modular_robot.core.mapping.semantic_map import MapObject, SemanticMap, SemanticMapConfig, box_iou
@@ -55,6 +54,7 @@ from modular_robot.core.perception.types import CameraFrame, Detection
 from modular_robot.core.scene_gen import floor_scene
 from modular_robot.core.transforms import Transform, quat_from_yaw
 from modular_robot.sim.world import SimWorld
+from report import Report, print_report, stdout_for_results
 
 WIDTH, HEIGHT = 640, 480
 FULL_SCENES = 50

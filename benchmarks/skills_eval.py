@@ -40,10 +40,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import Report, print_report, stdout_for_results
 
-from report import Report, print_report, stdout_for_results  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SMALL_TYPES = ("cube", "cylinder", "sphere", "duck")
 INJECTIONS = ("knocked_out_of_gripper", "moved_after_place", "removed_before_pick")
@@ -214,7 +213,8 @@ def _unmoved(object_id: str, world) -> bool:
 
 def footprint_gap(position, yaw: float, obj) -> float:
     """Return the distance between the Husky's footprint and an object's ground-truth bounding box (m)."""
-    from modular_robot.core.navigation import HUSKY_FOOTPRINT, ObjectBox, footprint_gap as gap
+    from modular_robot.core.navigation import HUSKY_FOOTPRINT, ObjectBox
+    from modular_robot.core.navigation import footprint_gap as gap
     box = ObjectBox(((obj.aabb_min[0] + obj.aabb_max[0]) / 2, (obj.aabb_min[1] + obj.aabb_max[1]) / 2),
                     (obj.aabb_max[0] - obj.aabb_min[0], obj.aabb_max[1] - obj.aabb_min[1]))
     return gap((position[0], position[1], yaw), HUSKY_FOOTPRINT, box)
@@ -300,7 +300,8 @@ def summarise(records: list[dict], wall_s: float, quick: bool) -> Report:
     for r in records:
         if r["post_ok"] is not None and bool(r["post_ok"]) != bool(r["truth"]):
             report.notes.append(f"critic disagreed ({r['kind']} {r['skill']}, {r.get('inject') or 'no injection'}, "
-                                f"seed {r.get('seed')}): truth {r['truth']}, verdict {r['post_ok']}: {r['post_reason']}")
+                                f"seed {r.get('seed')}): truth {r['truth']}, verdict {r['post_ok']}: "
+                                f"{r['post_reason']}")
         elif not r["truth"] and r["inject"] is None:
             report.notes.append(f"failed {r['kind']} {r['skill']} seed {r.get('seed')} {r.get('target_type') or ''}: "
                                 f"{r['message']}")

@@ -11,18 +11,18 @@ from pathlib import Path
 import cv2
 from action_msgs.msg import GoalStatus
 from rclpy.action import ActionClient
+from std_msgs.msg import Float64MultiArray, String
+from trajectory_msgs.msg import JointTrajectory
 
 from modular_robot.core.predicates import PredicateResult, evaluate_all
 from modular_robot.core.scenario import Disturbance, Scenario
 from modular_robot.core.stack import Stack
 from modular_robot.lockstep import LockstepStack
-from modular_robot.sim.world import SimWorld
-from modular_robot_interfaces.action import ExecuteTask
 from modular_robot.ros import qos
 from modular_robot.ros.recorder import start_recorder
+from modular_robot.sim.world import SimWorld
+from modular_robot_interfaces.action import ExecuteTask
 from modular_robot_interfaces.msg import PlanStep, SemanticMap, TaskPlan
-from std_msgs.msg import Float64MultiArray, String
-from trajectory_msgs.msg import JointTrajectory
 
 _SETTLE_S = 1.0
 # Before the first command, the stack gets this long (sim time) to see the scene, as a robot has

@@ -33,7 +33,6 @@ from modular_robot.sim.robots import ARM_JOINTS
 from modular_robot.sim.world import SimWorld
 from modular_robot_interfaces.action import ExecuteSkill
 from modular_robot_interfaces.srv import CheckStep
-
 from ros_helpers import SimHarness
 
 TABLETOP = """

@@ -6,7 +6,6 @@ from itertools import pairwise
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Duration
-from ros_helpers import SimHarness
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
@@ -26,8 +25,8 @@ from modular_robot.motion.grasping import (
     grasp_rejection,
     place_pose,
     place_spots,
-    release_opening,
     push_plan,
+    release_opening,
     top_down_grasp,
     top_down_orientation,
 )
@@ -35,6 +34,7 @@ from modular_robot.motion.kinematics import panda_kinematics
 from modular_robot.motion.timing import interpolate_cartesian, time_parameterize
 from modular_robot.ros import qos
 from modular_robot.sim.robots import ARM_JOINTS, MAX_OPENING
+from ros_helpers import SimHarness
 
 
 @pytest.fixture(scope="module")

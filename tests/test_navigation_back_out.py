@@ -4,8 +4,15 @@ import math
 
 from modular_robot.core.navigation import HUSKY_FOOTPRINT, ObjectBox, footprint_gap, wrap_angle
 from modular_robot.skills.navigation import SQUARE_UP_RAD, NavigateParams, _square_up, navigate_to
-from test_navigation import SHIELD_ANGULAR_ACCEL, SHIELD_LINEAR_ACCEL, FakeBase, _assert_ramped, \
-    _context, _grid, _with_boxes
+from test_navigation import (
+    SHIELD_ANGULAR_ACCEL,
+    SHIELD_LINEAR_ACCEL,
+    FakeBase,
+    _assert_ramped,
+    _context,
+    _grid,
+    _with_boxes,
+)
 
 # A table whose near edge is 12 cm from the bumper of a base at the origin facing +x, as after an approach.
 TABLE = (0.62, 1.2, -0.3, 0.3)

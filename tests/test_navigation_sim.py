@@ -22,7 +22,6 @@ import rclpy
 from geometry_msgs.msg import TwistStamped
 from nav_msgs.msg import OccupancyGrid
 from rclpy.parameter import Parameter
-from ros_helpers import SimHarness
 from sensor_msgs.msg import CameraInfo, Image
 
 from modular_robot.core.mapping.occupancy import OccupancyGridBuilder
@@ -48,6 +47,7 @@ from modular_robot.ros.conversions import (
 )
 from modular_robot.skills.interfaces import SkillContext
 from modular_robot.skills.navigation import NavigateParams, navigate_to
+from ros_helpers import SimHarness
 
 # As the semantic map node: 0.05 m cells, 20 m square centred on the world origin, at most one
 # grid per second. The node gets 640x480 depth at stride 4; 320x240 at stride 2 is the same sampling.

@@ -39,7 +39,8 @@ class FakeLLMServer:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                server.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "json": json.loads(body)})
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                server.requests.append({"path": self.path, "headers": headers, "json": json.loads(body)})
                 status, content = server.replies.pop(0)
                 if status == 200:
                     payload = {"id": f"c{len(server.requests)}", "object": "chat.completion", "created": 0,

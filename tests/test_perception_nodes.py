@@ -9,8 +9,8 @@ import pytest
 import rclpy
 from geometry_msgs.msg import TransformStamped
 from nav_msgs.msg import OccupancyGrid
-from sensor_msgs.msg import CameraInfo, Image
 from rclpy.parameter import Parameter
+from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from modular_robot.core.camera import PinholeIntrinsics
@@ -23,7 +23,6 @@ from modular_robot.ros.conversions import camera_info_from_intrinsics, ns_to_sta
 from modular_robot.ros.object_msgs import detections_to_array
 from modular_robot_interfaces.msg import ObjectObservationArray, SemanticMap
 from modular_robot_interfaces.srv import QueryObjects
-
 from ros_helpers import SimHarness
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
 from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.core.planning.dialogue import Dialogue
 from modular_robot.core.planning.plan import PlanRequest, validate_plan
 from modular_robot.nodes.planner_node import make_planner
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-from tiny_lm import build_tiny_lm  # noqa: E402
+from tiny_lm import build_tiny_lm
 
 
 def settings(**values):

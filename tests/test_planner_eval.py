@@ -1,4 +1,4 @@
-"""Smoke test of benchmarks/planner_eval.py: it runs, prints its figures as the last line, and the rules planner scores high."""
+"""Smoke test of benchmarks/planner_eval.py: it runs, prints its figures last, and the rules planner scores high."""
 
 import json
 import subprocess

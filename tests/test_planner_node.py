@@ -128,8 +128,8 @@ class TaskClient:
 
 
 def test_cancelling_a_task_stops_the_arm_and_limits_survive_an_injection():
-    lockstep = LockstepStack(scenario("expect: [{unmoved: [tray]}]\ntimeout_s: 60\n"), parse_stack(STACK), renderer="tiny",
-                             log=lambda line: None,
+    lockstep = LockstepStack(scenario("expect: [{unmoved: [tray]}]\ntimeout_s: 60\n"), parse_stack(STACK),
+                             renderer="tiny", log=lambda line: None,
                              prepare=lambda node: ActionClient(node, ExecuteTask, "execute_task"))
     try:
         tasks = TaskClient(lockstep)

@@ -14,8 +14,6 @@ from types import SimpleNamespace
 
 import pytest
 import rclpy
-from modular_robot_interfaces.action import ExecuteTask
-from modular_robot_interfaces.msg import SemanticMap
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
@@ -31,6 +29,8 @@ from modular_robot.lockstep import LockstepStack
 from modular_robot.replay import Replayer, is_command_topic, replay_topic
 from modular_robot.ros import qos
 from modular_robot.ros.recorder import build_typestore, header_stamp_ns, start_recorder, subscription_qos
+from modular_robot_interfaces.action import ExecuteTask
+from modular_robot_interfaces.msg import SemanticMap
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENE = """

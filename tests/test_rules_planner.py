@@ -223,7 +223,8 @@ def test_put_it_back_and_undo_without_place_at(planner):
 @pytest.mark.parametrize("text, expected", [
     ("what do you see?", ("I see 7 objects: a medium green cube, a medium orange duck, a small red cube, "
                           "a small blue cube, a large white bowl, a large gray tray and a small yellow sphere.")),
-    ("how many cubes are there?", "There are 3 cubes: the small blue cube, the small red cube and the medium green cube."),
+    ("how many cubes are there?",
+     "There are 3 cubes: the small blue cube, the small red cube and the medium green cube."),
     ("how many red things are there?", "There is 1 red thing: the small red cube."),
     ("is there a ball?", "Yes: the small yellow sphere, in the large gray tray, at x 0.47 m, y -0.27 m."),
     ("is there a purple elephant?", "No, I do not see a purple elephant."),

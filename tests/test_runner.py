@@ -5,7 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from modular_robot_interfaces.msg import SemanticMap, SemanticObject
 from rclpy.serialization import deserialize_message
 from rosbags.rosbag2 import Reader
 from std_msgs.msg import String
@@ -13,6 +12,7 @@ from std_msgs.msg import String
 from modular_robot.core.scenario import load_scenario, parse_scenario
 from modular_robot.core.stack import load_stack
 from modular_robot.runner import MapSettling, run_scenario, write_results
+from modular_robot_interfaces.msg import SemanticMap, SemanticObject
 
 ROOT = Path(__file__).resolve().parents[1]
 

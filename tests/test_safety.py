@@ -175,7 +175,8 @@ def test_slow_move_inside_is_accepted(shield: SafetyShield) -> None:
     ([0.0, 1.0], [SAFE_POSE, SAFE_POSE], [[0.0] * 3], "velocities have shape"),
     ([0.0, 5.0], [SAFE_POSE, [0.0, 0.3, 0.6]], None, "point 1: elbow=0.6000 outside limits [-2.5000, 0.5000]"),
     ([0.0, 0.2], [SAFE_POSE, SAFE_POSE + [0.5, 0, 0]], None, "segment 0->1: yaw needs 2.5000 rad/s, limit 1.0000"),
-    ([0.5, 1.0], [SAFE_POSE, SAFE_POSE], [[1.2, 0, 0], [0.0, 0, 0]], "segment 1->2: yaw reaches 1.2000 rad/s, limit 1.0000"),
+    ([0.5, 1.0], [SAFE_POSE, SAFE_POSE], [[1.2, 0, 0], [0.0, 0, 0]],
+     "segment 1->2: yaw reaches 1.2000 rad/s, limit 1.0000"),
     ([0.0, 1.0], [SAFE_POSE, SAFE_POSE], [[0.5, 0, 0], [0.0, 0, 0]], "first point at time 0 must be at rest, yaw"),
     ([0.0, 1.0], [SAFE_POSE, SAFE_POSE], [[0.0] * 3, [0.1, 0, 0]], "last point must be at rest, yaw"),
 ])
@@ -247,7 +248,8 @@ def test_workspace_exit_between_waypoints_is_refused(shield: SafetyShield) -> No
     assert not verdict.ok and "leaves the workspace" in verdict.reason
 
 
-@pytest.mark.parametrize("goal, zone", [(np.array([0.45, 0.05, -0.3]), "block"), (np.array([-0.65, 0.4, -0.95]), "post")])
+@pytest.mark.parametrize("goal, zone", [(np.array([0.45, 0.05, -0.3]), "block"),
+                                        (np.array([-0.65, 0.4, -0.95]), "post")])
 def test_keep_out_zones_are_refused(shield: SafetyShield, goal: np.ndarray, zone: str) -> None:
     end = SAFE_POSE + goal
     tip = toy_fk(end)
@@ -524,8 +526,8 @@ def test_clearly_inside_trajectories_are_accepted(trajectory) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.floats(-3.0, 3.0), st.floats(-5.0, 5.0), st.one_of(st.none(), st.tuples(st.floats(-1.0, 1.0), st.floats(-2.0, 2.0))),
-       st.floats(0.01, 0.5))
+@given(st.floats(-3.0, 3.0), st.floats(-5.0, 5.0),
+       st.one_of(st.none(), st.tuples(st.floats(-1.0, 1.0), st.floats(-2.0, 2.0))), st.floats(0.01, 0.5))
 def test_twists_outside_the_limits_are_refused(linear, angular, previous, dt) -> None:
     base = LIMITS.base
     verdict = SHIELD.check_twist(linear, angular, previous, dt if previous is not None else None)

@@ -7,12 +7,12 @@ import time
 
 import numpy as np
 import pytest
+import rclpy
 import yaml
 from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import TwistStamped
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-import rclpy
 from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
@@ -26,7 +26,6 @@ from modular_robot.nodes.safety_shield_node import COMMANDS, SafetyShieldNode
 from modular_robot.paths import resolve_data_path
 from modular_robot.ros import qos
 from modular_robot.sim.robots import ARM_HOME, ARM_JOINTS
-
 from ros_helpers import SimHarness
 
 TABLETOP = """

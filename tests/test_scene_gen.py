@@ -140,7 +140,8 @@ def test_navigation_trial_puts_the_target_across_the_room_behind_obstacles(seed)
     scene = navigation_trial_scene(seed)
     objects = {o.id: o for o in scene.objects}
     target = objects.pop("target")
-    assert 3.0 <= math.hypot(target.pose.x, target.pose.y) <= 5.0 and abs(math.atan2(target.pose.y, target.pose.x)) <= 0.3
+    assert 3.0 <= math.hypot(target.pose.x, target.pose.y) <= 5.0
+    assert abs(math.atan2(target.pose.y, target.pose.x)) <= 0.3
     assert 1 <= len(objects) <= 3
     for obstacle in objects.values():
         assert obstacle.static and 1.3 <= obstacle.pose.x < target.pose.x

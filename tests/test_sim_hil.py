@@ -18,7 +18,6 @@ from modular_robot.ros.conversions import depth_image_to_metres, image_to_numpy,
 from modular_robot.sim import world as sim_world
 from modular_robot.sim.robots import ARM_HOME, ARM_JOINTS
 from modular_robot.sim.world import SimWorld, auto_renderer
-
 from ros_helpers import SimHarness
 
 TABLETOP = """

@@ -11,7 +11,6 @@ from modular_robot.core.perception.sim_truth import SimTruthDetector
 from modular_robot.core.perception.types import CameraFrame
 from modular_robot.ros import qos
 from modular_robot.ros.conversions import depth_image_to_metres, image_to_numpy, intrinsics_from_camera_info
-
 from ros_helpers import SimHarness
 
 SCENE = """

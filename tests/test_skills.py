@@ -6,7 +6,6 @@ import math
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Duration
-from ros_helpers import SimHarness
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
@@ -28,6 +27,7 @@ from modular_robot.skills.library import (
     skill_catalog,
     validate_call,
 )
+from ros_helpers import SimHarness
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +128,8 @@ def _run(name, args, ctx):
 
 def test_catalog_lists_every_skill_with_schema_and_conditions():
     catalog = {entry["name"]: entry for entry in skill_catalog()}
-    assert {"pick", "place", "place_at", "push", "move_arm_home", "open_gripper", "close_gripper", "say"} <= set(catalog)
+    assert {"pick", "place", "place_at", "push", "move_arm_home", "open_gripper", "close_gripper",
+            "say"} <= set(catalog)
     place = catalog["place"]
     assert place["parameters"]["properties"]["relation"]["enum"] == [
         "in", "on", "left_of", "right_of", "in_front_of", "behind", "near"]

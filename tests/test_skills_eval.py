@@ -10,17 +10,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
+import skills_eval
 
-import skills_eval  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_a_few_trials_print_judged_figures_as_last_line():
     result = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "skills_eval.py"), "--picks", "1", "--stacks", "0",
-         "--injected", "1", "--navigations", "1", "--others", "0"], check=False, cwd=REPO, capture_output=True, text=True,
-        timeout=900)
+         "--injected", "1", "--navigations", "1", "--others", "0"],
+        check=False, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     for key in ("pick_success_pct", "place_success_pct", "navigate_success_pct", "critic_agreement_pct"):

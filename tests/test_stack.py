@@ -5,8 +5,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modular_robot.core.stack import (DDS_PROFILE_VARIABLE, RestartPolicy, RestartTracker, StackError, load_stack,
-                                      parse_stack)
+from modular_robot.core.stack import (
+    DDS_PROFILE_VARIABLE,
+    RestartPolicy,
+    RestartTracker,
+    StackError,
+    load_stack,
+    parse_stack,
+)
 from modular_robot.launch_description import nodes_for_launch
 from modular_robot.paths import resolve_data_path
 from modular_robot.stack_runner import node_command, node_environment

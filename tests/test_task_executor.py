@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.core.planning.dialogue import Dialogue, Move, moves_between
-import pytest
-
 from modular_robot.core.planning.executor import (
     CANCEL_REQUEST,
     EMERGENCY_STOP,
@@ -256,7 +255,8 @@ def test_a_moved_object_the_map_saw_anew_after_the_task_is_remembered_under_its_
     # No step fails, so nothing replans: the map has re-identified the cube only once it lay in the
     # tray. A new blue cube is no stand-in for it, a new red cube is.
     after = [cube("red_cube_2", xy=(0.45, -0.25)), tray(),
-             MapObject("blue_cube_1", "small blue cube", "cube", ("blue", "small"), "blue", [0.5, 0.1, 0.02], [0.04] * 3)]
+             MapObject("blue_cube_1", "small blue cube", "cube", ("blue", "small"), "blue", [0.5, 0.1, 0.02],
+                       [0.04] * 3)]
     stack = Stack([cube(), tray()], after=after)
     dialogue = Dialogue()
     report, _, _, _ = run(stack, Plan("execute", (PICK, PLACE)), dialogue=dialogue)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
 from modular_robot.core.mapping.semantic_map import MapObject
@@ -14,10 +11,7 @@ from modular_robot.core.planning.llm import build_prompt, max_plan_bytes, plan_s
 from modular_robot.core.planning.plan import OBJECT_ARGUMENTS, PLAN_KINDS, PlanRequest, validate_plan
 from modular_robot.core.planning.transformers_backend import TransformersPlanner
 from modular_robot.skills.library import SKILLS
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-from tiny_lm import build_tiny_lm  # noqa: E402
+from tiny_lm import build_tiny_lm
 
 TABLE = [
     MapObject("red_cube_1", "small red cube", "cube", color="red", position=[0.5, 0.1, 0.025], size=[0.05] * 3),

@@ -38,12 +38,18 @@ from typing import Any
 
 import numpy as np
 
+from modular_robot.core.gripper import (
+    CLOSED_OPENING,
+    HOLD_DISTANCE_M,
+    HOLDING_WIDTH_FRACTION,
+    OPEN_MARGIN,
+    holding_bounds,
+    is_irregular,
+)
 from modular_robot.core.mapping.semantic_map import MapObject, box_distance, local_xy
 from modular_robot.core.navigation import HUSKY_FOOTPRINT, Footprint, ObjectBox, footprint_gap
 from modular_robot.core.perception.types import SHAPES, Detection
 from modular_robot.core.predicates import IN_TOP_SLACK_M, IN_XY_MARGIN_M, ON_Z_TOL_M, RELATION_MARGIN_M
-from modular_robot.core.gripper import (
-    CLOSED_OPENING, HOLD_DISTANCE_M, HOLDING_WIDTH_FRACTION, OPEN_MARGIN, holding_bounds, is_irregular)
 from modular_robot.motion.grasping import (
     WORLD_SURFACE_Z,
     grasp_rejection,
@@ -742,7 +748,8 @@ def relation_holds(relation: str, box: ObservedBox, height: float | None, target
                      f"within ±{half[0] - margin:.3f}, ±{half[1] - margin:.3f})")
         if relation == "in":
             inside_z = t_bottom - ON_Z_TOL_M <= bottom <= t_top + IN_TOP_SLACK_M
-            z_text = f"{a} bottom z={bottom:.3f} {'within' if inside_z else 'not within'} {b} [{t_bottom:.3f}, {t_top:.3f}]"
+            z_text = (f"{a} bottom z={bottom:.3f} {'within' if inside_z else 'not within'} {b} "
+                      f"[{t_bottom:.3f}, {t_top:.3f}]")
             ok = over and inside_z
         else:
             gap = bottom - t_top
@@ -875,7 +882,8 @@ def _post_place_at(params: Any, before: dict[str, MapObject], frames: Sequence[P
         rest_text = (f"its bottom is {gap:+.3f} m from the surface at z={WORLD_SURFACE_Z:.3f} "
                      f"({'on' if resting else 'not on'} it within {ON_Z_TOL_M:.3f})")
         failed = [t for t, good in ((near_text, near), (rest_text, resting)) if not good]
-        judgements.append(_FrameJudgement(near and resting, "; ".join(failed) if failed else f"{near_text}; {rest_text}"))
+        reason = "; ".join(failed) if failed else f"{near_text}; {rest_text}"
+        judgements.append(_FrameJudgement(near and resting, reason))
     return _aggregate(effect, judgements)
 
 
@@ -993,7 +1001,8 @@ def _post_arm(skill: str, params: Any, robot: Proprioception | None, home: Seque
             return CriticVerdict(False, 0.0, "arm_home: no fresh arm joint states")
         target = np.asarray(home if home is not None else PANDA_HOME, dtype=float)
         if robot.arm_joints.shape != target.shape:
-            return CriticVerdict(False, 1.0, f"arm_home: {robot.arm_joints.size} joints measured, home has {target.size}")
+            return CriticVerdict(False, 1.0,
+                                 f"arm_home: {robot.arm_joints.size} joints measured, home has {target.size}")
         errors = np.abs(robot.arm_joints - target)
         worst = int(np.argmax(errors))
         ok = bool(errors[worst] <= HOME_TOLERANCE_RAD)

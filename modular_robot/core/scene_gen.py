@@ -151,8 +151,9 @@ def skill_trial_scene(seed: int, target_type: str, task: str, n_others: int | No
         specs.append(ObjectSpec(id="container", type=kind, color=rng.choice(COLORS), size=side, height=None,
                                 pose=ObjectPose(0.0, 0.0, 0.0, 0.0)))
     elif task == "stack":
-        specs.append(ObjectSpec(id="support", type="cube", color=rng.choice(COLORS), size=round(rng.uniform(0.05, 0.06), 3),
-                                height=None, pose=ObjectPose(0.0, 0.0, 0.0, 0.0)))
+        specs.append(ObjectSpec(id="support", type="cube", color=rng.choice(COLORS),
+                                size=round(rng.uniform(0.05, 0.06), 3), height=None,
+                                pose=ObjectPose(0.0, 0.0, 0.0, 0.0)))
     n_others = rng.randint(0, 2) if n_others is None else n_others
     specs += [ObjectSpec(id=f"other_{i + 1}", type=o.type, color=o.color, size=o.size, height=o.height, pose=o.pose)
               for i, o in enumerate(_small_object(rng, i) for i in range(n_others))]

@@ -293,7 +293,7 @@ def place_pose(target_box: Box, relation: str, held_object_size: Sequence[float]
 
 def _fingers_have_room(container: Box, held: np.ndarray, spot: Sequence[float], gripper_yaw: float,
                        others: Sequence[Box]) -> bool:
-    """Return whether fingers opened to let go of `held` at `spot` stay inside a container's walls and clear of `others`.
+    """Return whether fingers opened to release `held` at `spot` stay inside a container's walls and clear of `others`.
 
     Each finger pad is taken as a circle of `FINGER_HALF_THICKNESS` about its centre, on the
     gripper's y axis (along which the fingers close) beside the object, with the release opening
@@ -364,8 +364,9 @@ def place_spots(target_box: Box, relation: str, held_object_size: Sequence[float
     counts = np.floor(half / step).astype(int)
     grid = [np.array([i * step, j * step]) for i in range(-counts[0], counts[0] + 1)
             for j in range(-counts[1], counts[1] + 1) if i or j]
-    local = [np.zeros(2)] + sorted((p for p in grid if _clears_edges(p, relation, half, reach, rectangular)),
-                                   key=lambda p: (round(float(np.hypot(*p)), 9), math.atan2(p[1], p[0]) % (2 * math.pi)))
+    clear = (p for p in grid if _clears_edges(p, relation, half, reach, rectangular))
+    local = [np.zeros(2)] + sorted(clear, key=lambda p: (round(float(np.hypot(*p)), 9),
+                                                         math.atan2(p[1], p[0]) % (2 * math.pi)))
     spots = [centre + rotation @ p for p in local]
     return [p for p in spots if all(math.dist(p, q) >= radius + r + NEIGHBOUR_GAP for q, r in occupants)]
 

@@ -98,7 +98,10 @@ class CriticNode(StackNode):
         # Set before anything can fail: the context destroys a half-built node on shutdown.
         self._kinematics: ArmKinematics | None = None
         self._declare_parameters()
-        get = lambda name: self.get_parameter(name).value
+
+        def get(name: str):
+            return self.get_parameter(name).value
+
         self.robot = get("robot")
         if self.robot not in ROBOTS:
             raise ValueError(f"parameter robot must be one of {ROBOTS}, got {self.robot!r}")

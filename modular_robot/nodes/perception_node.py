@@ -20,14 +20,13 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header, String
 from visualization_msgs.msg import MarkerArray
 
-from modular_robot.core.perception.registry import create_detector
 from modular_robot.core.perception.geometric import GeometricParams
+from modular_robot.core.perception.registry import create_detector
 from modular_robot.core.perception.self_filter import PANDA_GRASP_FRAME, PANDA_LINK_CAPSULES, panda_capsules
 from modular_robot.core.perception.types import CameraFrame, Detector
 from modular_robot.core.sync import StampSync, StampThrottle
 from modular_robot.core.tf_tree import TfError
 from modular_robot.ros import qos
-from modular_robot.ros.spin import spin_node
 from modular_robot.ros.conversions import (
     MalformedMessageError,
     clip,
@@ -38,6 +37,7 @@ from modular_robot.ros.conversions import (
     stamp_to_ns,
 )
 from modular_robot.ros.object_msgs import box_markers, detections_to_array
+from modular_robot.ros.spin import spin_node
 from modular_robot.ros.stack_node import StackNode
 from modular_robot.ros.tf_listener import TfListener
 from modular_robot_interfaces.msg import ObjectObservationArray
@@ -56,7 +56,10 @@ class PerceptionNode(StackNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("perception", **kwargs)
         self._declare_parameters()
-        get = lambda name: self.get_parameter(name).value  # noqa: E731
+
+        def get(name: str):
+            return self.get_parameter(name).value
+
         self.world_frame = get("world_frame")
         self.prompts = tuple(p for p in get("prompts") if p)
         self.robot_model = get("self_filter")

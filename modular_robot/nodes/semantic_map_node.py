@@ -21,16 +21,15 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
+from modular_robot.core.gripper import OpeningHistory
 from modular_robot.core.mapping.occupancy import OccupancyGridBuilder
 from modular_robot.core.mapping.query import query
-from modular_robot.core.gripper import OpeningHistory
 from modular_robot.core.mapping.semantic_map import Gripper, SemanticMap
 from modular_robot.core.mapping.text_embedding import default_embedder
 from modular_robot.core.perception.types import CameraFrame
 from modular_robot.core.sync import StampSync, StampThrottle
 from modular_robot.core.tf_tree import TfError
 from modular_robot.ros import qos
-from modular_robot.ros.spin import spin_node
 from modular_robot.ros.conversions import (
     clip,
     depth_image_to_metres,
@@ -38,9 +37,11 @@ from modular_robot.ros.conversions import (
     stamp_to_ns,
 )
 from modular_robot.ros.object_msgs import box_markers, msg_to_detection, object_problem, object_to_msg
+from modular_robot.ros.spin import spin_node
 from modular_robot.ros.stack_node import StackNode
 from modular_robot.ros.tf_listener import TfListener
-from modular_robot_interfaces.msg import ObjectObservationArray, SemanticMap as SemanticMapMsg
+from modular_robot_interfaces.msg import ObjectObservationArray
+from modular_robot_interfaces.msg import SemanticMap as SemanticMapMsg
 from modular_robot_interfaces.srv import QueryObjects
 
 # A frame waits this long (wall time) for the camera's transform at its stamp.
@@ -61,7 +62,10 @@ class SemanticMapNode(StackNode):
         self._lock = threading.Lock()
         self._dirty = False
         self._declare_parameters()
-        get = lambda name: self.get_parameter(name).value  # noqa: E731
+
+        def get(name: str):
+            return self.get_parameter(name).value
+
         self.world_frame = get("world_frame")
         self.map_file = get("map_file")
         self.save_period_s = get("save_period_s")

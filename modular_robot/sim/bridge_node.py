@@ -26,17 +26,17 @@ from std_msgs.msg import Bool, Float64MultiArray, Header, String
 from trajectory_msgs.msg import JointTrajectory
 
 from modular_robot.core.scenario import load_scenario
-from modular_robot.core.transforms import Transform
 from modular_robot.core.trajectory import TrajectoryError, check_start_velocity, validate_trajectory
+from modular_robot.core.transforms import Transform
 from modular_robot.paths import resolve_data_path
 from modular_robot.ros import qos
-from modular_robot.ros.spin import spin_node
 from modular_robot.ros.conversions import (
     camera_info_from_intrinsics,
     make_transform_stamped,
     ns_to_stamp,
     numpy_to_image,
 )
+from modular_robot.ros.spin import spin_node
 from modular_robot.ros.stack_node import StackNode
 from modular_robot.sim.robots import MAX_OPENING, OPTICAL_FROM_LINK, SimRobot
 from modular_robot.sim.world import SimWorld
@@ -279,7 +279,10 @@ class SimBridgeNode(StackNode):
         self.world: SimWorld | None = None
         self.lock = threading.Lock()
         self._declare_parameters()
-        get = lambda name: self.get_parameter(name).value  # noqa: E731
+
+        def get(name: str):
+            return self.get_parameter(name).value
+
         self.mode = get("mode")
         if self.mode not in MODES:
             raise ValueError(f"parameter mode must be one of {MODES}, got {self.mode!r}")

@@ -60,8 +60,8 @@ class Skill:
         """Execute the skill, refusing without motion when the robot lacks a part it needs."""
         missing = [part for part in self.requires if getattr(ctx, part) is None]
         if missing:
-            return refuse(f"{self.name} needs {' and '.join(f'an {part}' if part == 'arm' else f'a {part}' for part in missing)}, "
-                          f"which this robot does not have")
+            parts = " and ".join(f"an {part}" if part == "arm" else f"a {part}" for part in missing)
+            return refuse(f"{self.name} needs {parts}, which this robot does not have")
         return self.execute(params, ctx)
 
 

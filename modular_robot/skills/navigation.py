@@ -28,12 +28,12 @@ from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.core.navigation import (
     APPROACH_GAP_M,
     HUSKY_FOOTPRINT,
+    STOP_MARGIN_M,
     TARGET_CELL_MARGIN_M,
     TARGET_SIDE_CLEARANCE_M,
     CostMap,
     DriveLimits,
     ObjectBox,
-    STOP_MARGIN_M,
     OccupancyMap,
     PathFollower,
     Plan,

@@ -307,7 +307,8 @@ class TaskExecutor:
             repaired = repair([s.call for s in steps[index:]], failure, known, current, self.held, self.skills,
                               renamed)
             if isinstance(repaired, str):
-                report.summary = f"I could not finish: step {index + 1} {step.call} failed ({failure.reason}); {repaired}."
+                report.summary = (f"I could not finish: step {index + 1} {step.call} failed ({failure.reason}); "
+                                  f"{repaired}.")
                 return
             known = current
             report.revisions += 1

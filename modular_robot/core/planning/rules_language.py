@@ -40,7 +40,8 @@ _AND_VERB = re.compile(rf"\s*(?:,\s*and|,|\band)\s+(?=(?:{_VERB_ALTERNATION})\b)
 _EXCEPT = re.compile(r"\s*,?\s*\b(?:except(?: for)?|but not|other than|apart from|excluding|not including|"
                      r"save for|with the exception of|leaving out|aside from)\s+(.+)$", re.IGNORECASE)
 _SENTENCE = re.compile(r"[;!?]+|\.(?!\d)")
-_LEADING = re.compile(r"^(?:first(?: of all)?|firstly|to start|and|also|lastly|second(?:ly)?|then)\b[\s,]*", re.IGNORECASE)
+_LEADING = re.compile(r"^(?:first(?: of all)?|firstly|to start|and|also|lastly|second(?:ly)?|then)\b[\s,]*",
+                      re.IGNORECASE)
 
 # Place relations, longest first where one is the start of another.
 PLACE_RELATIONS: tuple[tuple[str, str], ...] = (
@@ -95,7 +96,8 @@ _UNITS = {"cm": 0.01, "centimeter": 0.01, "centimeters": 0.01, "centimetre": 0.0
           "m": 1.0, "meter": 1.0, "meters": 1.0, "metre": 1.0, "metres": 1.0,
           "inch": 0.0254, "inches": 0.0254, "in": 0.0254}
 _UNIT = "(" + "|".join(sorted(_UNITS, key=len, reverse=True)) + r")\b"
-_DISTANCE = re.compile(rf"\s*(?:by |about |around |roughly |approximately |some |for )?{_NUMBER}\s*{_UNIT}", re.IGNORECASE)
+_DISTANCE = re.compile(rf"\s*(?:by |about |around |roughly |approximately |some |for )?{_NUMBER}\s*{_UNIT}",
+                       re.IGNORECASE)
 _DIRECTIONS: tuple[tuple[str, str], ...] = (
     (r"(?:to the |towards the |toward the |to your |to my |)left(?:wards)?(?: side)?", "left"),
     (r"(?:to the |towards the |toward the |to your |to my |)right(?:wards)?(?: side)?", "right"),
@@ -122,8 +124,10 @@ _NAVIGATE = re.compile(
     r"^(?:go|drive|navigate|head|travel|move|come|roll|walk|get)(?: yourself)?\s+(?:over |up |back |on )?"
     r"(?:to|towards|toward|up to|next to|near)\s+(.+)$|^approach\s+(.+)$", re.IGNORECASE)
 _POSE = re.compile(r"^(?:the )?(?:position|point|coordinates?|pose|location)?\s*\(?\s*(?:x\s*=?\s*)?"
-                   r"(-?\d+(?:\.\d+)?)\s*(?:m\b)?\s*,?\s*(?:y\s*=?\s*)?(-?\d+(?:\.\d+)?)\s*(?:m\b)?\s*\)?$", re.IGNORECASE)
-_SEARCH = re.compile(r"^(?:find|locate|search for|search|look for|look around for|hunt for|seek)\s+(.+)$", re.IGNORECASE)
+                   r"(-?\d+(?:\.\d+)?)\s*(?:m\b)?\s*,?\s*(?:y\s*=?\s*)?(-?\d+(?:\.\d+)?)\s*(?:m\b)?\s*\)?$",
+                   re.IGNORECASE)
+_SEARCH = re.compile(r"^(?:find|locate|search for|search|look for|look around for|hunt for|seek)\s+(.+)$",
+                     re.IGNORECASE)
 _HOME = re.compile(
     r"^(?:(?:go|move|return|come|head|get|send|bring|put|take)\b)?(?:\s+(?:your|the|my|its))?(?:\s+arm)?"
     r"(?:\s+back)?(?:\s+to)?(?:\s+(?:the|its|your))?\s*(?:home|rest|ready|initial|starting)"
