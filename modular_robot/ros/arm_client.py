@@ -250,11 +250,20 @@ class RosArm:
         """
         with self._state:
             here, moving = self._measured(names)
-        duration, offset = braking_stop(moving, acceleration_limits, HOLD_S)
-        msg = JointTrajectory(joint_names=names, points=[JointTrajectoryPoint(
-            positions=[float(v) for v in here + offset], velocities=[0.0] * len(names),
-            time_from_start=_duration(duration))])
-        self._arm_pub.publish(msg)
+        self._arm_pub.publish(braking_trajectory(names, here, moving, acceleration_limits))
+
+
+def braking_trajectory(joint_names: Sequence[str], here: np.ndarray, moving: np.ndarray,
+                       acceleration_limits: np.ndarray) -> JointTrajectory:
+    """Return the trajectory that brakes the arm evenly to rest from its measured motion, within the limits.
+
+    Its one point lies ahead of the measured positions; the controller reaches it from the measured
+    velocities, decelerating at a constant rate over at least HOLD_S.
+    """
+    duration, offset = braking_stop(moving, acceleration_limits, HOLD_S)
+    return JointTrajectory(joint_names=list(joint_names), points=[JointTrajectoryPoint(
+        positions=[float(v) for v in here + offset], velocities=[0.0] * len(joint_names),
+        time_from_start=_duration(duration))])
 
 
 def trajectory_message(joint_names: Sequence[str], path: TimedPath, here: np.ndarray,
