@@ -6,6 +6,7 @@ arm moves. In-process, on the lockstep harness: a publisher destroyed leaves the
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -17,7 +18,8 @@ from trajectory_msgs.msg import JointTrajectory
 
 from modular_robot.nodes.safety_shield_node import SafetyShieldNode
 from modular_robot.ros import qos
-from modular_robot.sim.robots import ARM_HOME, ARM_JOINTS
+from modular_robot.ros.arm_client import RosArm
+from modular_robot.sim.robots import ARM_HOME, ARM_JOINTS, FINGER_JOINTS
 from tests.ros_helpers import SimHarness
 from tests.test_safety_shield_node import GOAL, TABLETOP, _trajectory
 
@@ -95,3 +97,23 @@ def test_the_driver_stops_the_arm_when_the_shields_publisher_leaves(harness):
     assert np.max(np.abs(here - GOAL)) > 0.1, "the motion played on to its goal"
     harness.advance(1.0)
     assert np.max(np.abs(_arm(harness)[0] - here)) < 0.01, "the arm moved on after the hold"
+
+
+def test_a_command_no_shield_listens_to_fails_at_once_naming_the_shield():
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("arm_client", context=context)
+    try:
+        arm = RosArm(node, ARM_JOINTS, FINGER_JOINTS, threading.Event())
+        state = JointState(name=[*ARM_JOINTS, *FINGER_JOINTS], position=[*ARM_HOME, 0.02, 0.02], velocity=[0.0] * 9)
+        state.header.stamp = node.get_clock().now().to_msg()
+        arm._on_joint_states(state)
+        started = time.monotonic()
+        result = arm.set_gripper(0.08)
+        assert not result.success
+        assert result.reason == ("no safety shield is listening on /safe/gripper_controller/commands: "
+                                 "the command was not sent")
+        assert time.monotonic() - started < 1.0
+    finally:
+        node.destroy_node()
+        rclpy.shutdown(context=context)
