@@ -49,10 +49,10 @@ _MIN_TWIST_DT = 1e-6
 # Skill commands, queued deep enough for a burst (a fuzzer's 2,000 per topic) to wait for its check
 # rather than be overwritten: a KEEP_LAST reader drops the oldest sample silently, and no QoS
 # event reports it (Fast DDS's message-lost event fires only for samples it never received).
-# How often the shield looks for arm command publishers that left the graph (wall s).
-COMMANDER_CHECK_PERIOD_S = 0.1
 COMMANDS = QoSProfile(depth=2048, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.VOLATILE)
+# How often the shield looks for arm command publishers that left the graph (wall s).
+COMMANDER_CHECK_PERIOD_S = 0.1
 
 
 class SafetyShieldNode(StackNode):

@@ -180,6 +180,8 @@ class _RobotInterfaces:
                 self.node.get_logger().info(f"{robot.name or 'robot'}: emergency stop released")
                 robot.release()
         if pending.hold and not robot.frozen:
+            # The emergency stop's brake, then commands are taken again: the restarted sender's next
+            # trajectory starts from rest here.
             self.node.get_logger().warning(f"{robot.name or 'robot'}: a sender of arm trajectories left: "
                                            "the arm stops where it is")
             robot.freeze()
