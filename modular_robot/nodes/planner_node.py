@@ -75,6 +75,7 @@ SKILL_TIMEOUT_S = 600.0
 # How often a wait for the critic or the skill server checks that it is still there, and how often
 # a running task's dependencies are looked for in the graph (wall s).
 LIVENESS_PERIOD_S = 0.5
+# Perception's output: its publishers are what the graph shows of perception.
 OBSERVATIONS_TOPIC = "objects/observations"
 # Longest wall time a wait on the stack's clock takes: a clock that stops (the simulator gone) ends it.
 SETTLE_TIMEOUT_S = 60.0

@@ -135,7 +135,8 @@ class LiveStack:
         task = Task(instruction)
 
         def run() -> None:
-            task.exit_code = run_task(self.chat, instruction, task.out, server_timeout_s=60.0, inbox=queue.SimpleQueue())
+            task.exit_code = run_task(self.chat, instruction, task.out, server_timeout_s=60.0,
+                                      inbox=queue.SimpleQueue())
 
         task.thread = threading.Thread(target=run, name=f"task {instruction}", daemon=True)
         task.thread.start()
@@ -150,7 +151,7 @@ def _cmdline(pid: int) -> str:
 
 
 def write_stack(path: Path, parameters: dict[str, dict], respawn_delay_s: float) -> Path:
-    """Write the tabletop stack with absolute data paths, `parameters` merged in, every respawn after `respawn_delay_s`."""
+    """Write the tabletop stack with absolute data paths, `parameters` merged in, respawns after `respawn_delay_s`."""
     document = yaml.safe_load(STACK.read_text())
     for node in document["nodes"]:
         values = node.setdefault("parameters", {})

@@ -102,7 +102,8 @@ def test_a_node_killed_in_a_task_fails_it_naming_the_node_stops_the_arm_and_is_r
                                          live_stack.log().split(f"{line}{new})", 1)[1]), 150, f"{node} to be up")
     if node == "semantic_map":
         # The restarted map's first line counts what it reloaded from its file, before it fused a frame.
-        assert re.fullmatch(r".*map: ([5-9]|\d\d+) objects from .*semantic_map\.json", started.group(0)), started.group(0)
+        reloaded = re.fullmatch(r".*map: ([5-9]|\d\d+) objects from .*semantic_map\.json", started.group(0))
+        assert reloaded, started.group(0)
     assert live_stack.up.poll() is None, live_stack.log()[-3000:]
 
     following = live_stack.send(after)
