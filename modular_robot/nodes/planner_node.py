@@ -75,6 +75,8 @@ SKILL_TIMEOUT_S = 600.0
 # How often a wait for the critic or the skill server checks that it is still there, and how often
 # a running task's dependencies are looked for in the graph (wall s).
 LIVENESS_PERIOD_S = 0.5
+# The semantic map as a task's dependency.
+MAP = "semantic map ('query_objects')"
 # Perception's output: its publishers are what the graph shows of perception.
 OBSERVATIONS_TOPIC = "objects/observations"
 # Longest wall time a wait on the stack's clock takes: a clock that stops (the simulator gone) ends it.
@@ -179,7 +181,7 @@ class _RosPorts:
         """Return, per node a task depends on, how many of its processes the graph shows."""
         return {
             f"perception node ('{OBSERVATIONS_TOPIC}')": self.node.count_publishers(OBSERVATIONS_TOPIC),
-            "semantic map ('query_objects')": int(self.query.service_is_ready()),
+            MAP: int(self.query.service_is_ready()),
             "critic ('check_step')": int(self.critic.service_is_ready()),
             "skill server ('execute_skill')": int(self.skills.server_is_ready()),
             f"safety shield ('{ARM_TOPIC}')": self.node.count_subscribers(ARM_TOPIC),
@@ -245,6 +247,12 @@ class _RosPorts:
                 raise NodeLost(f"the {server} did not answer within {timeout_s:.0f} s")
 
     def snapshot(self) -> list[MapObject]:
+        with self._lock:
+            lost = MAP in self.dependencies.lost
+        if lost:
+            # Waiting for it would only delay the end of the task it ended.
+            self.node.get_logger().warning("the semantic map went away during the task: no snapshot")
+            return []
         if not self.query.wait_for_service(timeout_sec=SERVICE_TIMEOUT_S):
             self.node.get_logger().warning("no semantic map serving 'query_objects': planning on an empty map")
             return []

@@ -82,7 +82,9 @@ def test_a_node_killed_in_a_task_fails_it_naming_the_node_stops_the_arm_and_is_r
     restarts = live_stack.log().count(f"node {live_stack.namespace}/{node} restarted")
     task = live_stack.send(KILLED_TASK)
     # In the pick itself: the arm may still settle from the last task while this one is planned.
-    wait_for(lambda: "running pick" in task.text, 90, f"the pick of {KILLED_TASK!r} to start")
+    wait_for(lambda: "running pick" in task.text or not task.thread.is_alive(), 90,
+             f"the pick of {KILLED_TASK!r} to start")
+    assert "running pick" in task.text, task.text
     picking = live_stack.sim_now()
     wait_for(lambda: any(speed > MOVING_RAD_S for _, speed in live_stack.arm_speed_since(picking)), 60,
              "the arm to move in the pick")
