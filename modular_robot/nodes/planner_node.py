@@ -13,7 +13,9 @@ and ends the running task, never with a replan; while it is engaged new tasks ar
 its release nothing moves until a new task arrives. "stop", "halt", "wait" or "cancel" on
 `chat/user` (any UI's instructions) cancels the running task like a cancel request. A critic or
 skill server that goes away (or stops answering) mid-step ends the task with a message naming it;
-the planner takes the next task. Every wait has a timeout.
+so does any node the task depends on that leaves the graph while it runs (perception, the semantic
+map, the critic, the skill server, the safety shield: `DependencyWatch`), and the running skill is
+cancelled at once, which stops the robot. The planner takes the next task. Every wait has a timeout.
 
 The dialogue (pronouns, follow-ups, clarifications, undo) lives here for the node's lifetime.
 """
@@ -31,12 +33,13 @@ from collections.abc import Callable
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.clock import JumpThreshold
+from rclpy.clock import Clock, ClockType, JumpThreshold
 from rclpy.duration import Duration
 from rclpy.node import Node
 from std_msgs.msg import Bool, String
 
 from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.planning.dependencies import DependencyWatch
 from modular_robot.core.planning.executor import (
     CANCEL_REQUEST,
     EMERGENCY_STOP,
@@ -51,6 +54,7 @@ from modular_robot.core.planning.executor import (
 )
 from modular_robot.core.planning.plan import Call, Planner
 from modular_robot.ros import qos
+from modular_robot.ros.arm_client import ARM_TOPIC
 from modular_robot.ros.conversions import ns_to_stamp
 from modular_robot.ros.object_msgs import msg_to_object
 from modular_robot.ros.spin import spin_node
@@ -68,8 +72,13 @@ SERVICE_TIMEOUT_S = 10.0
 CHECK_TIMEOUT_S = 120.0
 # Longest wall time for one skill's result (a long drive of the base included).
 SKILL_TIMEOUT_S = 600.0
-# How often a wait for the critic or the skill server checks that it is still there (wall s).
+# How often a wait for the critic or the skill server checks that it is still there, and how often
+# a running task's dependencies are looked for in the graph (wall s).
 LIVENESS_PERIOD_S = 0.5
+# The semantic map as a task's dependency.
+MAP = "semantic map ('query_objects')"
+# Perception's output: its publishers are what the graph shows of perception.
+OBSERVATIONS_TOPIC = "objects/observations"
 # Longest wall time a wait on the stack's clock takes: a clock that stops (the simulator gone) ends it.
 SETTLE_TIMEOUT_S = 60.0
 
@@ -150,6 +159,7 @@ class _RosPorts:
         self._stop_said = False
         self._skill_handle = None
         self._lock = threading.Lock()
+        self.dependencies = DependencyWatch(tuple(self._dependency_counts()))
 
     def begin(self, goal_handle) -> None:
         """Start following a task's goal."""
@@ -157,6 +167,7 @@ class _RosPorts:
             self.goal_handle = goal_handle
             self._estopped = self.estop_engaged
             self._stop_said = False
+            self.dependencies.begin(self._dependency_counts())
 
     def end(self) -> None:
         """Stop following the task's goal."""
@@ -164,6 +175,37 @@ class _RosPorts:
             self.goal_handle = None
             self._estopped = False
             self._stop_said = False
+            self.dependencies.end()
+
+    def _dependency_counts(self) -> dict[str, int]:
+        """Return, per node a task depends on, how many of its processes the graph shows."""
+        return {
+            f"perception node ('{OBSERVATIONS_TOPIC}')": self.node.count_publishers(OBSERVATIONS_TOPIC),
+            MAP: int(self.query.service_is_ready()),
+            "critic ('check_step')": int(self.critic.service_is_ready()),
+            "skill server ('execute_skill')": int(self.skills.server_is_ready()),
+            f"safety shield ('{ARM_TOPIC}')": self.node.count_subscribers(ARM_TOPIC),
+        }
+
+    def watch_dependencies(self) -> list[str]:
+        """Look for the running task's dependencies in the graph; cancel the skill if one left.
+
+        Returns:
+            The dependencies that left since the last look.
+        """
+        counts = self._dependency_counts()
+        with self._lock:
+            dropped = self.dependencies.update(counts)
+        if dropped:
+            self.cancel_skill()
+        return dropped
+
+    def _raise_if_lost(self) -> None:
+        """Raise NodeLost naming the first dependency that left during the task, if any."""
+        with self._lock:
+            lost = self.dependencies.lost
+        if lost:
+            raise NodeLost(f"the {lost[0]} went away")
 
     def emergency_stop(self, engaged: bool) -> None:
         """Follow the emergency stop: engaging it ends the running task and cancels its skill."""
@@ -198,12 +240,19 @@ class _RosPorts:
         future.add_done_callback(lambda _: done.set())
         deadline = time.monotonic() + timeout_s
         while not done.wait(LIVENESS_PERIOD_S):
+            self._raise_if_lost()
             if not ready():
                 raise NodeLost(f"the {server} went away")
             if time.monotonic() > deadline:
                 raise NodeLost(f"the {server} did not answer within {timeout_s:.0f} s")
 
     def snapshot(self) -> list[MapObject]:
+        with self._lock:
+            lost = MAP in self.dependencies.lost
+        if lost:
+            # Waiting for it would only delay the end of the task it ended.
+            self.node.get_logger().warning("the semantic map went away during the task: no snapshot")
+            return []
         if not self.query.wait_for_service(timeout_sec=SERVICE_TIMEOUT_S):
             self.node.get_logger().warning("no semantic map serving 'query_objects': planning on an empty map")
             return []
@@ -214,6 +263,7 @@ class _RosPorts:
         return [msg_to_object(o) for o in future.result().objects]
 
     def check(self, task_id: str, step_index: int, phase: str, call: Call, since_ns: int) -> CheckResult:
+        self._raise_if_lost()
         if not self.critic.wait_for_service(timeout_sec=SERVICE_TIMEOUT_S):
             return CheckResult(False, 0.0, "no critic is serving 'check_step'")
         request = CheckStep.Request(task_id=task_id, step_index=step_index, phase=phase, skill=call.skill,
@@ -231,6 +281,7 @@ class _RosPorts:
         if self.stopped():
             return CallOutcome(False, f"{call.skill} was not started: the task is stopping", cancelled=True,
                                moved=False)
+        self._raise_if_lost()
         if not self.skills.wait_for_server(timeout_sec=SERVICE_TIMEOUT_S):
             return CallOutcome(False, "no skill server is serving 'execute_skill'", moved=False)
         server = "skill server ('execute_skill')"
@@ -254,6 +305,8 @@ class _RosPorts:
         finally:
             with self._lock:
                 self._skill_handle = None
+        # A dependency that left while the skill ran cancelled it: the task ends naming that node.
+        self._raise_if_lost()
         response = result_future.result()
         effects = _effects(response.result.effects_json)
         if effects.get("emergency_stop"):
@@ -345,6 +398,8 @@ class PlannerNode(StackNode):
         self.create_subscription(String, "skills/catalog", self._on_catalog, qos.LATCHED, callback_group=group)
         self.create_subscription(Bool, "emergency_stop", self._on_emergency_stop, qos.LATCHED, callback_group=group)
         self.create_subscription(String, "chat/user", self._on_user, qos.RELIABLE, callback_group=group)
+        self.create_timer(LIVENESS_PERIOD_S, self._watch_dependencies, callback_group=group,
+                          clock=Clock(clock_type=ClockType.STEADY_TIME))
         self._server = ActionServer(self, ExecuteTask, "execute_task", execute_callback=self._execute,
                                     goal_callback=lambda goal: GoalResponse.ACCEPT,
                                     cancel_callback=self._on_cancel, callback_group=group)
@@ -375,6 +430,10 @@ class PlannerNode(StackNode):
             else:
                 self.get_logger().info("emergency stop released: nothing moves until a new task")
         self.ports.emergency_stop(engaged)
+
+    def _watch_dependencies(self) -> None:
+        for name in self.ports.watch_dependencies():
+            self.get_logger().warning(f"the {name} went away during the task: stopping the task")
 
     def _on_user(self, msg: String) -> None:
         if is_stop_word(msg.data) and self.ports.stop_said():

@@ -9,6 +9,11 @@ a multi-threaded executor: a trajectory being checked never delays the stop, and
 checked again under a lock right before anything is published, so that no command checked before
 the stop reaches the robot after it. Command queues are deep enough for a burst: every command is
 forwarded or refused with a reason, none overwritten unseen while a check runs.
+
+A trajectory the shield forwarded plays on in the controller after its sender has gone: when a
+publisher of `safe/arm_controller/joint_trajectory` leaves the graph (a skill server that crashed
+or was killed mid-motion), the shield brakes the arm to a stop from its measured motion within the
+arm's acceleration limits. Nobody would stop that motion otherwise.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import numpy as np
 from geometry_msgs.msg import TwistStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray, String
@@ -28,6 +34,7 @@ from modular_robot.core.safety import ESTOP_REASON, SafetyShield, Verdict, load_
 from modular_robot.motion.kinematics import ArmKinematics, panda_kinematics
 from modular_robot.paths import resolve_data_path
 from modular_robot.ros import qos
+from modular_robot.ros.arm_client import braking_trajectory
 from modular_robot.ros.spin import spin_node
 from modular_robot.ros.stack_node import StackNode
 
@@ -44,6 +51,8 @@ _MIN_TWIST_DT = 1e-6
 # event reports it (Fast DDS's message-lost event fires only for samples it never received).
 COMMANDS = QoSProfile(depth=2048, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.VOLATILE)
+# How often the shield looks for arm command publishers that left the graph (wall s).
+COMMANDER_CHECK_PERIOD_S = 0.1
 
 
 class SafetyShieldNode(StackNode):
@@ -75,8 +84,9 @@ class SafetyShieldNode(StackNode):
         self.gripper_pub = self.create_publisher(Float64MultiArray, GRIPPER_TOPIC, qos.RELIABLE)
         self.cmd_vel_pub = self.create_publisher(TwistStamped, CMD_VEL_TOPIC, qos.RELIABLE)
         commands = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(JointTrajectory, SKILL_PREFIX + ARM_TOPIC, self._on_trajectory, COMMANDS,
-                                 callback_group=commands)
+        self._arm_commands = self.create_subscription(JointTrajectory, SKILL_PREFIX + ARM_TOPIC, self._on_trajectory,
+                                                      COMMANDS, callback_group=commands)
+        self._arm_commanders = 0
         self.create_subscription(Float64MultiArray, SKILL_PREFIX + GRIPPER_TOPIC, self._on_gripper, COMMANDS,
                                  callback_group=commands)
         self.create_subscription(TwistStamped, SKILL_PREFIX + CMD_VEL_TOPIC, self._on_twist, COMMANDS,
@@ -85,6 +95,11 @@ class SafetyShieldNode(StackNode):
                                  callback_group=MutuallyExclusiveCallbackGroup())
         self.create_subscription(Bool, "emergency_stop", self._on_emergency_stop, qos.LATCHED,
                                  callback_group=MutuallyExclusiveCallbackGroup())
+        if limits.arm is not None:
+            # On the steady clock: a lost sender is braked even while sim time stands still.
+            self.create_timer(COMMANDER_CHECK_PERIOD_S, self._check_arm_commanders,
+                              callback_group=MutuallyExclusiveCallbackGroup(),
+                              clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(f"shielding {limits.robot} with limits from {limits_file}")
 
     def _declare_parameters(self) -> None:
@@ -135,6 +150,32 @@ class SafetyShieldNode(StackNode):
             elif not msg.data and self.shield.engaged:
                 self.shield.release()
                 self.get_logger().info("emergency stop released")
+
+    def _check_arm_commanders(self) -> None:
+        """Brake the arm when a sender of arm trajectories has left the graph."""
+        count = self._arm_commands.get_publisher_count()
+        left, self._arm_commanders = count < self._arm_commanders, count
+        if left:
+            self.get_logger().warning(f"a publisher of {SKILL_PREFIX + ARM_TOPIC} left: braking the arm")
+            self._brake_arm()
+
+    def _brake_arm(self) -> None:
+        """Command the arm to decelerate evenly to rest from its measured motion, within its limits.
+
+        The driver starts the trajectory from the measured positions and velocities; the stop itself
+        refuses it while engaged, and the driver has frozen the arm then anyway.
+        """
+        arm = self.shield.limits.arm
+        names = list(arm.joint_names)
+        with self._state_lock:
+            if any(name not in self._joint_positions for name in names):
+                return
+            here = np.array([self._joint_positions[name] for name in names])
+            moving = np.array([self._joint_velocities.get(name, 0.0) for name in names])
+        msg = braking_trajectory(names, here, moving, arm.acceleration)
+        with self._stop_lock:
+            if not self.shield.engaged:
+                self.arm_pub.publish(msg)
 
     # --- commands ---------------------------------------------------------------------------------
 

@@ -3,9 +3,12 @@
 Trajectories and gripper commands go to the shield's `safe/...` topics; the shield forwards them to
 the controllers or refuses them on `safety/refusals`, which ends the motion at once with the
 shield's reason; a refusal that any node other than the shield publishes is ignored (and counted
-in `RosArm.refusal_subscription.rejected`). Time is the robot's: the stamps of joint_states, so
-waiting works the same in lockstep simulation, in real time and on hardware. Nothing here spins
-the node: an executor does that in another thread while a skill blocks in `execute`.
+in `RosArm.refusal_subscription.rejected`). A command no shield listens to is not sent and fails at
+once, and a motion whose shield leaves the graph fails then, naming it: waiting out the motion's
+time would end in a misleading "not reached in time". Time is the robot's: the stamps of
+joint_states, so waiting works the same in lockstep simulation, in real time and on hardware.
+Nothing here spins the node: an executor does that in another thread while a skill blocks in
+`execute`.
 
 A stamp is taken as robot time only if it is not ahead of this node's clock by more than
 FUTURE_TOLERANCE_S: one message stamped in the far future would otherwise set the time every later
@@ -154,6 +157,9 @@ class RosArm:
             here, moving = self._measured(names)
         msg, lead = trajectory_message(names, path, here, moving)
         goal = np.asarray(path.positions[-1], dtype=float)
+        unheard = _unheard(self._arm_pub)
+        if unheard:
+            return MotionResult(False, unheard)
         self._arm_pub.publish(msg)
         deadline_ns = start_ns + int((lead + path.duration + OVERRUN_S) * 1e9)
 
@@ -162,7 +168,7 @@ class RosArm:
             speed = np.abs(np.array([self._velocities.get(n, 0.0) for n in names]))
             return bool(np.all(error < GOAL_TOLERANCE) and np.all(speed < GOAL_SPEED))
 
-        outcome = self._wait(reached, deadline_ns, before)
+        outcome = self._wait(reached, deadline_ns, before, self._arm_pub)
         if outcome == "the goal was not reached in time":
             with self._state:
                 error = np.array([self._positions[n] for n in names]) - goal
@@ -182,6 +188,9 @@ class RosArm:
             return MotionResult(False, "cancelled")
         with self._state:
             start_ns, before = self._stamp_ns, self._marks()
+        unheard = _unheard(self._gripper_pub)
+        if unheard:
+            return MotionResult(False, unheard)
         self._gripper_pub.publish(Float64MultiArray(data=[float(opening)]))
         history: list[tuple[int, float]] = []
         settle_ns = int(GRIPPER_SETTLE_S * 1e9)
@@ -196,7 +205,7 @@ class RosArm:
             # they had time to start moving.
             return now - start_ns >= 2 * settle_ns and bool(older) and abs(current - older[-1]) < GRIPPER_STILL
 
-        outcome = self._wait(stopped, start_ns + int(GRIPPER_TIMEOUT_S * 1e9), before)
+        outcome = self._wait(stopped, start_ns + int(GRIPPER_TIMEOUT_S * 1e9), before, self._gripper_pub)
         if outcome is not None:
             return MotionResult(False, outcome)
         return MotionResult(True)
@@ -218,11 +227,16 @@ class RosArm:
         """Return (refusals, time jumps) so far, for `_wait` to tell new ones; call with the state held."""
         return len(self._refusals), self._time_jumps
 
-    def _wait(self, done, deadline_ns: int, before: tuple[int, int]) -> str | None:
-        """Wait on joint_states until done() holds; return None, "cancelled" or why it failed."""
+    def _wait(self, done, deadline_ns: int, before: tuple[int, int], command_pub=None) -> str | None:
+        """Wait on joint_states until done() holds; return None, "cancelled" or why it failed.
+
+        `command_pub`, if given, published the command: the motion fails if its shield leaves.
+        """
         refusals_before, jumps_before = before
         with self._state:
             while True:
+                if command_pub is not None and _unheard(command_pub):
+                    return f"the safety shield listening on {command_pub.topic_name} went away during the motion"
                 if len(self._refusals) > refusals_before:
                     return f"the safety shield {self._refusals[refusals_before]}"
                 if self._cancel.is_set():
@@ -250,11 +264,27 @@ class RosArm:
         """
         with self._state:
             here, moving = self._measured(names)
-        duration, offset = braking_stop(moving, acceleration_limits, HOLD_S)
-        msg = JointTrajectory(joint_names=names, points=[JointTrajectoryPoint(
-            positions=[float(v) for v in here + offset], velocities=[0.0] * len(names),
-            time_from_start=_duration(duration))])
-        self._arm_pub.publish(msg)
+        self._arm_pub.publish(braking_trajectory(names, here, moving, acceleration_limits))
+
+
+def braking_trajectory(joint_names: Sequence[str], here: np.ndarray, moving: np.ndarray,
+                       acceleration_limits: np.ndarray) -> JointTrajectory:
+    """Return the trajectory that brakes the arm evenly to rest from its measured motion, within the limits.
+
+    Its one point lies ahead of the measured positions; the controller reaches it from the measured
+    velocities, decelerating at a constant rate over at least HOLD_S.
+    """
+    duration, offset = braking_stop(moving, acceleration_limits, HOLD_S)
+    return JointTrajectory(joint_names=list(joint_names), points=[JointTrajectoryPoint(
+        positions=[float(v) for v in here + offset], velocities=[0.0] * len(joint_names),
+        time_from_start=_duration(duration))])
+
+
+def _unheard(publisher) -> str | None:
+    """Return why a command on `publisher` would go nowhere (no shield listens), None if one does."""
+    if publisher.get_subscription_count() == 0:
+        return f"no safety shield is listening on {publisher.topic_name}: the command was not sent"
+    return None
 
 
 def trajectory_message(joint_names: Sequence[str], path: TimedPath, here: np.ndarray,

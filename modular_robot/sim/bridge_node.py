@@ -56,6 +56,9 @@ CATCH_UP_S = 0.1
 MAX_LAG_S = 0.2
 # Seconds between reports of the real-time factor achieved while the machine cannot keep up.
 SLOW_REPORT_S = 5.0
+# How often the driver looks for senders of arm trajectories that left the graph (wall s). The
+# shield is the only sender in a stack: killed mid-trajectory, it would leave the motion playing.
+SENDER_CHECK_PERIOD_S = 0.1
 
 
 @dataclass
@@ -66,6 +69,7 @@ class _Pending:
     gripper: float | None = None
     twist: tuple[float, float] | None = None
     estop: bool | None = None
+    hold: bool = False
 
 
 class _RobotInterfaces:
@@ -92,9 +96,10 @@ class _RobotInterfaces:
             self.labels_sent = ""
         node.create_subscription(Bool, p + "emergency_stop", self.on_estop, qos.LATCHED,
                                  callback_group=MutuallyExclusiveCallbackGroup())
+        self.arm_senders = 0
         if robot.has_arm:
-            node.create_subscription(JointTrajectory, p + "arm_controller/joint_trajectory",
-                                     self.on_trajectory, qos.RELIABLE)
+            self.trajectory_sub = node.create_subscription(JointTrajectory, p + "arm_controller/joint_trajectory",
+                                                           self.on_trajectory, qos.RELIABLE)
             node.create_subscription(Float64MultiArray, p + "gripper_controller/commands",
                                      self.on_gripper, qos.RELIABLE)
         if robot.has_base:
@@ -153,6 +158,14 @@ class _RobotInterfaces:
         with self.node.lock:
             self.pending.estop = bool(msg.data)
 
+    def check_arm_senders(self) -> None:
+        """Hold the arm when a sender of arm trajectories left the graph: its motion must not play on."""
+        count = self.trajectory_sub.get_publisher_count()
+        if count < self.arm_senders:
+            with self.node.lock:
+                self.pending.hold = True
+        self.arm_senders = count
+
     # --- stepping loop side ----------------------------------------------------------------------
 
     def apply_pending(self, now: float) -> None:
@@ -166,6 +179,13 @@ class _RobotInterfaces:
             elif not pending.estop and robot.frozen:
                 self.node.get_logger().info(f"{robot.name or 'robot'}: emergency stop released")
                 robot.release()
+        if pending.hold and not robot.frozen:
+            # The emergency stop's brake, then commands are taken again: the restarted sender's next
+            # trajectory starts from rest here.
+            self.node.get_logger().warning(f"{robot.name or 'robot'}: a sender of arm trajectories left: "
+                                           "the arm stops where it is")
+            robot.freeze()
+            robot.release()
         if robot.frozen:
             if pending.trajectory is not None or pending.gripper is not None or pending.twist:
                 self.log_rejected("command", "emergency stop is engaged")
@@ -302,6 +322,8 @@ class SimBridgeNode(StackNode):
             f"world '{world.scenario.name}': {len(world.bodies)} objects, robots "
             f"{[(r.name or '/', r.kind) for r in world.robots]}, renderer {world.renderer}, mode {self.mode}")
         self.robots = [_RobotInterfaces(self, robot, i) for i, robot in enumerate(world.robots)]
+        if any(robot.has_arm for robot in world.robots):
+            self.create_timer(SENDER_CHECK_PERIOD_S, self._check_senders, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.clock_pub = self.create_publisher(ClockMsg, "/clock", qos.CLOCK)
         self._schedules = {
             name: _Schedule(get(f"{name}_rate_hz")) for name in ("clock", "joint_states", "tf", "camera")
@@ -318,6 +340,11 @@ class SimBridgeNode(StackNode):
         self._timer = None
         if get("autostart"):
             self.start()
+
+    def _check_senders(self) -> None:
+        for robot in self.robots:
+            if robot.robot.has_arm:
+                robot.check_arm_senders()
 
     def _declare_parameters(self) -> None:
         def declare(name, default, description, read_only=False):
