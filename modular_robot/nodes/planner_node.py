@@ -448,7 +448,8 @@ class PlannerNode(StackNode):
         instruction = goal_handle.request.instruction.strip()
         if not self._busy.acquire(blocking=False):
             goal_handle.abort()
-            return ExecuteTask.Result(success=False, summary=f"I am busy with another task; '{instruction}' was not started.")
+            return ExecuteTask.Result(success=False,
+                                      summary=f"I am busy with another task; '{instruction}' was not started.")
         try:
             if self.ports.estop_engaged:
                 goal_handle.abort()
@@ -460,7 +461,8 @@ class PlannerNode(StackNode):
             self.get_logger().error(f"task {instruction!r} raised: {traceback.format_exc()}")
             self.ports.cancel_skill()
             goal_handle.abort()
-            return ExecuteTask.Result(success=False, summary=f"Internal error while planning or running the task: {error}")
+            return ExecuteTask.Result(success=False,
+                                      summary=f"Internal error while planning or running the task: {error}")
         finally:
             self.ports.end()
             self._busy.release()

@@ -20,10 +20,9 @@ import yaml
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 
+from modular_robot.nodes.chat_node import ChatNode, run_task, spinning
 from modular_robot.ros import qos
 from modular_robot_interfaces.msg import SemanticMap
-
-from modular_robot.nodes.chat_node import ChatNode, run_task, spinning
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK = ROOT / "config/stacks/sim_tabletop.yaml"
