@@ -159,7 +159,7 @@ class _RosPorts:
         self._stop_said = False
         self._skill_handle = None
         self._lock = threading.Lock()
-        self.dependencies = DependencyWatch(tuple(self._dependency_counts()))
+        self.dependencies = DependencyWatch(tuple(self._dependency_endpoints()))
 
     def begin(self, goal_handle) -> None:
         """Start following a task's goal."""
@@ -167,7 +167,7 @@ class _RosPorts:
             self.goal_handle = goal_handle
             self._estopped = self.estop_engaged
             self._stop_said = False
-            self.dependencies.begin(self._dependency_counts())
+            self.dependencies.begin(self._dependency_endpoints())
 
     def end(self) -> None:
         """Stop following the task's goal."""
@@ -177,14 +177,18 @@ class _RosPorts:
             self._stop_said = False
             self.dependencies.end()
 
-    def _dependency_counts(self) -> dict[str, int]:
-        """Return, per node a task depends on, how many of its processes the graph shows."""
+    def _dependency_endpoints(self) -> dict[str, frozenset[bytes]]:
+        """Return, per node a task depends on, the GIDs of the endpoints the graph lists for it."""
+        def gids(infos) -> frozenset[bytes]:
+            return frozenset(bytes(info.endpoint_gid) for info in infos)
+        publishers, subscribers = self.node.get_publishers_info_by_topic, self.node.get_subscriptions_info_by_topic
+        resolve = self.node.resolve_topic_name
         return {
-            f"perception node ('{OBSERVATIONS_TOPIC}')": self.node.count_publishers(OBSERVATIONS_TOPIC),
-            MAP: int(self.query.service_is_ready()),
-            "critic ('check_step')": int(self.critic.service_is_ready()),
-            "skill server ('execute_skill')": int(self.skills.server_is_ready()),
-            f"safety shield ('{ARM_TOPIC}')": self.node.count_subscribers(ARM_TOPIC),
+            f"perception node ('{OBSERVATIONS_TOPIC}')": gids(publishers(resolve(OBSERVATIONS_TOPIC))),
+            MAP: gids(publishers(resolve("semantic_map"))),
+            "critic ('verdicts')": gids(publishers(resolve("verdicts"))),
+            "skill server ('skills/catalog')": gids(publishers(resolve("skills/catalog"))),
+            f"safety shield ('{ARM_TOPIC}')": gids(subscribers(resolve(ARM_TOPIC))),
         }
 
     def watch_dependencies(self) -> list[str]:
@@ -193,9 +197,9 @@ class _RosPorts:
         Returns:
             The dependencies that left since the last look.
         """
-        counts = self._dependency_counts()
+        endpoints = self._dependency_endpoints()
         with self._lock:
-            dropped = self.dependencies.update(counts)
+            dropped = self.dependencies.update(endpoints)
         if dropped:
             self.cancel_skill()
         return dropped
