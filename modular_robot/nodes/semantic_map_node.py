@@ -48,8 +48,11 @@ from modular_robot_interfaces.srv import QueryObjects
 _TF_WAIT_S = 0.2
 # A frame stamped further than this ahead of the node's clock is refused (as perception does).
 _MAX_FUTURE_STAMP_S = 1.0
-# Fingers that closed within this much of a frame's stamp may have grasped what they hold in it.
+# Fingers that closed within this much of a frame's stamp, or since the frame before it (perception
+# may have been down while the robot grasped), may have grasped what they hold in it.
 _CLOSING_WINDOW_NS = 1_000_000_000
+# How much finger history is kept, and so the longest gap between frames over which a grasp is seen.
+_OPENING_HISTORY_NS = 30_000_000_000
 # Longest query text: names and short phrases; a megabyte of text would stall the embedder.
 MAX_QUERY_CHARS = 1000
 
@@ -71,7 +74,8 @@ class SemanticMapNode(StackNode):
         self.save_period_s = get("save_period_s")
         self.grasp_frame = get("grasp_frame")
         self.max_opening = get("max_opening")
-        self._openings = OpeningHistory(get("finger_joints"))
+        self._openings = OpeningHistory(get("finger_joints"), _OPENING_HISTORY_NS)
+        self._last_frame_ns: int | None = None
         # Loaded now: fusing frames needs it, and loading it mid-run would stall the map for seconds.
         self._embedder = default_embedder()
         self._embedder.load()
@@ -143,8 +147,10 @@ class SemanticMapNode(StackNode):
             return []
         grasp = self.tf.lookup(self.world_frame, self.grasp_frame, stamp).translation
         with self._lock:
+            since_last = frame.stamp_ns - self._last_frame_ns if self._last_frame_ns is not None else 0
+            self._last_frame_ns = frame.stamp_ns
             opening = self._openings.at(frame.stamp_ns)
-            closed_by = self._openings.closed_by(frame.stamp_ns, _CLOSING_WINDOW_NS)
+            closed_by = self._openings.closed_by(frame.stamp_ns, max(_CLOSING_WINDOW_NS, since_last))
         return [Gripper(grasp, opening, closed_by, self.max_opening)]
 
     def _update(self, match: dict) -> None:

@@ -87,6 +87,7 @@ class LiveStack:
         log_path: Where `up` and its nodes write.
         samples: (sim time s, fastest arm joint speed rad/s) per joint_states, newest last.
         map_labels: The labels of the objects in the latest semantic_map.
+        map_held: The labels of the objects it says the robot holds.
     """
 
     def __init__(self, up: subprocess.Popen, namespace: str, log_path: Path, chat: ChatNode) -> None:
@@ -96,11 +97,15 @@ class LiveStack:
         self.chat = chat
         self.samples: list[tuple[float, float]] = []
         self.map_labels: list[str] = []
+        self.map_held: list[str] = []
         self._lock = threading.Lock()
-        chat.create_subscription(SemanticMap, "semantic_map",
-                                 lambda m: setattr(self, "map_labels", [o.label for o in m.objects]), qos.LATCHED)
+        chat.create_subscription(SemanticMap, "semantic_map", self._on_map, qos.LATCHED)
         chat.create_subscription(JointState, "joint_states", self._on_joint_states,
                                  QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE))
+
+    def _on_map(self, msg: SemanticMap) -> None:
+        self.map_labels = [o.label for o in msg.objects]
+        self.map_held = [o.label for o in msg.objects if o.held]
 
     def _on_joint_states(self, msg: JointState) -> None:
         speeds = [abs(v) for n, v in zip(msg.name, msg.velocity) if n in ARM_JOINTS]
