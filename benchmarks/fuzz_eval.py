@@ -74,6 +74,8 @@ STOPPED_RAD_S = 0.01
 # Messages published between two sim steps: at most a subscriber queue's depth (10), so that a burst
 # is delivered rather than dropped.
 BATCH = 8
+# Tries per message that must reach a topic's subscribers, for mutations the serialisation refuses.
+MAX_TRIES_PER_MESSAGE = 3
 SPEED_SLACK = 1.01
 # Longest sim time a batch of commands on safe/ topics waits for the shield's answers.
 SHIELD_WAIT_S = 1.0
@@ -623,10 +625,14 @@ def run(messages: int, requests: int, seed: int = 0, estop_rounds: int = ESTOP_R
             for topic in names:
                 publisher = stack.client.create_publisher(topics[topic][0], topic, _qos_like(topics[topic][1]))
                 shielded = topic.startswith("/safe/") and hardware.active
-                for start in range(0, messages, BATCH):
+                # Mutations the message's own serialisation refuses are tried again: `messages` reach
+                # the nodes on every topic (at most MAX_TRIES_PER_MESSAGE tries each).
+                tries = 0
+                while sent[topic] < messages and tries < MAX_TRIES_PER_MESSAGE * messages:
                     answered = shield_answers()
                     batch = 0
-                    for _ in range(min(BATCH, messages - start)):
+                    for _ in range(min(BATCH, messages - sent[topic])):
+                        tries += 1
                         try:
                             publisher.publish(mutator.spoil(templates[topic]))
                         except Exception:  # noqa: BLE001 - rclpy's serialisation refused it

@@ -23,10 +23,11 @@ def fuzz():
 
 
 def test_malformed_inputs_crash_no_node(fuzz):
-    assert fuzz.messages > 150 * 15, fuzz.per_topic
+    # Every input topic gets all its messages, mutations the serialisation refuses replaced by others.
+    assert len(fuzz.per_topic) >= 15 and set(fuzz.per_topic.values()) == {150}, fuzz.per_topic
     for topic in ("/camera/color/image_raw", "/tf", "/tf_static", "/objects/observations", "/semantic_map",
                   "/joint_states", "/safe/arm_controller/joint_trajectory"):
-        assert fuzz.per_topic.get(topic, 0) > 110, (topic, fuzz.per_topic)
+        assert topic in fuzz.per_topic, (topic, fuzz.per_topic)
     assert not fuzz.crashes, "\n".join(f"{c.node} {c.entity} {c.error}\n  input: {c.input_excerpt}\n{c.traceback}"
                                        for c in fuzz.crashes[:3])
 
