@@ -66,7 +66,8 @@ def _imported(paths) -> dict[str, set[str]]:
 
 def _external(imports: dict[str, set[str]], local_folders=()) -> dict[str, set[str]]:
     """Drop the standard library, this package, and modules that are files in ``local_folders``."""
-    local = {path.stem for folder in local_folders for path in (ROOT / folder).glob("*.py")}
+    # The folders themselves are local too: tests/ros imports its fixtures as `tests.ros.conftest`.
+    local = {path.stem for folder in local_folders for path in (ROOT / folder).glob("*.py")} | set(local_folders)
     return {name: files for name, files in imports.items()
             if name not in sys.stdlib_module_names and name != PACKAGE and name not in local}
 
