@@ -15,21 +15,10 @@ from sensor_msgs.msg import Image, JointState
 
 from modular_robot.core.stack import load_stack
 from modular_robot.ros import qos
+from ros_helpers import pids_with, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK = ROOT / "config/stacks/sim_tabletop.yaml"
-
-
-def _pids_with(marker: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
 
 
 def _stamp(msg) -> float:
@@ -62,7 +51,7 @@ def test_up_runs_sim_as_process_with_configured_rates_and_stops_cleanly(tmp_path
         while (not joints or not images) and time.monotonic() < deadline and up.poll() is None:
             executor.spin_once(timeout_sec=0.1)
         assert joints and images, "no messages from the sim process"
-        assert _pids_with(namespace), "the sim runs as its own process"
+        assert pids_with(namespace), "the sim runs as its own process"
         joints.clear()
         images.clear()
         window_end = time.monotonic() + 4.0
@@ -94,7 +83,7 @@ def test_up_runs_sim_as_process_with_configured_rates_and_stops_cleanly(tmp_path
     output = log.read()
     assert up.returncode == 0, output
     assert stopped < 5.0, f"stopping took {stopped:.1f} s"
-    assert not _pids_with(namespace), "a node process outlived `up`"
+    assert not pids_with(namespace), "a node process outlived `up`"
     assert f"{namespace}/sim" in output
 
 
@@ -114,16 +103,6 @@ def test_node_with_a_missing_scenario_exits_with_one_clear_line():
     assert result.returncode == 1
     assert "cannot start: no/such/scenario.yaml not found" in result.stderr
     assert "Traceback" not in result.stderr
-
-
-def _wait_for(condition, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
 def _sim_and_shield(tmp_path: Path, name: str, renderer: str, more_nodes: str = "") -> Path:
@@ -150,15 +129,15 @@ def test_up_restarts_a_killed_node_keeps_the_others_and_stops_when_the_driver_di
                               cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
         def pid_of(node):
-            pids = [p for p in _pids_with(f"__ns:={namespace}") if f"__node:={node}\0" in
+            pids = [p for p in pids_with(f"__ns:={namespace}") if f"__node:={node}\0" in
                     Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")]
             return pids[0] if len(pids) == 1 else None
 
-        _wait_for(lambda: "world 'spine_tabletop'" in log_path.read_text(), 40, "the sim to start")
+        wait_for(lambda: "world 'spine_tabletop'" in log_path.read_text(), 40, "the sim to start")
         sim, shield, perception = pid_of("sim"), pid_of("safety_shield"), pid_of("perception")
         assert sim and shield and perception
         os.kill(perception, signal.SIGKILL)
-        restarted = _wait_for(lambda: (pid := pid_of("perception")) and pid != perception and pid, 20,
+        restarted = wait_for(lambda: (pid := pid_of("perception")) and pid != perception and pid, 20,
                               "perception to be restarted")
         assert up.poll() is None, log_path.read_text()
         assert (pid_of("sim"), pid_of("safety_shield")) == (sim, shield), "the driver and shield kept running"
@@ -174,7 +153,7 @@ def test_up_restarts_a_killed_node_keeps_the_others_and_stops_when_the_driver_di
             up.wait()
     output = log_path.read_text()
     assert f"node {namespace}/sim exited with code -9; it is not respawned and the stack needs it" in output
-    assert not _pids_with(f"__ns:={namespace}"), "a node process outlived `up`"
+    assert not pids_with(f"__ns:={namespace}"), "a node process outlived `up`"
 
 
 def test_parameters_for_a_misspelt_node_are_an_error_naming_the_nodes():

@@ -9,8 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,34 +22,11 @@ from sensor_msgs.msg import JointState
 from modular_robot.nodes.chat_node import ChatNode, run_task, spinning
 from modular_robot.ros import qos
 from modular_robot_interfaces.msg import SemanticMap
+from ros_helpers import pids_with, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK = ROOT / "config/stacks/sim_tabletop.yaml"
 ARM_JOINTS = tuple(f"panda_joint{i}" for i in range(1, 8))
-
-
-def wait_for(condition: Callable[[], object], timeout_s: float, what: str) -> object:
-    """Poll `condition` until it returns something true; fail naming `what` after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-
-
-def pids_with(marker: str) -> list[int]:
-    """Return the process ids whose command line contains `marker`."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
 
 
 @dataclass
