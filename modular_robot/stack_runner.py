@@ -13,11 +13,12 @@ import time
 from collections.abc import Callable
 
 import rclpy
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.exceptions import ParameterException
 from rclpy.executors import Executor, ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 
 from modular_robot.core.stack import EXECUTABLES, NodeSpec, RestartTracker, Stack, StackError, dds_environment
-from modular_robot.ros.spin import destroy_node
+from modular_robot.ros.spin import destroy_node, raise_unless_shut_down
 
 _PR_SET_PDEATHSIG = 1
 # Executables whose callbacks must run in the thread that built the node: the simulator renders
@@ -184,6 +185,8 @@ def run_in_process(stack: Stack) -> int:
             worker.start()
             try:
                 own.spin()
+            except RCLError:
+                raise_unless_shut_down()
             finally:
                 shared.shutdown()
                 worker.join(timeout=5.0)
@@ -200,6 +203,8 @@ def _spin_until_shutdown(executor: Executor) -> None:
         executor.spin()
     except ExternalShutdownException:
         pass
+    except RCLError:
+        raise_unless_shut_down()
 
 
 def node_environment() -> dict[str, str]:

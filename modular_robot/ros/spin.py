@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import rclpy
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.action import ActionClient, ActionServer
+from rclpy.context import Context
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
@@ -41,7 +43,19 @@ def spin_node(build: Callable[[], Node], logger_name: str, args: list[str] | Non
                 raise SystemExit(1) from error
             try:
                 rclpy.spin(node, executor=MultiThreadedExecutor() if multithreaded else None)
+            except RCLError:
+                raise_unless_shut_down()
             finally:
                 destroy_node(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+
+
+def raise_unless_shut_down(context: Context | None = None) -> None:
+    """Re-raise the RCLError being handled unless the context (the default one) was shut down.
+
+    Ctrl-C shuts the context down at once, even while a callback is publishing; that callback's
+    "publisher's context is invalid" is the shutdown itself, not an error of the node.
+    """
+    if rclpy.ok(context=context):
+        raise
