@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -99,3 +101,14 @@ def pids_with(marker: str) -> list[int]:
             except OSError:
                 continue
     return pids
+
+
+def stop_up(up: subprocess.Popen, timeout_s: float = 15.0) -> None:
+    """Stop a `modular-robot up` process with Ctrl-C, killing it if it has not exited after `timeout_s`."""
+    if up.poll() is None:
+        up.send_signal(signal.SIGINT)
+    try:
+        up.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        up.kill()
+        up.wait()

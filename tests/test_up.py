@@ -15,7 +15,7 @@ from sensor_msgs.msg import Image, JointState
 
 from modular_robot.core.stack import load_stack
 from modular_robot.ros import qos
-from ros_helpers import pids_with, wait_for
+from ros_helpers import pids_with, stop_up, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK = ROOT / "config/stacks/sim_tabletop.yaml"
@@ -211,11 +211,5 @@ def test_up_in_process_renders_from_the_thread_that_built_the_sim(tmp_path):
         executor.shutdown()
         node.destroy_node()
         rclpy.shutdown(context=context)
-        if up.poll() is None:
-            up.send_signal(signal.SIGINT)
-        try:
-            up.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            up.kill()
-            up.wait()
+        stop_up(up)
     assert up.returncode == 0, log_path.read_text()[-2000:]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import queue
-import signal
 import subprocess
 import sys
 import threading
@@ -22,7 +21,7 @@ from sensor_msgs.msg import JointState
 from modular_robot.nodes.chat_node import ChatNode, run_task, spinning
 from modular_robot.ros import qos
 from modular_robot_interfaces.msg import SemanticMap
-from ros_helpers import pids_with, wait_for
+from ros_helpers import pids_with, stop_up, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK = ROOT / "config/stacks/sim_tabletop.yaml"
@@ -168,10 +167,4 @@ def live_stack(request, tmp_path_factory) -> Iterator[LiveStack]:
             yield live
     finally:
         rclpy.shutdown(context=context)
-        if up.poll() is None:
-            up.send_signal(signal.SIGINT)
-        try:
-            up.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            up.kill()
-            up.wait()
+        stop_up(up)
