@@ -53,6 +53,7 @@ from modular_robot.core.mapping.text_embedding import TextEmbedder
 from modular_robot.core.perception.geometric import GeometricDetector, GeometricParams
 from modular_robot.core.perception.self_filter import panda_capsules
 from modular_robot.core.perception.types import CameraFrame
+from modular_robot.core.robot_model import PANDA_ARM_JOINTS, PANDA_HOME
 from modular_robot.core.scene_gen import tabletop_scene
 from modular_robot.core.trajectory import validate_trajectory
 from modular_robot.core.transforms import Transform
@@ -64,7 +65,6 @@ from modular_robot.ros.conversions import (
     ns_to_stamp,
     numpy_to_image,
 )
-from modular_robot.sim.robots import ARM_HOME, ARM_JOINTS
 from modular_robot.sim.world import SimWorld
 from report import Report, print_report, stdout_for_results
 
@@ -77,10 +77,10 @@ QUICK_FRAMES = 20
 # Objects per scene, cycled over the scenes: the 8-12.
 OBJECT_COUNTS = (8, 10, 12, 9, 11)
 # The arm swings left and right over the table, bending forward, so the self-filter has work to do
-# and frames differ; (time s, joint positions), reached from ARM_HOME.
+# and frames differ; (time s, joint positions), reached from PANDA_HOME.
 ARM_SWEEP = ((0.8, (0.5, 0.3, 0.0, -1.9, 0.0, 2.2, 0.785)),
              (2.0, (-0.5, 0.3, 0.0, -1.9, 0.0, 2.2, 0.785)),
-             (2.8, ARM_HOME))
+             (2.8, PANDA_HOME))
 NAIVE_STRIDE = 1
 STAGES = ("convert", "detect", "map_update")
 TARGET_MS_P50 = 50.0
@@ -142,7 +142,7 @@ def record_scene(seed: int, n_objects: int, frames: int, renderer: str) -> tuple
     try:
         robot = world.robots[0]
         times, positions = zip(*ARM_SWEEP, strict=True)
-        robot.start_trajectory(validate_trajectory(list(ARM_JOINTS), list(times), [list(q) for q in positions],
+        robot.start_trajectory(validate_trajectory(list(PANDA_ARM_JOINTS), list(times), [list(q) for q in positions],
                                                    [], robot.arm_limits), world.sim_time)
         recorded = []
         for _ in range(frames):

@@ -35,12 +35,12 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 
+from modular_robot.core.robot_model import PANDA_HOME
 from modular_robot.core.scenario import Scenario, load_scenario
 from modular_robot.ros import qos
 from modular_robot.ros.conversions import ns_to_stamp, numpy_to_image, stamp_to_ns
 from modular_robot.sim import camera as camera_module
 from modular_robot.sim.bridge_node import SimBridgeNode
-from modular_robot.sim.robots import ARM_HOME
 from modular_robot.sim.world import SimWorld
 from report import Report, print_report, stdout_for_results
 
@@ -93,7 +93,7 @@ def bench_physics(report: Report, scenario: Scenario, budget: Budget) -> None:
                 world.step()
             rates.append(chunk / (time.perf_counter() - t0))
         sim_s = (world.steps - steps_before) * world.time_step
-        drift = float(np.max(np.abs(world.robots[0].arm_positions() - np.array(ARM_HOME))))
+        drift = float(np.max(np.abs(world.robots[0].arm_positions() - np.array(PANDA_HOME))))
         median = float(np.median(rates))
         report.section(f"physics ({SCENARIO.name}, dt {world.time_step * 1e3:.3f} ms, {len(world.bodies)} objects)")
         report.add("physics_steps_per_s", median, "physics steps/s (median of 0.6k-step chunks)", "steps/s", digits=0)

@@ -60,16 +60,11 @@ def stack_for_run(scenario, override: str | None = None) -> Path:
     """Return the stack file that drives `scenario` in `run`: `override`, else eval's stack for its robot.
 
     Raises:
-        FileNotFoundError: no stack is known for the robot type, or the file is missing.
+        FileNotFoundError: the robot kind's stack file is missing.
     """
-    from modular_robot.evaluation import ROBOT_STACKS
+    from modular_robot.evaluation import stack_for
 
-    if override is not None:
-        return Path(override)
-    if scenario.robot not in ROBOT_STACKS:
-        raise FileNotFoundError(f"{scenario.source}: no stack is known for robot {scenario.robot!r} "
-                                f"(known: {', '.join(sorted(ROBOT_STACKS))}); pass --stack")
-    return resolve_data_path(ROBOT_STACKS[scenario.robot])
+    return Path(override) if override is not None else resolve_data_path(stack_for(scenario))
 
 
 def cmd_run(args) -> int:

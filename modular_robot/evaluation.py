@@ -30,15 +30,9 @@ from pathlib import Path
 from typing import IO
 
 from modular_robot.core.eval_report import summarize, write_reports
+from modular_robot.core.robot_model import ROBOT_KINDS
 from modular_robot.core.scenario import Scenario, ScenarioError, load_scenario
 
-# The stack that drives each robot type when --stack is not given (relative to the working
-# directory, as `modular-robot run`'s and `up`'s defaults are).
-ROBOT_STACKS: dict[str, str] = {
-    "panda_tabletop": "config/stacks/sim_tabletop.yaml",
-    "husky_base": "config/stacks/sim_husky.yaml",
-    "mobile_manipulator": "config/stacks/sim_mobile_manipulator.yaml",
-}
 MAX_JOBS = 32
 # Workers claim ROS domains in [120, 200): tests use 1-100 (tests/conftest.py), `make test` 200-229,
 # and Fast DDS accepts ids up to 232.
@@ -129,18 +123,9 @@ def select(scenarios: list[Scenario], name_filter: str | None = None, category: 
 
 
 def stack_for(scenario: Scenario, override: str | None = None) -> str:
-    """Return the stack file that drives `scenario`: `override`, else the one for its robot type.
-
-    Raises:
-        EvalInputError: if no stack is known for the robot type and none was given.
-    """
-    if override is not None:
-        return override
-    if scenario.robot not in ROBOT_STACKS:
-        known = ", ".join(sorted(ROBOT_STACKS))
-        raise EvalInputError([(f"{scenario.source}: no stack is known for robot {scenario.robot!r} "
-                               f"(known: {known}); pass --stack")])
-    return ROBOT_STACKS[scenario.robot]
+    """Return the stack file that drives `scenario`: `override`, else its robot kind's stack (relative to
+    the package's data, as `modular-robot run`'s and `up`'s defaults are)."""
+    return override if override is not None else ROBOT_KINDS[scenario.robot].stack
 
 
 def check_stacks(paths: set[str]) -> None:
@@ -387,7 +372,7 @@ def run_eval(paths: list[str], out: str | Path, stack: str | None = None, jobs: 
     Args:
         paths: Scenario directories (every ``*.yaml``, sorted) and files.
         out: Report folder: results.json, report.md, report.html and a folder per scenario.
-        stack: Stack file for every scenario; None picks one per robot type (`ROBOT_STACKS`).
+        stack: Stack file for every scenario; None picks one per robot kind (`robot_model.ROBOT_KINDS`).
         jobs: Worker processes.
         allow_fail: Exit 0 even when scenarios fail.
         renderer: "auto", "egl" or "tiny".

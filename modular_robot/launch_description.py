@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from modular_robot.core.robot_model import ROBOT_KINDS, robot_kind
 from modular_robot.core.stack import dds_environment, load_stack
-from modular_robot.evaluation import ROBOT_STACKS
 from modular_robot.paths import resolve_data_path
 
 PACKAGE = "modular_robot"
@@ -84,7 +84,7 @@ def launch_arguments(use_sim_time: bool) -> dict[str, tuple[str, str]]:
         "use_sim_time": ("true" if use_sim_time else "false",
                          "Use the /clock topic (simulation) instead of the wall clock: true or false."),
         "namespace": ("", "Robot namespace for every node; replaces the stack's own."),
-        "robot": (DEFAULT_ROBOT, f"Robot type, which picks the stack: {', '.join(ROBOT_STACKS)}."),
+        "robot": (DEFAULT_ROBOT, f"Robot type, which picks the stack: {', '.join(ROBOT_KINDS)}."),
         "stack": ("", "Stack YAML (which nodes run with which parameters); empty means the robot's stack."),
         "params_file": ("", "ros__parameters YAML given to every node, over the stack's values; empty for none."),
     }
@@ -103,10 +103,7 @@ def nodes_for_arguments(values: Mapping[str, str],
         raise ValueError(f"launch argument use_sim_time must be true or false, got {values['use_sim_time']!r}")
     stack = values["stack"]
     if not stack:
-        if values["robot"] not in ROBOT_STACKS:
-            raise ValueError(f"no stack is known for robot {values['robot']!r} (known: {', '.join(ROBOT_STACKS)}); "
-                             "pass stack:=<file>")
-        stack = ROBOT_STACKS[values["robot"]]
+        stack = robot_kind(values["robot"]).stack
     return nodes_for_launch(resolve_data_path(stack), namespace=values["namespace"] or None,
                             use_sim_time=use_sim_time, skip_executables=skip_executables,
                             params_file=values["params_file"] or None)

@@ -13,9 +13,9 @@ from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 
+from modular_robot.core.robot_model import PANDA_ARM_JOINTS, PANDA_FINGER_JOINTS, PANDA_HOME
 from modular_robot.ros import qos
 from modular_robot.ros.arm_client import RosArm
-from modular_robot.sim.robots import ARM_HOME, ARM_JOINTS, FINGER_JOINTS
 from modular_robot.skills.interfaces import MotionResult
 
 _NS = 1_000_000_000
@@ -30,12 +30,13 @@ class _Client:
         rclpy.init(context=self.context)
         self.node = rclpy.create_node("arm_client_test", context=self.context)
         self.cancel = threading.Event()
-        self.arm = RosArm(self.node, ARM_JOINTS, FINGER_JOINTS, self.cancel)
+        self.arm = RosArm(self.node, PANDA_ARM_JOINTS, PANDA_FINGER_JOINTS, self.cancel)
         self.now_ns = self.node.get_clock().now().nanoseconds
 
     def feed(self, stamp_ns: int) -> None:
         """Deliver one joint_states at home, stamped stamp_ns."""
-        msg = JointState(name=[*ARM_JOINTS, *FINGER_JOINTS], position=[*ARM_HOME, 0.02, 0.02], velocity=[0.0] * 9)
+        msg = JointState(name=[*PANDA_ARM_JOINTS, *PANDA_FINGER_JOINTS], position=[*PANDA_HOME, 0.02, 0.02],
+                         velocity=[0.0] * 9)
         msg.header.stamp = Time(sec=stamp_ns // _NS, nanosec=stamp_ns % _NS)
         self.arm._on_joint_states(msg)
 

@@ -18,6 +18,7 @@ from modular_robot.core.critic import (
 )
 from modular_robot.core.mapping.semantic_map import MapObject, box_distance
 from modular_robot.core.perception.types import Detection
+from modular_robot.core.robot_model import PANDA_HOME
 
 GRASP_LIFTED = np.array([0.55, 0.10, 0.12])
 
@@ -61,10 +62,7 @@ def by_id(*objects):
 # --- helpers --------------------------------------------------------------------------------------
 
 
-def test_home_matches_the_arm_and_holding_follows_the_grasp_geometry():
-    from modular_robot.motion.kinematics import PANDA_REST
-
-    assert critic.PANDA_HOME == PANDA_REST
+def test_holding_follows_the_grasp_geometry():
     cube_4cm = cube()
     for opening, held in ((0.0, False), (0.019, False), (0.021, True), (0.04, True), (0.05, True), (0.051, False)):
         assert critic.holds(opening, cube_4cm) == held, opening
@@ -535,9 +533,9 @@ def test_say_is_confirmed_from_chat():
 
 
 def test_arm_and_gripper_post_verdicts():
-    home = Proprioception(arm_joints=critic.PANDA_HOME)
+    home = Proprioception(arm_joints=PANDA_HOME)
     assert post_verdict("move_arm_home", {}, [], [], home).ok
-    off = Proprioception(arm_joints=np.array(critic.PANDA_HOME) + [0, 0, 0, 0.2, 0, 0, 0])
+    off = Proprioception(arm_joints=np.array(PANDA_HOME) + [0, 0, 0, 0.2, 0, 0, 0])
     verdict = post_verdict("move_arm_home", {}, [], [], off)
     assert not verdict.ok and "joint 4" in verdict.reason
     assert not post_verdict("move_arm_home", {}, [], [], None).ok

@@ -15,13 +15,12 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, Header, String
 from trajectory_msgs.msg import JointTrajectory
 
+from modular_robot.core.robot_model import PANDA_ARM_JOINTS, PANDA_FINGER_JOINTS
 from modular_robot.core.scenario import Disturbance, ObjectPose, parse_scenario
 from modular_robot.core.stack import parse_stack
-from modular_robot.motion.kinematics import PANDA_ARM_JOINTS
 from modular_robot.nodes.critic_node import CriticNode
 from modular_robot.ros import qos
 from modular_robot.ros.conversions import ns_to_stamp
-from modular_robot.sim.robots import FINGER_JOINTS
 from modular_robot.skill_trials import SkillTrial
 from modular_robot_interfaces.msg import ObjectObservation, ObjectObservationArray, SemanticMap, SemanticObject, Verdict
 from modular_robot_interfaces.srv import CheckStep
@@ -257,7 +256,7 @@ def test_malformed_evidence_never_enters_the_critics_state(bare_critic):
     bare_critic._on_observations(ObjectObservationArray(header=future))
     assert len(bare_critic._frames) == 1
 
-    names = [*PANDA_ARM_JOINTS, *FINGER_JOINTS]
+    names = [*PANDA_ARM_JOINTS, *PANDA_FINGER_JOINTS]
     bare_critic._on_joint_states(JointState(header=Header(stamp=ns_to_stamp(now_ns)), name=names,
                                             position=[math.nan] * len(names), velocity=[0.0] * len(names)))
     sample = bare_critic._joints[-1]

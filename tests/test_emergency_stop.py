@@ -24,12 +24,12 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from modular_robot.core.planning.executor import CANCEL_REQUEST, NodeLost
 from modular_robot.core.planning.plan import Call
+from modular_robot.core.robot_model import PANDA_ARM_JOINTS
 from modular_robot.core.scenario import parse_scenario
 from modular_robot.nodes import planner_node
 from modular_robot.nodes.planner_node import PlannerNode, _RosPorts, available_skills
 from modular_robot.ros import qos
 from modular_robot.sim.bridge_node import SimBridgeNode
-from modular_robot.sim.robots import ARM_JOINTS
 from modular_robot.sim.world import SimWorld
 from modular_robot_interfaces.action import ExecuteSkill
 from modular_robot_interfaces.srv import CheckStep
@@ -61,16 +61,16 @@ def _stamp(msg: JointState) -> float:
 
 
 def _moving_fast(robot) -> bool:
-    return np.abs(robot.joint_state()[1][:len(ARM_JOINTS)]).max() > 0.5
+    return np.abs(robot.joint_state()[1][:len(PANDA_ARM_JOINTS)]).max() > 0.5
 
 
 def _far_trajectory() -> JointTrajectory:
-    return JointTrajectory(joint_names=list(ARM_JOINTS), points=[
+    return JointTrajectory(joint_names=list(PANDA_ARM_JOINTS), points=[
         JointTrajectoryPoint(positions=list(FAR), time_from_start=Duration(sec=1, nanosec=200_000_000))])
 
 
 def _speeds_after(states: list[JointState], since: float) -> np.ndarray:
-    return np.array([np.abs(s.velocity[:len(ARM_JOINTS)]).max() for s in states if _stamp(s) >= since])
+    return np.array([np.abs(s.velocity[:len(PANDA_ARM_JOINTS)]).max() for s in states if _stamp(s) >= since])
 
 
 def test_the_emergency_stop_brakes_a_fast_arm_to_rest_at_once():

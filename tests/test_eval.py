@@ -11,6 +11,7 @@ import pytest
 
 from modular_robot import evaluation
 from modular_robot.core.eval_report import build_html, build_markdown, summarize, write_reports
+from modular_robot.core.robot_model import ROBOT_KINDS
 from modular_robot.core.scenario import load_scenario, parse_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,20 +142,16 @@ def test_scenario_files_sorted_per_directory_then_files_as_given(tmp_path):
         evaluation.scenario_files([tmp_path / "missing.yaml"])
 
 
-def test_stack_follows_the_robot_unless_overridden(monkeypatch):
+def test_stack_follows_the_robot_unless_overridden():
     husky = load_scenario(ROOT / "sim/scenarios/spine_husky.yaml")
     panda = parse_scenario(UNMOVED)
     assert evaluation.stack_for(husky) == "config/stacks/sim_husky.yaml"
     assert evaluation.stack_for(panda) == "config/stacks/sim_tabletop.yaml"
     assert evaluation.stack_for(husky, "mine.yaml") == "mine.yaml"
-    for path in evaluation.ROBOT_STACKS.values():
-        assert (ROOT / path).is_file()
+    for kind in ROBOT_KINDS.values():
+        assert (ROOT / kind.stack).is_file()
     mobile = parse_scenario(UNMOVED.replace("panda_tabletop", "mobile_manipulator"), "mobile.yaml")
     assert evaluation.stack_for(mobile) == "config/stacks/sim_mobile_manipulator.yaml"
-    monkeypatch.delitem(evaluation.ROBOT_STACKS, "mobile_manipulator")
-    with pytest.raises(evaluation.EvalInputError, match="mobile.yaml: no stack is known for robot "
-                                                        "'mobile_manipulator'.*pass --stack"):
-        evaluation.stack_for(mobile)
     assert evaluation.stack_for(mobile, "mine.yaml") == "mine.yaml"
 
 

@@ -10,6 +10,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from modular_robot.core.robot_model import PANDA_ARM_JOINTS, PANDA_MAX_OPENING
 from modular_robot.core.trajectory import JointLimits, sample, validate_trajectory
 from modular_robot.core.transforms import quat_to_rpy
 from modular_robot.motion.grasping import (
@@ -33,7 +34,6 @@ from modular_robot.motion.grasping import (
 from modular_robot.motion.kinematics import panda_kinematics
 from modular_robot.motion.timing import interpolate_cartesian, time_parameterize
 from modular_robot.ros import qos
-from modular_robot.sim.robots import ARM_JOINTS, MAX_OPENING
 from ros_helpers import SimHarness
 
 
@@ -93,7 +93,7 @@ def test_top_down_grasp_closes_across_narrow_side(size, yaw, expected_yaw, width
     assert plan is not None
     assert math.remainder(plan.yaw - expected_yaw, 2 * math.pi) == pytest.approx(0.0, abs=1e-9)
     assert plan.width == pytest.approx(width)
-    assert width < plan.opening <= MAX_OPENING
+    assert width < plan.opening <= PANDA_MAX_OPENING
     top = size[2]
     assert plan.grasp.position[2] == pytest.approx(top - min(size[2] / 2, 0.02))
     assert plan.grasp.position[2] >= 0.015
@@ -286,13 +286,13 @@ def _rotate(quaternion, vector):
 @pytest.mark.parametrize("n_waypoints", [2, 3, 6])
 def test_timed_path_respects_velocity_and_acceleration_limits(n_waypoints):
     rng = np.random.default_rng(n_waypoints)
-    limits = {name: JointLimits(-2.8, 2.8, v) for name, v in zip(ARM_JOINTS, (2.1, 2.1, 2.1, 2.1, 2.6, 2.6, 2.6))}
+    limits = {name: JointLimits(-2.8, 2.8, v) for name, v in zip(PANDA_ARM_JOINTS, (2.1, 2.1, 2.1, 2.1, 2.6, 2.6, 2.6))}
     vmax = np.array([limit.velocity for limit in limits.values()])
     amax = np.array([2.5, 2.5, 3.0, 3.0, 4.0, 4.0, 4.0])
     path = rng.uniform(-2.5, 2.5, (n_waypoints, 7))
     path[1] = path[0] + 0.01  # a segment too short to reach full speed
     timed = time_parameterize(path, vmax, amax)
-    trajectory = validate_trajectory(list(ARM_JOINTS), timed.times.tolist(), timed.positions.tolist(),
+    trajectory = validate_trajectory(list(PANDA_ARM_JOINTS), timed.times.tolist(), timed.positions.tolist(),
                                      timed.velocities.tolist(), limits)
     for waypoint in path:
         assert np.min(np.max(np.abs(timed.positions - waypoint), axis=1)) < 1e-9, "passes every waypoint"
@@ -346,15 +346,15 @@ def test_pick_cube_in_simulator_over_topics(kinematics):
         arm = harness.probe.create_publisher(JointTrajectory, "arm_controller/joint_trajectory", qos.RELIABLE)
         gripper = harness.probe.create_publisher(Float64MultiArray, "gripper_controller/commands", qos.RELIABLE)
         assert harness.advance_until(lambda: "joint_states" in harness.last, 1.0)
-        vmax = np.array([kinematics.limits[n].velocity for n in ARM_JOINTS]) * 0.5
+        vmax = np.array([kinematics.limits[n].velocity for n in PANDA_ARM_JOINTS]) * 0.5
 
         def current() -> np.ndarray:
             msg = harness.last["joint_states"]
-            return np.array([msg.position[msg.name.index(n)] for n in ARM_JOINTS])
+            return np.array([msg.position[msg.name.index(n)] for n in PANDA_ARM_JOINTS])
 
         def move(path) -> None:
             timed = time_parameterize(path, vmax, kinematics.accelerations)
-            msg = JointTrajectory(joint_names=list(ARM_JOINTS))
+            msg = JointTrajectory(joint_names=list(PANDA_ARM_JOINTS))
             msg.points = [JointTrajectoryPoint(positions=q.tolist(), velocities=v.tolist(),
                                                time_from_start=_duration(t))
                           for t, q, v in zip(timed.times, timed.positions, timed.velocities)]

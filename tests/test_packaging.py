@@ -15,8 +15,8 @@ import pytest
 import setuptools
 
 from modular_robot import launch_description
+from modular_robot.core.robot_model import ROBOT_KINDS
 from modular_robot.core.stack import load_stack
-from modular_robot.evaluation import ROBOT_STACKS
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "modular_robot"
@@ -135,7 +135,7 @@ def test_setup_installs_every_config_launch_and_sim_file_into_share(monkeypatch)
                for folder in ("config", "launch", "sim") for path in (ROOT / folder).rglob("*")
                if path.is_file() and "__pycache__" not in path.parts}
     assert on_disk - installed == set()
-    assert {f"share/{PACKAGE}/config/safety/{robot}.yaml" for robot in ROBOT_STACKS} <= installed
+    assert {f"share/{PACKAGE}/config/safety/{robot}.yaml" for robot in ROBOT_KINDS} <= installed
     assert {f"share/{PACKAGE}/package.xml", "share/ament_index/resource_index/packages/modular_robot"} <= installed
 
 
@@ -198,7 +198,7 @@ def test_launch_arguments_reach_every_node(fake_launch, tmp_path):
     params.write_text("perception:\n  ros__parameters:\n    max_rate_hz: 5.0\n")
     _, nodes = _launch(False, ("sim_bridge",), use_sim_time="False", namespace="/r2", robot="husky_base",
                        params_file=str(params))
-    expected = {spec.executable for spec in load_stack(ROOT / ROBOT_STACKS["husky_base"]).nodes}
+    expected = {spec.executable for spec in load_stack(ROOT / ROBOT_KINDS["husky_base"].stack).nodes}
     assert set(nodes) == expected - {"sim_bridge"}
     for node in nodes.values():
         assert node["namespace"] == "/r2"
@@ -209,7 +209,7 @@ def test_launch_arguments_reach_every_node(fake_launch, tmp_path):
 def test_launch_arguments_are_checked(fake_launch):
     with pytest.raises(ValueError, match="use_sim_time.*'maybe'"):
         _launch(True, use_sim_time="maybe")
-    with pytest.raises(ValueError, match="robot 'r2d2'.*panda_tabletop"):
+    with pytest.raises(ValueError, match="robot kind 'r2d2'.*panda_tabletop"):
         _launch(True, robot="r2d2")
     with pytest.raises(FileNotFoundError, match="no_such_params.yaml"):
         _launch(True, params_file="no_such_params.yaml")

@@ -15,6 +15,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from modular_robot.core.robot_model import PANDA_ARM_JOINTS, PANDA_HOME, PANDA_MAX_OPENING
 from modular_robot.core.safety import (
     ESTOP_REASON,
     ArmLimits,
@@ -30,7 +31,7 @@ from modular_robot.core.safety import (
     parse_safety_limits,
 )
 from modular_robot.core.trajectory import Trajectory, sample
-from modular_robot.sim.robots import ARM_HOME, ARM_JOINTS, MAX_OPENING, BaseLimits
+from modular_robot.sim.robots import BaseLimits
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "safety"
 TOY_JOINTS = ("yaw", "shoulder", "elbow")
@@ -92,19 +93,19 @@ def panda_fk():
 def test_panda_files_match_urdf_and_accept_home(name: str, panda_fk) -> None:
     fk, client, body = panda_fk
     limits = load_safety_limits(CONFIG / f"{name}.yaml")
-    assert limits.arm.joint_names == ARM_JOINTS
+    assert limits.arm.joint_names == PANDA_ARM_JOINTS
     for j in range(7):
         info = pybullet.getJointInfo(body, j, physicsClientId=client)
         assert (limits.arm.lower[j], limits.arm.upper[j], limits.arm.velocity[j]) == pytest.approx(
             (info[8], info[9], info[11]))
     assert np.all((limits.arm.acceleration >= 3.0) & (limits.arm.acceleration <= 7.0))
-    assert limits.gripper == GripperLimits(0.0, MAX_OPENING)
+    assert limits.gripper == GripperLimits(0.0, PANDA_MAX_OPENING)
     shield = SafetyShield(limits)
-    home = np.array(ARM_HOME)
-    assert shield.check_trajectory(ARM_JOINTS, [0.0], [home], forward_kinematics=fk).ok
+    home = np.array(PANDA_HOME)
+    assert shield.check_trajectory(PANDA_ARM_JOINTS, [0.0], [home], forward_kinematics=fk).ok
     # Turning the arm round puts the hand behind the base, out of the workspace.
     behind = home + np.array([2.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
-    verdict = shield.check_trajectory(ARM_JOINTS, [3.0], [behind], start=home, forward_kinematics=fk)
+    verdict = shield.check_trajectory(PANDA_ARM_JOINTS, [3.0], [behind], start=home, forward_kinematics=fk)
     assert not verdict.ok and "leaves the workspace" in verdict.reason
 
 

@@ -19,13 +19,13 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from modular_robot.core.robot_model import PANDA_ARM_JOINTS, PANDA_HOME
 from modular_robot.core.safety import ESTOP_REASON, Verdict
 from modular_robot.core.trajectory import Trajectory, sample
 from modular_robot.motion.kinematics import panda_kinematics
 from modular_robot.nodes.safety_shield_node import COMMANDS, SafetyShieldNode
 from modular_robot.paths import resolve_data_path
 from modular_robot.ros import qos
-from modular_robot.sim.robots import ARM_HOME, ARM_JOINTS
 from ros_helpers import SimHarness
 
 TABLETOP = """
@@ -54,7 +54,7 @@ def _duration(seconds: float) -> Duration:
 
 
 def _trajectory(points) -> JointTrajectory:
-    msg = JointTrajectory(joint_names=list(ARM_JOINTS))
+    msg = JointTrajectory(joint_names=list(PANDA_ARM_JOINTS))
     msg.points = [JointTrajectoryPoint(positions=[float(v) for v in q], time_from_start=_duration(t))
                   for t, q in points]
     return msg
@@ -68,7 +68,7 @@ def _twist(linear: float, angular: float = 0.0) -> TwistStamped:
 
 def _arm(harness: SimHarness) -> np.ndarray:
     msg = harness.last["joint_states"]
-    return np.array([msg.position[msg.name.index(n)] for n in ARM_JOINTS])
+    return np.array([msg.position[msg.name.index(n)] for n in PANDA_ARM_JOINTS])
 
 
 class _Shielded:
@@ -118,7 +118,7 @@ def husky():
 
 
 def test_safe_trajectory_reaches_the_arm_and_moves_it_to_its_goal(tabletop):
-    midpoint = tuple((a + b) / 2 for a, b in zip(ARM_HOME, GOAL))
+    midpoint = tuple((a + b) / 2 for a, b in zip(PANDA_HOME, GOAL))
     tabletop.arm.publish(_trajectory([(1.5, midpoint), (3.0, GOAL)]))
     tabletop.harness.advance(4.0)
     assert tabletop.refusals == []
@@ -126,8 +126,8 @@ def test_safe_trajectory_reaches_the_arm_and_moves_it_to_its_goal(tabletop):
     assert np.max(np.abs(_arm(tabletop.harness) - GOAL)) < 1e-3
 
 
-BEYOND_LIMIT = ARM_HOME[:3] + (0.3,) + ARM_HOME[4:]      # panda_joint4 upper limit is 0
-BEHIND_BASE = (2.0,) + ARM_HOME[1:]                      # hand swings out of the workspace
+BEYOND_LIMIT = PANDA_HOME[:3] + (0.3,) + PANDA_HOME[4:]      # panda_joint4 upper limit is 0
+BEHIND_BASE = (2.0,) + PANDA_HOME[1:]                      # hand swings out of the workspace
 INTO_COLUMN = (0.0, 0.3, 0.0, -2.6, 0.0, 1.7, 0.785)     # hand low and close to the arm's column
 
 
@@ -148,10 +148,10 @@ def test_unsafe_trajectory_is_refused_with_reason_and_arm_does_not_move(tabletop
 
 
 def test_malformed_commands_are_refused_and_the_node_keeps_working(tabletop):
-    ragged = _trajectory([(1.0, ARM_HOME), (2.0, GOAL)])
+    ragged = _trajectory([(1.0, PANDA_HOME), (2.0, GOAL)])
     ragged.points[0].velocities = [0.0] * 7
     bad_commands = [
-        (tabletop.arm, JointTrajectory(joint_names=list(ARM_JOINTS))),
+        (tabletop.arm, JointTrajectory(joint_names=list(PANDA_ARM_JOINTS))),
         (tabletop.arm, ragged),
         (tabletop.arm, _trajectory([(1.0, (float("nan"),) * 7)])),
         (tabletop.arm, JointTrajectory(joint_names=["not_a_joint"])),
@@ -174,9 +174,9 @@ class _IndependentLimits:
     def __init__(self) -> None:
         doc = yaml.safe_load(resolve_data_path("config/safety/panda_tabletop.yaml").read_text())
         joints = doc["arm"]["joints"]
-        self.lower = np.array([joints[n]["lower"] for n in ARM_JOINTS])
-        self.upper = np.array([joints[n]["upper"] for n in ARM_JOINTS])
-        self.velocity = np.array([joints[n]["velocity"] for n in ARM_JOINTS])
+        self.lower = np.array([joints[n]["lower"] for n in PANDA_ARM_JOINTS])
+        self.upper = np.array([joints[n]["upper"] for n in PANDA_ARM_JOINTS])
+        self.velocity = np.array([joints[n]["velocity"] for n in PANDA_ARM_JOINTS])
         self.workspace = (np.array(doc["arm"]["workspace"]["min"]), np.array(doc["arm"]["workspace"]["max"]))
         self.keep_out = doc["arm"]["keep_out"]
         self.kinematics = panda_kinematics()
@@ -184,9 +184,9 @@ class _IndependentLimits:
     def violations(self, msg: JointTrajectory, start: np.ndarray, rate_hz: float = 200.0) -> list[str]:
         """Return every limit the published trajectory breaks at some sampled time."""
         times = np.array([p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points])
-        order = [list(msg.joint_names).index(n) for n in ARM_JOINTS]
+        order = [list(msg.joint_names).index(n) for n in PANDA_ARM_JOINTS]
         positions = np.array([list(p.positions) for p in msg.points])[:, order]
-        trajectory = Trajectory(ARM_JOINTS, times, positions, None)
+        trajectory = Trajectory(PANDA_ARM_JOINTS, times, positions, None)
         found = []
         for t in np.linspace(0.0, times[-1], int(times[-1] * rate_hz) + 2):
             q, qd = sample(trajectory, start, float(t))
@@ -379,7 +379,7 @@ class _BareShield:
     def at_home(self, timeout_s: float = 10.0) -> None:
         """Publish joint_states at home until the shield has them."""
         deadline = time.monotonic() + timeout_s
-        msg = JointState(name=list(ARM_JOINTS), position=list(ARM_HOME), velocity=[0.0] * 7)
+        msg = JointState(name=list(PANDA_ARM_JOINTS), position=list(PANDA_HOME), velocity=[0.0] * 7)
         while not self.node._joint_positions and time.monotonic() < deadline:
             self.joint_states.publish(msg)
             threading.Event().wait(0.05)
@@ -435,7 +435,7 @@ def test_a_command_checked_before_the_stop_is_not_forwarded_after_it():
         forwarded, refusals = [], []
         probe.create_subscription(JointTrajectory, "arm_controller/joint_trajectory", forwarded.append, qos.RELIABLE)
         probe.create_subscription(String, "safety/refusals", refusals.append, qos.RELIABLE)
-        node._on_joint_states(JointState(name=list(ARM_JOINTS), position=list(ARM_HOME), velocity=[0.0] * 7))
+        node._on_joint_states(JointState(name=list(PANDA_ARM_JOINTS), position=list(PANDA_HOME), velocity=[0.0] * 7))
 
         def accepted_as_the_stop_engages(*args, **kwargs) -> Verdict:
             # The stop's callback runs on another thread after the check has decided.
@@ -467,7 +467,7 @@ def test_the_measured_velocity_counts_for_the_first_segment(tabletop):
     lead = _trajectory([(0.1, here), (3.0, GOAL)])
     for point in lead.points:
         point.velocities = [0.0] * 7
-    moving = JointState(name=list(ARM_JOINTS), position=list(here), velocity=[0.0, 0.2] + [0.0] * 5)
+    moving = JointState(name=list(PANDA_ARM_JOINTS), position=list(here), velocity=[0.0, 0.2] + [0.0] * 5)
     tabletop.shield._on_joint_states(moving)
     tabletop.arm.publish(lead)
     tabletop.harness.spin(20)

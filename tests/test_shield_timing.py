@@ -7,18 +7,18 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from modular_robot.core.robot_model import PANDA_ARM_JOINTS, PANDA_HOME
 from modular_robot.core.safety import SafetyShield, load_safety_limits
 from modular_robot.core.trajectory import Trajectory, sample
 from modular_robot.motion.kinematics import panda_kinematics
 from modular_robot.motion.timing import braking_stop, interpolate_cartesian, lead_time, time_parameterize
 from modular_robot.paths import resolve_data_path
 from modular_robot.ros.arm_client import GOAL_SPEED, GOAL_TOLERANCE, HOLD_S, LEAD_S, trajectory_message
-from modular_robot.sim.robots import ARM_HOME, ARM_JOINTS
 from modular_robot.skills.library import CARTESIAN_STEPS
 
 LIMITS = load_safety_limits(resolve_data_path("config/safety/panda_tabletop.yaml"))
 SHIELD = SafetyShield(LIMITS)
-HOME = np.array(ARM_HOME)
+HOME = np.array(PANDA_HOME)
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def motions(draw, kinematics):
     The arm was planned to be at the path's start; measured, it is up to the skills' goal
     tolerance away and still moving at up to their goal speed, or faster after a cancelled move.
     """
-    offsets = st.tuples(*(st.floats(-0.2, 0.2) for _ in ARM_JOINTS))
+    offsets = st.tuples(*(st.floats(-0.2, 0.2) for _ in PANDA_ARM_JOINTS))
     start = HOME + np.array(draw(offsets))
     if draw(st.booleans()):
         goal = start + 2.5 * np.array(draw(offsets))
@@ -95,37 +95,37 @@ def motions(draw, kinematics):
         target = position + np.array(draw(st.tuples(*(st.floats(-0.12, 0.12) for _ in range(3)))))
         path = interpolate_cartesian(kinematics, start, (target, quaternion), CARTESIAN_STEPS)
         assume(path is not None)
-    error = np.array(draw(st.tuples(*(st.floats(-GOAL_TOLERANCE, GOAL_TOLERANCE) for _ in ARM_JOINTS))))
+    error = np.array(draw(st.tuples(*(st.floats(-GOAL_TOLERANCE, GOAL_TOLERANCE) for _ in PANDA_ARM_JOINTS))))
     fastest = draw(st.sampled_from([GOAL_SPEED, GOAL_SPEED, 0.3]))
-    moving = np.array(draw(st.tuples(*(st.floats(-fastest, fastest) for _ in ARM_JOINTS))))
+    moving = np.array(draw(st.tuples(*(st.floats(-fastest, fastest) for _ in PANDA_ARM_JOINTS))))
     return np.array(path), draw(st.floats(0.2, 1.0)), start + error, moving
 
 
 def _check(msg, here, moving, kinematics):
     times, positions, velocities = _arrays(msg)
-    return SHIELD.check_trajectory(ARM_JOINTS, times, positions, velocities,
+    return SHIELD.check_trajectory(PANDA_ARM_JOINTS, times, positions, velocities,
                                    lambda q: kinematics.forward(q)[0], start=here, start_velocity=moving)
 
 
 def test_the_skills_timing_limits_are_within_the_shields(kinematics) -> None:
-    vmax = np.array([kinematics.limits[n].velocity for n in ARM_JOINTS])
+    vmax = np.array([kinematics.limits[n].velocity for n in PANDA_ARM_JOINTS])
     assert np.all(vmax <= LIMITS.arm.velocity) and np.all(kinematics.accelerations <= LIMITS.arm.acceleration)
 
 
 def test_shield_accepts_every_trajectory_the_skills_send_from_the_measured_state(kinematics) -> None:
-    vmax = np.array([kinematics.limits[n].velocity for n in ARM_JOINTS])
+    vmax = np.array([kinematics.limits[n].velocity for n in PANDA_ARM_JOINTS])
 
     @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(motions(kinematics))
     def sent_from_measured_state(motion) -> None:
         path, scale, here, moving = motion
         timed = time_parameterize(path, vmax * scale, kinematics.accelerations)
-        planned, _ = trajectory_message(ARM_JOINTS, timed, path[0], np.zeros(7))
+        planned, _ = trajectory_message(PANDA_ARM_JOINTS, timed, path[0], np.zeros(7))
         at_rest = _check(planned, path[0], np.zeros(7), kinematics)
         # A move the shield refuses for where it goes is no skill's motion; for how fast, it is a disagreement.
         assert at_rest.ok or "rad/s" not in at_rest.reason, at_rest.reason
         assume(at_rest.ok)
-        msg, lead = trajectory_message(ARM_JOINTS, timed, here, moving)
+        msg, lead = trajectory_message(PANDA_ARM_JOINTS, timed, here, moving)
         verdict = _check(msg, here, moving, kinematics)
         assert verdict.ok, f"{verdict.reason} (lead {lead:.3f} s)"
         assert lead >= LEAD_S
@@ -134,7 +134,7 @@ def test_shield_accepts_every_trajectory_the_skills_send_from_the_measured_state
 
 
 def test_shield_accepts_the_skills_braking_hold_after_a_cancel(kinematics) -> None:
-    vmax = np.array([kinematics.limits[n].velocity for n in ARM_JOINTS])
+    vmax = np.array([kinematics.limits[n].velocity for n in PANDA_ARM_JOINTS])
 
     @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(motions(kinematics), st.floats(0.0, 1.0))
@@ -142,11 +142,11 @@ def test_shield_accepts_the_skills_braking_hold_after_a_cancel(kinematics) -> No
         # Cancelled anywhere along a skill's move: braking stays on the move's own line in joint space.
         path, scale, _, _ = motion
         timed = time_parameterize(path, vmax * scale, kinematics.accelerations)
-        trajectory = Trajectory(ARM_JOINTS, timed.times, timed.positions, timed.velocities)
+        trajectory = Trajectory(PANDA_ARM_JOINTS, timed.times, timed.positions, timed.velocities)
         here, moving = sample(trajectory, timed.positions[0], when * timed.duration)
         duration, offset = braking_stop(moving, kinematics.accelerations, HOLD_S)
         stop = here + offset
-        verdict = SHIELD.check_trajectory(ARM_JOINTS, [duration], [stop], [np.zeros(7)],
+        verdict = SHIELD.check_trajectory(PANDA_ARM_JOINTS, [duration], [stop], [np.zeros(7)],
                                           lambda q: kinematics.forward(q)[0], start=here, start_velocity=moving)
         assert verdict.ok, verdict.reason
 
@@ -163,7 +163,7 @@ def test_a_cruise_of_microseconds_leaves_no_waypoints_microseconds_apart(cruise_
     path = time_parameterize([HOME, HOME + np.array([-distance, 0, 0, 0, 0, 0, 0])], vmax, amax)
     assert np.min(np.diff(path.times)) >= 0.1 * 0.05 - 1e-9
     assert np.max(np.abs(path.velocities)) <= vmax[0] + 1e-9
-    msg, _ = trajectory_message(ARM_JOINTS, path, HOME, np.zeros(7))
+    msg, _ = trajectory_message(PANDA_ARM_JOINTS, path, HOME, np.zeros(7))
     times, q, qd = _arrays(msg)
-    verdict = SHIELD.check_trajectory(ARM_JOINTS, times, q, qd, start=HOME)
+    verdict = SHIELD.check_trajectory(PANDA_ARM_JOINTS, times, q, qd, start=HOME)
     assert verdict.ok, verdict.reason

@@ -12,11 +12,11 @@ from std_msgs.msg import Bool, Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from modular_robot.core.camera import depth_to_points
+from modular_robot.core.robot_model import PANDA_ARM_JOINTS, PANDA_HOME
 from modular_robot.core.scenario import parse_scenario
 from modular_robot.ros import qos
 from modular_robot.ros.conversions import depth_image_to_metres, image_to_numpy, intrinsics_from_camera_info
 from modular_robot.sim import world as sim_world
-from modular_robot.sim.robots import ARM_HOME, ARM_JOINTS
 from modular_robot.sim.world import SimWorld, auto_renderer
 from ros_helpers import SimHarness
 
@@ -64,7 +64,7 @@ def _trajectory(names, points) -> JointTrajectory:
 
 
 def _arm(msg: JointState) -> np.ndarray:
-    return np.array([msg.position[msg.name.index(n)] for n in ARM_JOINTS])
+    return np.array([msg.position[msg.name.index(n)] for n in PANDA_ARM_JOINTS])
 
 
 @pytest.fixture
@@ -87,8 +87,8 @@ def husky():
 def test_joint_trajectory_moves_arm_to_goal_within_one_mrad(tabletop):
     command = tabletop.probe.create_publisher(JointTrajectory, "arm_controller/joint_trajectory", qos.RELIABLE)
     tabletop.advance(0.1)
-    midpoint = tuple((a + b) / 2 for a, b in zip(ARM_HOME, GOAL))
-    command.publish(_trajectory(ARM_JOINTS, [(1.5, midpoint), (3.0, GOAL)]))
+    midpoint = tuple((a + b) / 2 for a, b in zip(PANDA_HOME, GOAL))
+    command.publish(_trajectory(PANDA_ARM_JOINTS, [(1.5, midpoint), (3.0, GOAL)]))
     tabletop.advance(1.5)
     halfway = _arm(tabletop.last["joint_states"])
     assert np.max(np.abs(halfway - midpoint)) < 0.05, "the arm follows the trajectory's timing"
@@ -109,11 +109,11 @@ def test_gripper_command_sets_finger_opening(tabletop):
 
 @pytest.mark.parametrize("bad", [
     _trajectory(["panda_joint1", "not_a_joint"], [(1.0, (0.1, 0.1))]),
-    _trajectory(ARM_JOINTS, [(1.0, (math.nan,) * 7)]),
-    _trajectory(ARM_JOINTS, [(1.0, GOAL), (1.0, ARM_HOME)]),
-    _trajectory(ARM_JOINTS, [(0.01, GOAL)]),
-    _trajectory(ARM_JOINTS, [(2.0, (5.0,) * 7)]),
-    JointTrajectory(joint_names=list(ARM_JOINTS)),
+    _trajectory(PANDA_ARM_JOINTS, [(1.0, (math.nan,) * 7)]),
+    _trajectory(PANDA_ARM_JOINTS, [(1.0, GOAL), (1.0, PANDA_HOME)]),
+    _trajectory(PANDA_ARM_JOINTS, [(0.01, GOAL)]),
+    _trajectory(PANDA_ARM_JOINTS, [(2.0, (5.0,) * 7)]),
+    JointTrajectory(joint_names=list(PANDA_ARM_JOINTS)),
 ], ids=["wrong_joint_names", "nan_positions", "non_increasing_times", "huge_velocity", "outside_limits",
         "no_points"])
 def test_malformed_trajectory_is_rejected_and_arm_does_not_move(tabletop, bad):
@@ -128,7 +128,7 @@ def test_malformed_trajectory_is_rejected_and_arm_does_not_move(tabletop, bad):
     after = _arm(tabletop.last["joint_states"])
     assert np.max(np.abs(after - before)) < 2e-3
     # The node keeps working: a valid trajectory afterwards executes.
-    command.publish(_trajectory(ARM_JOINTS, [(2.0, GOAL)]))
+    command.publish(_trajectory(PANDA_ARM_JOINTS, [(2.0, GOAL)]))
     tabletop.advance(3.0)
     assert np.max(np.abs(_arm(tabletop.last["joint_states"]) - GOAL)) < 1e-3
 
@@ -219,7 +219,7 @@ def test_emergency_stop_freezes_joints_and_wheels_within_100ms():
         arm = harness.probe.create_publisher(JointTrajectory, "arm_controller/joint_trajectory", qos.RELIABLE)
         base = harness.probe.create_publisher(TwistStamped, "cmd_vel", qos.RELIABLE)
         estop = harness.probe.create_publisher(Bool, "emergency_stop", qos.LATCHED)
-        arm.publish(_trajectory(ARM_JOINTS, [(4.0, GOAL)]))
+        arm.publish(_trajectory(PANDA_ARM_JOINTS, [(4.0, GOAL)]))
         twist = TwistStamped()
         twist.twist.linear.x = 0.8
         for _ in range(10):
@@ -237,14 +237,14 @@ def test_emergency_stop_freezes_joints_and_wheels_within_100ms():
         positions = np.array([s.position[:7] for s in after])
         assert np.ptp(positions, axis=0).max() < 2e-3
         # Commands are refused while the stop is engaged; releasing lets new commands through.
-        arm.publish(_trajectory(ARM_JOINTS, [(3.0, ARM_HOME)]))
+        arm.publish(_trajectory(PANDA_ARM_JOINTS, [(3.0, PANDA_HOME)]))
         harness.advance(0.5)
         assert np.ptp(np.array([s.position[:7] for s in states[-20:]]), axis=0).max() < 2e-3
         estop.publish(Bool(data=False))
         harness.spin()
-        arm.publish(_trajectory(ARM_JOINTS, [(3.0, ARM_HOME)]))
+        arm.publish(_trajectory(PANDA_ARM_JOINTS, [(3.0, PANDA_HOME)]))
         harness.advance(3.5)
-        assert np.max(np.abs(np.array(states[-1].position[:7]) - ARM_HOME)) < 5e-3
+        assert np.max(np.abs(np.array(states[-1].position[:7]) - PANDA_HOME)) < 5e-3
     finally:
         harness.close()
 

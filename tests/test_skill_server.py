@@ -15,12 +15,12 @@ from std_msgs.msg import Bool, Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from modular_robot.core.predicates import evaluate
+from modular_robot.core.robot_model import PANDA_ARM_JOINTS, PANDA_HOME
 from modular_robot.core.scenario import parse_scenario
 from modular_robot.core.stack import parse_stack
 from modular_robot.lockstep import MAX_LAG_S, LockstepStack
 from modular_robot.motion.grasping import RELEASE_SETTLE_S
 from modular_robot.ros import qos
-from modular_robot.sim.robots import ARM_HOME, ARM_JOINTS
 from modular_robot.skill_trials import SkillTrial
 from modular_robot_interfaces.action import ExecuteSkill
 
@@ -163,7 +163,7 @@ AWAY = (0.9, -0.1, -0.5, -1.6, 0.4, 2.0, 0.2)
 def _send_arm_away(stack) -> None:
     """Move the arm away from home directly on the sim's controller, so that move_arm_home has work to do."""
     away = stack.client.create_publisher(JointTrajectory, "arm_controller/joint_trajectory", qos.RELIABLE)
-    away.publish(JointTrajectory(joint_names=list(ARM_JOINTS), points=[
+    away.publish(JointTrajectory(joint_names=list(PANDA_ARM_JOINTS), points=[
         JointTrajectoryPoint(positions=list(AWAY), time_from_start=Duration(sec=2))]))
     stack.advance(2.5)
 
@@ -239,7 +239,7 @@ def test_a_skill_whose_only_client_goes_away_is_stopped():
         still = robot.arm_positions()
         stack.advance(1.0)
         assert np.abs(robot.arm_positions() - still).max() < 1e-3, "the arm still moves for a client that went away"
-        assert np.abs(robot.arm_positions() - np.array(ARM_HOME)).max() > 0.05, "stopped only at home"
+        assert np.abs(robot.arm_positions() - np.array(PANDA_HOME)).max() > 0.05, "stopped only at home"
     finally:
         planner.leave()
         stack.close()

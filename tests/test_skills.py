@@ -12,12 +12,12 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.core.predicates import evaluate
+from modular_robot.core.robot_model import PANDA_FINGER_JOINTS
 from modular_robot.core.trajectory import validate_trajectory
 from modular_robot.core.transforms import Transform, quat_to_rpy
 from modular_robot.motion.grasping import RELEASE_SETTLE_S
 from modular_robot.motion.kinematics import panda_kinematics
 from modular_robot.ros import qos
-from modular_robot.sim.robots import FINGER_JOINTS
 from modular_robot.skills.interfaces import MotionResult, SkillContext
 from modular_robot.skills.library import (
     SKILLS,
@@ -457,7 +457,7 @@ def test_pick_and_place_in_tray_in_simulator(kinematics):
             return MotionResult(True)
 
         def gripper_opening(self):
-            return float(np.sum(self._state(FINGER_JOINTS)))
+            return float(np.sum(self._state(PANDA_FINGER_JOINTS)))
 
         def pause(self, seconds):
             harness.advance(seconds)

@@ -2,9 +2,9 @@
 
 import numpy as np
 
+from modular_robot.core.robot_model import PANDA_HOME
 from modular_robot.core.safety import SafetyShield, load_safety_limits
 from modular_robot.motion.timing import MIN_GAP_FRACTION, SAMPLE_PERIOD, _trapezoid_samples, time_parameterize
-from modular_robot.sim.robots import ARM_HOME
 
 JOINTS = [f"panda_joint{i}" for i in range(1, 8)]
 
@@ -24,8 +24,8 @@ def test_home_moves_stamped_in_nanoseconds_pass_the_shield():
     vmax = np.array([2.175] * 4 + [2.61] * 3) * 0.5
     rng = np.random.default_rng(0)
     for _ in range(300):
-        start = np.clip(np.array(ARM_HOME) + rng.normal(0.0, 0.6, 7), limits.lower + 0.05, limits.upper - 0.05)
-        path = time_parameterize([start, ARM_HOME], vmax, [2.5] * 7)
+        start = np.clip(np.array(PANDA_HOME) + rng.normal(0.0, 0.6, 7), limits.lower + 0.05, limits.upper - 0.05)
+        path = time_parameterize([start, PANDA_HOME], vmax, [2.5] * 7)
         stamps = np.array([int(round((0.05 + t) * 1e9)) * 1e-9 for t in path.times])
         verdict = shield.check_trajectory(JOINTS, stamps, path.positions, path.velocities, start=start)
         assert verdict.ok, verdict.reason

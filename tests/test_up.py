@@ -165,7 +165,7 @@ def test_parameters_for_a_misspelt_node_are_an_error_naming_the_nodes():
 
 @pytest.mark.parametrize("module, parameter, message", [
     ("modular_robot.sim.bridge_node", "mode:=warp", "parameter mode must be one of ('realtime', 'lockstep')"),
-    ("modular_robot.nodes.skill_server_node", "robot:=warp", "parameter robot must be one of"),
+    ("modular_robot.nodes.skill_server_node", "robot:=warp", "unknown robot kind 'warp'"),
 ])
 def test_a_parameter_value_out_of_its_choices_is_one_clear_line(module, parameter, message):
     extra = ["-p", f"scenario:={ROOT / 'sim/scenarios/spine_tabletop.yaml'}", "-p", "renderer:=tiny"] \

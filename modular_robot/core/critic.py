@@ -50,6 +50,7 @@ from modular_robot.core.mapping.semantic_map import MapObject, box_distance, loc
 from modular_robot.core.navigation import HUSKY_FOOTPRINT, Footprint, ObjectBox, footprint_gap
 from modular_robot.core.perception.types import SHAPES, Detection
 from modular_robot.core.predicates import IN_TOP_SLACK_M, IN_XY_MARGIN_M, ON_Z_TOL_M, RELATION_MARGIN_M
+from modular_robot.core.robot_model import PANDA_HOME, PANDA_MAX_OPENING
 from modular_robot.motion.grasping import (
     WORLD_SURFACE_Z,
     grasp_rejection,
@@ -57,8 +58,6 @@ from modular_robot.motion.grasping import (
 
 # --- constants ------------------------------------------------------------------------------------
 
-# The Panda's rest posture, which move_arm_home goes to (motion.kinematics.PANDA_REST).
-PANDA_HOME = (0.0, -0.5, 0.0, -2.2, 0.0, 1.7, 0.785)
 
 # A lifted object's observed top is at least this far above its top when it rested (m).
 LIFT_MIN_M = 0.02
@@ -184,7 +183,7 @@ class Proprioception:
     grasp_point: np.ndarray | None = None
     arm_joints: np.ndarray | None = None
     base_pose: tuple[float, float, float] | None = None
-    max_opening: float = 0.08
+    max_opening: float = PANDA_MAX_OPENING
 
     def __post_init__(self) -> None:
         if self.grasp_point is not None:
@@ -302,7 +301,7 @@ def _width(obj: MapObject) -> float:
     return float(min(obj.size[0], obj.size[1]))
 
 
-def holds(opening: float, obj: MapObject, max_opening: float = 0.08) -> bool:
+def holds(opening: float, obj: MapObject, max_opening: float = PANDA_MAX_OPENING) -> bool:
     """Return whether a finger opening shows the fingers closed on the object (core.gripper.holds)."""
     low, high = holding_bounds(_width(obj), is_irregular(obj.category), max_opening)
     return low < opening <= high
@@ -417,7 +416,7 @@ def _pre_pick(params: Any, objects: dict[str, MapObject], robot: Proprioception 
     obj = objects.get(object_id)
     if obj is None:
         return CriticVerdict(False, 1.0, f"unknown object '{object_id}': not in the semantic map")
-    rejection = grasp_rejection(obj.size, robot.max_opening if robot is not None else 0.08)
+    rejection = grasp_rejection(obj.size, robot.max_opening if robot is not None else PANDA_MAX_OPENING)
     if rejection is not None:
         return CriticVerdict(False, 1.0, f"'{object_id}' is not graspable: {rejection}")
     full = _gripper_not_empty(robot, frames)

@@ -10,6 +10,8 @@ import math
 from collections import deque
 from collections.abc import Sequence
 
+from modular_robot.core.robot_model import PANDA_MAX_OPENING
+
 # Closing on an object leaves the fingers at least this fraction of its width apart; closing on
 # nothing brings them together, so a smaller opening means the grasp missed.
 HOLDING_WIDTH_FRACTION = 0.5
@@ -31,7 +33,8 @@ def is_irregular(category: str) -> bool:
     return category not in BOX_LIKE
 
 
-def holding_bounds(width: float, irregular: bool = False, max_opening: float = 0.08) -> tuple[float, float]:
+def holding_bounds(width: float, irregular: bool = False,
+                   max_opening: float = PANDA_MAX_OPENING) -> tuple[float, float]:
     """Return the finger openings (low, high] that show the fingers closed on an object `width` wide.
 
     An irregular object (a duck) can be wider across the fingers than its observed box says, so
@@ -41,7 +44,7 @@ def holding_bounds(width: float, irregular: bool = False, max_opening: float = 0
     return max(CLOSED_OPENING, HOLDING_WIDTH_FRACTION * width), high
 
 
-def holds(opening: float, width: float, irregular: bool = False, max_opening: float = 0.08) -> bool:
+def holds(opening: float, width: float, irregular: bool = False, max_opening: float = PANDA_MAX_OPENING) -> bool:
     """Return whether a measured finger opening shows the fingers closed on an object `width` wide."""
     low, high = holding_bounds(width, irregular, max_opening)
     return low < opening <= high

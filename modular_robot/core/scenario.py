@@ -19,11 +19,11 @@ import yaml
 
 from modular_robot.core.colors import NAMED_COLORS
 from modular_robot.core.predicates import PREDICATE_NAMES, ROBOT_ID
+from modular_robot.core.robot_model import ROBOT_KINDS
 
 Size3 = tuple[float, float, float]
 
 OBJECT_TYPES: tuple[str, ...] = ("cube", "cylinder", "sphere", "duck", "tray", "bowl", "table")
-ROBOT_TYPES: tuple[str, ...] = ("panda_tabletop", "husky_base", "mobile_manipulator")
 CAMERAS: tuple[str, ...] = ("fixed", "wrist")
 DISTURBANCE_TRIGGERS: tuple[str, ...] = ("after_step", "time")
 DISTURBANCE_ACTIONS: tuple[str, ...] = ("move", "remove")
@@ -139,7 +139,7 @@ class RobotSpec:
 
     Attributes:
         name: ROS namespace of the robot; empty for the single robot of a ``robot:`` scenario.
-        type: One of ROBOT_TYPES.
+        type: One of robot_model.ROBOT_KINDS.
         pose: Where the base starts.
     """
 
@@ -478,7 +478,7 @@ class _Parser:
             robot_type = self.robot_type(document.get("robot"), document.line_of("robot"))
             return [RobotSpec(name="", type=robot_type, pose=BasePose(0.0, 0.0, 0.0))]
         if "robots" not in document:
-            self.fail(document.line, f"missing robot: (one of {', '.join(ROBOT_TYPES)}) or robots:")
+            self.fail(document.line, f"missing robot: (one of {', '.join(ROBOT_KINDS)}) or robots:")
         items = self.items(document, "robots")
         if not items:
             self.fail(document.line_of("robots"), "robots must list at least one robot")
@@ -504,8 +504,8 @@ class _Parser:
 
     def robot_type(self, value: Any, line: int) -> str:
         """Return a known robot type."""
-        if value not in ROBOT_TYPES:
-            self.fail(line, f"unknown robot type {value!r} (known: {', '.join(ROBOT_TYPES)})")
+        if value not in ROBOT_KINDS:
+            self.fail(line, f"unknown robot type {value!r} (known: {', '.join(ROBOT_KINDS)})")
         return value
 
     def object(self, item: Any, line: int) -> ObjectSpec:

@@ -15,6 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
+from modular_robot.core.robot_model import PANDA_MAX_OPENING
 from modular_robot.core.transforms import quat_from_yaw, quat_multiply
 
 # The grasp centre sits this far below the object's top, or half the object's height if less.
@@ -158,12 +159,13 @@ class PushPlan:
     opening: float
 
 
-def loosen_opening(width: float, max_opening: float = 0.08) -> float:
+def loosen_opening(width: float, max_opening: float = PANDA_MAX_OPENING) -> float:
     """Return the opening that stops squeezing a held object `width` wide but still guides its drop."""
     return min(max_opening, width + LOOSEN_MARGIN)
 
 
-def release_opening(width: float, irregular: bool = False, max_opening: float = 0.08, diagonal: float = 0.0) -> float:
+def release_opening(width: float, irregular: bool = False, max_opening: float = PANDA_MAX_OPENING,
+                    diagonal: float = 0.0) -> float:
     """Return the opening that lets go of a held object: past what holding it could read, and past
     the diagonal of its footprint by `DIAGONAL_MARGIN`, so that an object that turns between the
     opening fingers (a cube caught by one pad's friction) cannot wedge across them and leave with
@@ -181,7 +183,7 @@ def grasp_depth(height: float) -> float:
     return min(height / 2.0, MAX_GRASP_DEPTH, height - TABLE_CLEARANCE)
 
 
-def grasp_rejection(size: Sequence[float], max_opening: float = 0.08) -> str | None:
+def grasp_rejection(size: Sequence[float], max_opening: float = PANDA_MAX_OPENING) -> str | None:
     """Return why a box of this size cannot be grasped from above, or None if it can."""
     size = np.asarray(size, dtype=float)
     if size.shape != (3,) or not np.all(np.isfinite(size)) or np.any(size <= 0.0):
@@ -195,7 +197,7 @@ def grasp_rejection(size: Sequence[float], max_opening: float = 0.08) -> str | N
     return None
 
 
-def top_down_grasp(position: Sequence[float], size: Sequence[float], yaw: float, max_opening: float = 0.08,
+def top_down_grasp(position: Sequence[float], size: Sequence[float], yaw: float, max_opening: float = PANDA_MAX_OPENING,
                    arm_base: Sequence[float] = (0.0, 0.0, 0.0)) -> GraspPlan | None:
     """Plan a top-down grasp of a box, closing the fingers across its narrower horizontal side.
 
@@ -390,7 +392,7 @@ def _clears_edges(point: np.ndarray, relation: str, half: np.ndarray, reach: flo
     return float(np.min(np.linalg.norm(rim - point, axis=1))) >= reach
 
 
-def push_plan(box: Box, direction: str, distance: float, max_opening: float = 0.08,
+def push_plan(box: Box, direction: str, distance: float, max_opening: float = PANDA_MAX_OPENING,
               arm_base: Sequence[float] = (0.0, 0.0, 0.0)) -> PushPlan | None:
     """Plan a push that slides a box `distance` along a direction on its support.
 

@@ -15,11 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import pybullet
 
+from modular_robot.core.robot_model import PANDA_ARM_JOINTS, PANDA_HOME, panda_urdf_path
 from modular_robot.core.trajectory import JointLimits
-from modular_robot.sim.assets import data_path
 
-PANDA_ARM_JOINTS = tuple(f"panda_joint{i}" for i in range(1, 8))
-PANDA_REST = (0.0, -0.5, 0.0, -2.2, 0.0, 1.7, 0.785)
 # Franka's datasheet allows 7.5-20 rad/s^2; a third of the smallest keeps the simulated
 # position-controlled arm (and a real one carrying a load) on its path.
 PANDA_ACCELERATION = (2.5,) * 7
@@ -257,5 +255,5 @@ def _rotation_vector(target: np.ndarray, current: np.ndarray) -> np.ndarray:
 
 def panda_kinematics() -> ArmKinematics:
     """Return the kinematics of the simulated Panda: panda_link0 to the grasp centre (panda_grasptarget)."""
-    return ArmKinematics(data_path("franka_panda", "panda.urdf"), "panda_link0", "panda_grasptarget",
-                         PANDA_ARM_JOINTS, rest=PANDA_REST, accelerations=PANDA_ACCELERATION)
+    return ArmKinematics(panda_urdf_path(), "panda_link0", "panda_grasptarget",
+                         PANDA_ARM_JOINTS, rest=PANDA_HOME, accelerations=PANDA_ACCELERATION)

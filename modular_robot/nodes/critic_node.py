@@ -39,10 +39,17 @@ from std_msgs.msg import Float64MultiArray, Header, String
 from modular_robot.core import critic
 from modular_robot.core.critic import CriticVerdict, ObservedBox, PerceptionFrame, Proprioception
 from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.robot_model import (
+    PANDA_ARM_JOINTS,
+    PANDA_FINGER_JOINTS,
+    PANDA_MAX_OPENING,
+    ROBOT_KINDS,
+    robot_kind,
+)
 from modular_robot.core.tf_tree import TfError
 from modular_robot.core.transforms import Transform, quat_to_rpy
 from modular_robot.motion.grasping import GripperPose, place_pose, top_down_grasp, top_down_orientation
-from modular_robot.motion.kinematics import PANDA_ARM_JOINTS, ArmKinematics, panda_kinematics
+from modular_robot.motion.kinematics import ArmKinematics, panda_kinematics
 from modular_robot.ros import qos
 from modular_robot.ros.conversions import clip, stamp_to_ns
 from modular_robot.ros.object_msgs import msg_to_detection, msg_to_object, object_problem
@@ -50,13 +57,11 @@ from modular_robot.ros.spin import spin_node
 from modular_robot.ros.stack_node import StackNode
 from modular_robot.ros.tf_listener import TfListener
 from modular_robot.ros.trusted import TrustedSubscription
-from modular_robot.sim.robots import FINGER_JOINTS
 from modular_robot.skills.base import CallError
 from modular_robot.skills.library import validate_call
 from modular_robot_interfaces.msg import ObjectObservationArray, SemanticMap, Verdict
 from modular_robot_interfaces.srv import CheckStep, QueryObjects
 
-ROBOTS = ("panda_tabletop", "husky_base", "mobile_manipulator")
 _FRAMES_KEPT = 300
 _MAPS_KEPT = 200
 _JOINT_STATES_KEPT = 1000
@@ -103,8 +108,7 @@ class CriticNode(StackNode):
             return self.get_parameter(name).value
 
         self.robot = get("robot")
-        if self.robot not in ROBOTS:
-            raise ValueError(f"parameter robot must be one of {ROBOTS}, got {self.robot!r}")
+        kind = robot_kind(self.robot)
         self.world_frame = get("world_frame")
         self.post_frames = int(get("post_frames"))
         if self.post_frames < 1:
@@ -115,7 +119,7 @@ class CriticNode(StackNode):
         self.base_frame = get("base_frame")
         self.arm_base_frame = get("arm_base_frame")
         self.max_opening = float(get("max_opening"))
-        self.has_arm = self.robot != "husky_base"
+        self.has_arm = kind.has_arm
         self.footprint = critic.HUSKY_FOOTPRINT
         if self.has_arm:
             self._kinematics = panda_kinematics()
@@ -155,7 +159,7 @@ class CriticNode(StackNode):
         def declare(name, default, description):
             self.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=True))
 
-        declare("robot", "panda_tabletop", f"Robot kind: {', '.join(ROBOTS)} (arm kinematics, base footprint).")
+        declare("robot", "panda_tabletop", f"Robot kind: {', '.join(ROBOT_KINDS)} (arm kinematics, base footprint).")
         declare("world_frame", "map", "Frame of observations, map and verdict geometry.")
         declare("post_frames", 3, "Fresh perception frames a post verdict is judged over (majority rules).")
         declare("post_timeout_s", 3.0, "Longest sim time a post check waits for its fresh frames.")
@@ -163,7 +167,7 @@ class CriticNode(StackNode):
         declare("grasp_frame", "panda_grasptarget", "TF frame of the grasp centre between the fingertips.")
         declare("base_frame", "base_link", "TF frame of the robot's base (its view: x forward, y left).")
         declare("arm_base_frame", "panda_link0", "TF frame the arm's kinematics are expressed in.")
-        declare("max_opening", 0.08, "Widest finger opening (m).")
+        declare("max_opening", PANDA_MAX_OPENING, "Widest finger opening (m).")
         declare("speech_node", "skill_server", "The node whose text on chat/robot is what the robot said (say).")
 
     def destroy_node(self) -> None:
@@ -233,10 +237,10 @@ class CriticNode(StackNode):
         index = {name: i for i, name in enumerate(msg.name)}
         opening = speed = arm = None
         # A non-finite reading is no reading: the joint's evidence is left out of this sample.
-        if all(f in index for f in FINGER_JOINTS):
-            opening = float(sum(msg.position[index[f]] for f in FINGER_JOINTS))
+        if all(f in index for f in PANDA_FINGER_JOINTS):
+            opening = float(sum(msg.position[index[f]] for f in PANDA_FINGER_JOINTS))
             if len(msg.velocity) == len(msg.name):
-                speed = float(sum(abs(msg.velocity[index[f]]) for f in FINGER_JOINTS))
+                speed = float(sum(abs(msg.velocity[index[f]]) for f in PANDA_FINGER_JOINTS))
         if all(j in index for j in PANDA_ARM_JOINTS):
             arm = np.array([msg.position[index[j]] for j in PANDA_ARM_JOINTS])
         opening = opening if opening is not None and np.isfinite(opening) else None

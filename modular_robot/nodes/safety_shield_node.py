@@ -30,6 +30,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory
 
+from modular_robot.core.robot_model import ROBOT_KINDS, robot_kind
 from modular_robot.core.safety import ESTOP_REASON, SafetyShield, Verdict, load_safety_limits
 from modular_robot.motion.kinematics import ArmKinematics, panda_kinematics
 from modular_robot.paths import resolve_data_path
@@ -38,7 +39,6 @@ from modular_robot.ros.arm_client import braking_trajectory
 from modular_robot.ros.spin import spin_node
 from modular_robot.ros.stack_node import StackNode
 
-ROBOTS = ("panda_tabletop", "husky_base", "mobile_manipulator")
 ARM_TOPIC = "arm_controller/joint_trajectory"
 GRIPPER_TOPIC = "gripper_controller/commands"
 CMD_VEL_TOPIC = "cmd_vel"
@@ -64,8 +64,7 @@ class SafetyShieldNode(StackNode):
         self._kinematics: ArmKinematics | None = None
         self._declare_parameters()
         robot = self.get_parameter("robot").value
-        if robot not in ROBOTS:
-            raise ValueError(f"parameter robot must be one of {ROBOTS}, got {robot!r}")
+        robot_kind(robot)
         limits_file = self.get_parameter("limits_file").value or f"config/safety/{robot}.yaml"
         limits = load_safety_limits(resolve_data_path(limits_file))
         self.shield = SafetyShield(limits, self.get_parameter("sample_rate_hz").value)
@@ -106,7 +105,7 @@ class SafetyShieldNode(StackNode):
         def declare(name, default, description):
             self.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=True))
 
-        declare("robot", "panda_tabletop", f"Robot kind whose default limits are used: {', '.join(ROBOTS)}.")
+        declare("robot", "panda_tabletop", f"Robot kind whose default limits are used: {', '.join(ROBOT_KINDS)}.")
         declare("limits_file", "", "Safety limits YAML; empty means config/safety/<robot>.yaml.")
         declare("sample_rate_hz", 50.0, "Rate at which end-effector positions are sampled along a trajectory "
                 "before bisection refines it.")

@@ -27,6 +27,7 @@ from modular_robot.core.mapping.query import query
 from modular_robot.core.mapping.semantic_map import Gripper, SemanticMap
 from modular_robot.core.mapping.text_embedding import default_embedder
 from modular_robot.core.perception.types import CameraFrame
+from modular_robot.core.robot_model import PANDA_FINGER_JOINTS, PANDA_MAX_OPENING
 from modular_robot.core.sync import StampSync, StampThrottle
 from modular_robot.core.tf_tree import TfError
 from modular_robot.ros import qos
@@ -121,9 +122,9 @@ class SemanticMapNode(StackNode):
         declare("save_period_s", 2.0, "Save a changed map at most this often.")
         declare("grasp_frame", "panda_grasptarget", "TF frame of the grasp centre between the fingertips "
                 "('' for a robot without a gripper).")
-        declare("finger_joints", ["panda_finger_joint1", "panda_finger_joint2"],
+        declare("finger_joints", list(PANDA_FINGER_JOINTS),
                 "Finger joints whose positions add up to the finger opening (m).")
-        declare("max_opening", 0.08, "Widest finger opening (m).")
+        declare("max_opening", PANDA_MAX_OPENING, "Widest finger opening (m).")
         declare("sync_slop_s", 0.02, "Largest stamp difference of observations, depth and camera_info.")
         declare("occupancy_grid", False, "Also build and publish a 2D occupancy grid from depth (mobile base).")
         declare("grid_resolution_m", 0.05, "Occupancy grid cell size.")

@@ -24,6 +24,7 @@ from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from std_msgs.msg import Bool, String
 
+from modular_robot.core.robot_model import PANDA_FINGER_JOINTS, PANDA_MAX_OPENING, ROBOT_KINDS, robot_kind
 from modular_robot.core.tf_tree import TfError
 from modular_robot.motion.kinematics import ArmKinematics, panda_kinematics
 from modular_robot.ros import qos
@@ -33,7 +34,6 @@ from modular_robot.ros.spin import spin_node
 from modular_robot.ros.stack_node import StackNode
 from modular_robot.ros.tf_listener import TfListener
 from modular_robot.ros.world_client import RosSpeech, RosWorld
-from modular_robot.sim.robots import FINGER_JOINTS, MAX_OPENING
 from modular_robot.skills.base import CallError, SkillResult, refuse
 from modular_robot.skills.interfaces import SkillContext
 from modular_robot.skills.library import SKILLS, skill_catalog, validate_call
@@ -41,8 +41,6 @@ from modular_robot_interfaces.action import ExecuteSkill
 
 # How often a running skill checks that some client of `execute_skill` is still there (s of the node's clock).
 CLIENT_CHECK_PERIOD_S = 0.5
-# Which parts each robot kind has.
-ROBOT_PARTS = {"panda_tabletop": ("arm",), "husky_base": ("base",), "mobile_manipulator": ("arm", "base")}
 
 
 class SkillServerNode(StackNode):
@@ -55,9 +53,7 @@ class SkillServerNode(StackNode):
         self._cancel = threading.Event()
         self._declare_parameters()
         robot = self.get_parameter("robot").value
-        if robot not in ROBOT_PARTS:
-            raise ValueError(f"parameter robot must be one of {tuple(ROBOT_PARTS)}, got {robot!r}")
-        self.parts = ROBOT_PARTS[robot]
+        self.parts = robot_kind(robot).parts
         self.world_frame = self.get_parameter("world_frame").value
         self.arm_base_frame = self.get_parameter("arm_base_frame").value
         self._busy = threading.Lock()
@@ -74,8 +70,8 @@ class SkillServerNode(StackNode):
         self.base: RosBase | None = None
         if "arm" in self.parts:
             self._kinematics = panda_kinematics()
-            self.arm = RosArm(self, self._kinematics.joint_names, FINGER_JOINTS, self._cancel, callback_group=data,
-                              shield_node=self.get_parameter("shield_node").value)
+            self.arm = RosArm(self, self._kinematics.joint_names, PANDA_FINGER_JOINTS, self._cancel,
+                              callback_group=data, shield_node=self.get_parameter("shield_node").value)
         if "base" in self.parts:
             self.base = RosBase(self, world_frame=self.world_frame, base_frame=self.get_parameter("base_frame").value,
                                 cancel_event=self._cancel, callback_group=data)
@@ -93,7 +89,7 @@ class SkillServerNode(StackNode):
         def declare(name, default, description):
             self.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=True))
 
-        declare("robot", "panda_tabletop", f"Robot kind: {', '.join(ROBOT_PARTS)}.")
+        declare("robot", "panda_tabletop", f"Robot kind: {', '.join(ROBOT_KINDS)}.")
         declare("world_frame", "map", "Frame of the semantic map and of navigation goals.")
         declare("arm_base_frame", "panda_link0", "Frame the arm's kinematics are expressed in.")
         declare("base_frame", "base_link", "Frame of the mobile base.")
@@ -181,7 +177,7 @@ class SkillServerNode(StackNode):
         skill = SKILLS[name]
         ctx = SkillContext(
             arm=self.arm, world=self.world, speech=self.speech, kinematics=self._kinematics,
-            velocity_scale=self.get_parameter("velocity_scale").value, max_opening=MAX_OPENING, base=self.base,
+            velocity_scale=self.get_parameter("velocity_scale").value, max_opening=PANDA_MAX_OPENING, base=self.base,
             base_radius=self.get_parameter("base_radius_m").value,
             base_linear_speed=self.get_parameter("base_linear_speed").value,
             base_angular_speed=self.get_parameter("base_angular_speed").value,

@@ -25,6 +25,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Float64MultiArray, Header, String
 from trajectory_msgs.msg import JointTrajectory
 
+from modular_robot.core.robot_model import PANDA_MAX_OPENING
 from modular_robot.core.scenario import load_scenario
 from modular_robot.core.trajectory import TrajectoryError, check_start_velocity, validate_trajectory
 from modular_robot.core.transforms import Transform
@@ -38,7 +39,7 @@ from modular_robot.ros.conversions import (
 )
 from modular_robot.ros.spin import spin_node
 from modular_robot.ros.stack_node import StackNode
-from modular_robot.sim.robots import MAX_OPENING, OPTICAL_FROM_LINK, SimRobot
+from modular_robot.sim.robots import OPTICAL_FROM_LINK, SimRobot
 from modular_robot.sim.world import SimWorld
 
 try:
@@ -134,8 +135,8 @@ class _RobotInterfaces:
 
     def on_gripper(self, msg: Float64MultiArray) -> None:
         values = list(msg.data)
-        if len(values) != 1 or not math.isfinite(values[0]) or not 0.0 <= values[0] <= MAX_OPENING:
-            self.log_rejected("gripper command", f"expected one opening in [0, {MAX_OPENING}] m, got {values}")
+        if len(values) != 1 or not math.isfinite(values[0]) or not 0.0 <= values[0] <= PANDA_MAX_OPENING:
+            self.log_rejected("gripper command", f"expected one opening in [0, {PANDA_MAX_OPENING}] m, got {values}")
             return
         with self.node.lock:
             self.pending.gripper = values[0]

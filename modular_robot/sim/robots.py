@@ -10,18 +10,20 @@ from pathlib import Path
 import numpy as np
 import pybullet
 
+from modular_robot.core.robot_model import (
+    ARM_MOUNT_ON_HUSKY,
+    HUSKY_TRACK,
+    HUSKY_WHEEL_JOINTS,
+    HUSKY_WHEEL_RADIUS,
+    PANDA_ARM_JOINTS,
+    PANDA_FINGER_JOINTS,
+    PANDA_HOME,
+    PANDA_MAX_OPENING,
+    panda_urdf_path,
+    robot_kind,
+)
 from modular_robot.core.trajectory import JointLimits, Trajectory, sample
 from modular_robot.sim.assets import data_path, derived_asset
-
-ARM_JOINTS = tuple(f"panda_joint{i}" for i in range(1, 8))
-FINGER_JOINTS = ("panda_finger_joint1", "panda_finger_joint2")
-WHEEL_JOINTS = ("front_left_wheel", "front_right_wheel", "rear_left_wheel", "rear_right_wheel")
-ARM_HOME = (0.0, -0.5, 0.0, -2.2, 0.0, 1.7, 0.785)
-MAX_OPENING = 0.08
-HUSKY_WHEEL_RADIUS = 0.17775
-HUSKY_TRACK = 0.5708
-# Where the arm sits on the Husky: on the chassis top, ahead of centre, relative to base_link.
-ARM_MOUNT_ON_HUSKY = (0.15, 0.0, 0.26)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class SimRobot:
                  camera: str = "fixed", mesh_detail: str = "low") -> None:
         self.client = client
         self.kind = kind
+        parts = robot_kind(kind).parts
         self.name = name
         self.base_body: int | None = None
         self.arm_body: int | None = None
@@ -74,17 +77,17 @@ class SimRobot:
         self._trajectory_start_velocity: np.ndarray | None = None
         self._trajectory_t0 = 0.0
         self._arm_target: np.ndarray | None = None
-        self._finger_target = MAX_OPENING / 2
+        self._finger_target = PANDA_MAX_OPENING / 2
         self.frozen = False
         self._names: dict[int, list[str]] = {}
         x, y, yaw = pose
         orientation = pybullet.getQuaternionFromEuler([0, 0, yaw])
-        if kind in ("husky_base", "mobile_manipulator"):
+        if "base" in parts:
             self.base_body = pybullet.loadURDF(
                 data_path("husky", "husky.urdf"), [x, y, 0.0], orientation, physicsClientId=client)
-            self._wheel_index = [self._joint_index(self.base_body, j) for j in WHEEL_JOINTS]
+            self._wheel_index = [self._joint_index(self.base_body, j) for j in HUSKY_WHEEL_JOINTS]
             self._base_link_index = self._link_index(self.base_body, "base_link")
-        if kind in ("panda_tabletop", "mobile_manipulator"):
+        if "arm" in parts:
             if self.base_body is None:
                 mount_pos, mount_orn = [x, y, 0.0], orientation
             else:
@@ -104,12 +107,12 @@ class SimRobot:
             pybullet.setCollisionFilterPair(
                 self.arm_body, self.arm_body, self._link_index(self.arm_body, "panda_link7"),
                 self._link_index(self.arm_body, "panda_hand"), 0, physicsClientId=client)
-            self._arm_index = [self._joint_index(self.arm_body, j) for j in ARM_JOINTS]
-            self._finger_index = [self._joint_index(self.arm_body, j) for j in FINGER_JOINTS]
-            for i, q in zip(self._arm_index, ARM_HOME):
+            self._arm_index = [self._joint_index(self.arm_body, j) for j in PANDA_ARM_JOINTS]
+            self._finger_index = [self._joint_index(self.arm_body, j) for j in PANDA_FINGER_JOINTS]
+            for i, q in zip(self._arm_index, PANDA_HOME):
                 pybullet.resetJointState(self.arm_body, i, q, physicsClientId=client)
             for i in self._finger_index:
-                pybullet.resetJointState(self.arm_body, i, MAX_OPENING / 2, physicsClientId=client)
+                pybullet.resetJointState(self.arm_body, i, PANDA_MAX_OPENING / 2, physicsClientId=client)
                 pybullet.changeDynamics(self.arm_body, i, lateralFriction=1.5, physicsClientId=client)
             # The Franka hand drives both fingers through one mechanism (the URDF's mimic tag, which
             # PyBullet ignores): without the coupling, two independent position loops squeezing an
@@ -118,9 +121,9 @@ class SimRobot:
                 self.arm_body, self._finger_index[0], self.arm_body, self._finger_index[1], pybullet.JOINT_GEAR,
                 [0, 1, 0], [0, 0, 0], [0, 0, 0], physicsClientId=client)
             pybullet.changeConstraint(coupling, gearRatio=-1, maxForce=100, erp=0.1, physicsClientId=client)
-            self._arm_target = np.array(ARM_HOME)
+            self._arm_target = np.array(PANDA_HOME)
             self.arm_limits = {
-                name: JointLimits(*self._limits(self.arm_body, i)) for name, i in zip(ARM_JOINTS, self._arm_index)
+                name: JointLimits(*self._limits(self.arm_body, i)) for name, i in zip(PANDA_ARM_JOINTS, self._arm_index)
             }
         self.camera = self._camera_mount(camera)
         self._odom[:] = (x, y, yaw)
@@ -188,9 +191,9 @@ class SimRobot:
         """Return the names of every joint reported on joint_states."""
         names: list[str] = []
         if self.has_arm:
-            names += [*ARM_JOINTS, *FINGER_JOINTS]
+            names += [*PANDA_ARM_JOINTS, *PANDA_FINGER_JOINTS]
         if self.has_base:
-            names += list(WHEEL_JOINTS)
+            names += list(HUSKY_WHEEL_JOINTS)
         return names
 
     def joint_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -288,12 +291,12 @@ class SimRobot:
     def arm_positions_of(self, names) -> np.ndarray:
         """Return the positions of the named arm joints, in that order."""
         q = self.arm_positions()
-        return np.array([q[ARM_JOINTS.index(n)] for n in names])
+        return np.array([q[PANDA_ARM_JOINTS.index(n)] for n in names])
 
     def arm_velocities_of(self, names) -> np.ndarray:
         """Return the velocities of the named arm joints, in that order."""
         states = pybullet.getJointStates(self.arm_body, self._arm_index, physicsClientId=self.client)
-        return np.array([states[ARM_JOINTS.index(n)][1] for n in names])
+        return np.array([states[PANDA_ARM_JOINTS.index(n)][1] for n in names])
 
     def set_gripper(self, opening: float) -> None:
         """Command the distance between the fingers (m)."""
@@ -339,14 +342,14 @@ class SimRobot:
 
     def _control_arm(self, now: float) -> None:
         target = self._arm_target
-        velocity = np.zeros(len(ARM_JOINTS))
+        velocity = np.zeros(len(PANDA_ARM_JOINTS))
         if self._trajectory is not None and not self.frozen:
             q, qd = sample(self._trajectory, self._trajectory_start, now - self._trajectory_t0,
                            self._trajectory_start_velocity)
             target = target.copy()
             for name, value, rate in zip(self._trajectory.joint_names, q, qd):
-                target[ARM_JOINTS.index(name)] = value
-                velocity[ARM_JOINTS.index(name)] = rate
+                target[PANDA_ARM_JOINTS.index(name)] = value
+                velocity[PANDA_ARM_JOINTS.index(name)] = rate
             self._arm_target = target
             if now - self._trajectory_t0 > self._trajectory.duration:
                 self._trajectory = None
@@ -427,7 +430,7 @@ def panda_urdf(mesh_detail: str) -> str:
     The full visual meshes have about 100k triangles, which halves the frame rate of software
     rendering; the collision meshes (about 3k) look alike at camera distance.
     """
-    source = data_path("franka_panda", "panda.urdf")
+    source = panda_urdf_path()
     if mesh_detail == "full":
         return source
     if mesh_detail != "low":

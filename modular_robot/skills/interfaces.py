@@ -14,6 +14,7 @@ import numpy as np
 
 from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.core.navigation import OccupancyMap
+from modular_robot.core.robot_model import PANDA_MAX_OPENING
 from modular_robot.core.transforms import Transform
 from modular_robot.motion.kinematics import ArmKinematics
 from modular_robot.motion.timing import TimedPath
@@ -139,7 +140,7 @@ class SkillContext:
     kinematics: ArmKinematics | None
     arm_base_from_world: Transform = field(default_factory=Transform.identity)
     velocity_scale: float = 0.5
-    max_opening: float = 0.08
+    max_opening: float = PANDA_MAX_OPENING
     home: Sequence[float] | None = None
     base: BaseInterface | None = None
     base_radius: float = 0.55

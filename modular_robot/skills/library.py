@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationError
 
 from modular_robot.core.gripper import CLOSED_OPENING, holds, is_irregular
 from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.robot_model import PANDA_MAX_OPENING
 from modular_robot.core.transforms import quat_to_rpy
 from modular_robot.motion.grasping import (
     PUSH_DIRECTIONS,
@@ -116,7 +117,8 @@ class OpenGripperParams(BaseModel):
     """Parameters of `open_gripper`."""
 
     model_config = ConfigDict(extra="forbid")
-    opening: float = Field(0.08, gt=0.0, le=0.08, description="Distance between the fingers (m).")
+    opening: float = Field(PANDA_MAX_OPENING, gt=0.0, le=PANDA_MAX_OPENING,
+                           description="Distance between the fingers (m).")
 
 
 class SayParams(BaseModel):

@@ -18,6 +18,7 @@ import yaml
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 
+from modular_robot.core.robot_model import PANDA_ARM_JOINTS
 from modular_robot.nodes.chat_node import ChatNode, run_task, spinning
 from modular_robot.ros import qos
 from modular_robot_interfaces.msg import SemanticMap
@@ -25,7 +26,6 @@ from ros_helpers import pids_with, stop_up, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK = ROOT / "config/stacks/sim_tabletop.yaml"
-ARM_JOINTS = tuple(f"panda_joint{i}" for i in range(1, 8))
 
 
 @dataclass
@@ -83,7 +83,7 @@ class LiveStack:
         self.map_held = [o.label for o in msg.objects if o.held]
 
     def _on_joint_states(self, msg: JointState) -> None:
-        speeds = [abs(v) for n, v in zip(msg.name, msg.velocity) if n in ARM_JOINTS]
+        speeds = [abs(v) for n, v in zip(msg.name, msg.velocity) if n in PANDA_ARM_JOINTS]
         if speeds:
             with self._lock:
                 self.samples.append((msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, max(speeds)))

@@ -16,10 +16,10 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory
 
+from modular_robot.core.robot_model import PANDA_ARM_JOINTS, PANDA_FINGER_JOINTS, PANDA_HOME
 from modular_robot.nodes.safety_shield_node import SafetyShieldNode
 from modular_robot.ros import qos
 from modular_robot.ros.arm_client import RosArm
-from modular_robot.sim.robots import ARM_HOME, ARM_JOINTS, FINGER_JOINTS
 from tests.ros_helpers import SimHarness
 from tests.test_safety_shield_node import GOAL, TABLETOP, _trajectory
 
@@ -30,7 +30,7 @@ NOTICE_WALL_S = 5.0
 def _arm(harness: SimHarness) -> tuple[np.ndarray, float]:
     """Return the arm's positions and its fastest joint's speed."""
     msg = harness.last["joint_states"]
-    index = [msg.name.index(n) for n in ARM_JOINTS]
+    index = [msg.name.index(n) for n in PANDA_ARM_JOINTS]
     return np.array(msg.position)[index], float(np.max(np.abs(np.array(msg.velocity)[index])))
 
 
@@ -54,7 +54,7 @@ def _start_motion(harness: SimHarness, sender, topic: str) -> None:
     """Send the long move towards GOAL on `topic` from the `sender` node; advance until the arm is fast."""
     publisher = sender.create_publisher(JointTrajectory, topic, qos.RELIABLE)
     harness.advance(0.3)
-    midpoint = tuple((a + b) / 2 for a, b in zip(ARM_HOME, GOAL))
+    midpoint = tuple((a + b) / 2 for a, b in zip(PANDA_HOME, GOAL))
     publisher.publish(_trajectory([(1.5, midpoint), (3.0, GOAL)]))
     assert harness.advance_until(lambda: _arm(harness)[1] > 0.1, 2.0), "the arm never moved"
 
@@ -104,8 +104,9 @@ def test_a_command_no_shield_listens_to_fails_at_once_naming_the_shield():
     rclpy.init(context=context)
     node = rclpy.create_node("arm_client", context=context)
     try:
-        arm = RosArm(node, ARM_JOINTS, FINGER_JOINTS, threading.Event())
-        state = JointState(name=[*ARM_JOINTS, *FINGER_JOINTS], position=[*ARM_HOME, 0.02, 0.02], velocity=[0.0] * 9)
+        arm = RosArm(node, PANDA_ARM_JOINTS, PANDA_FINGER_JOINTS, threading.Event())
+        state = JointState(name=[*PANDA_ARM_JOINTS, *PANDA_FINGER_JOINTS], position=[*PANDA_HOME, 0.02, 0.02],
+                           velocity=[0.0] * 9)
         state.header.stamp = node.get_clock().now().to_msg()
         arm._on_joint_states(state)
         started = time.monotonic()

@@ -43,6 +43,7 @@ from scipy.optimize import linear_sum_assignment
 from modular_robot.core.camera import project
 from modular_robot.core.gripper import HOLD_DISTANCE_M, holds, is_irregular
 from modular_robot.core.perception.types import SHAPES, CameraFrame, Detection
+from modular_robot.core.robot_model import PANDA_MAX_OPENING
 
 SCHEMA = "modular_robot.semantic_map"
 SCHEMA_VERSION = 1
@@ -180,7 +181,7 @@ class Gripper:
     grasp_point: NDArray[np.float64]
     opening: float | None
     closed_by: float = 0.0
-    max_opening: float = 0.08
+    max_opening: float = PANDA_MAX_OPENING
 
 
 @dataclass

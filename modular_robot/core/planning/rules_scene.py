@@ -17,6 +17,7 @@ import numpy as np
 
 from modular_robot.core.mapping.query import query
 from modular_robot.core.mapping.semantic_map import MapObject, TextSimilarity
+from modular_robot.core.robot_model import PANDA_MAX_OPENING
 from modular_robot.motion.grasping import grasp_rejection
 
 # Objects scoring at least this fraction of the best score fit a phrase as well (query's best-fit ratio).
@@ -25,7 +26,6 @@ SET_RATIO = 0.8
 # (an unknown colour scores 0.5, a MiniLM-only noun match scores low).
 SET_FLOOR = 0.5
 # The gripper's widest opening (m): what `pick` refuses is refused before planning.
-MAX_OPENING_M = 0.08
 # Categories that hold things; other objects hold things when wide and low (a large "box").
 CONTAINER_CATEGORIES = frozenset({"tray", "bowl", "flat", "box", "bin", "basket", "container", "plate", "dish",
                                   "crate", "pan", "pot", "platter", "basin"})
@@ -139,7 +139,7 @@ def is_round(obj: MapObject) -> bool:
 
 def grasp_problem(obj: MapObject) -> str | None:
     """Return why the gripper cannot pick the object up, or None when it can."""
-    return grasp_rejection(obj.size, MAX_OPENING_M)
+    return grasp_rejection(obj.size, PANDA_MAX_OPENING)
 
 
 def footprint_radius(obj: MapObject) -> float:
