@@ -49,7 +49,7 @@ from modular_robot.core.gripper import (
 from modular_robot.core.mapping.semantic_map import MapObject, box_distance, local_xy
 from modular_robot.core.navigation import HUSKY_FOOTPRINT, Footprint, ObjectBox, footprint_gap
 from modular_robot.core.perception.types import SHAPES, Detection
-from modular_robot.core.predicates import IN_TOP_SLACK_M, IN_XY_MARGIN_M, ON_Z_TOL_M, RELATION_MARGIN_M
+from modular_robot.core.relations import IN_TOP_SLACK_M, IN_XY_MARGIN_M, ON_Z_TOL_M, RELATION_MARGIN_M
 from modular_robot.core.robot_model import PANDA_HOME, PANDA_MAX_OPENING
 from modular_robot.motion.grasping import (
     WORLD_SURFACE_Z,

@@ -14,17 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from modular_robot.core.relations import IN_TOP_SLACK_M, IN_XY_MARGIN_M, ON_Z_TOL_M, RELATION_MARGIN_M
 from modular_robot.core.world_state import ObjectState, WorldState
 
-# An object counts as inside a container only if its centre is this far within the container's rim,
-# so that an object balanced on the rim does not pass.
-IN_XY_MARGIN_M = 0.005
-# An object in a container may stick out of it (a cube leaning on the wall) by this much.
-IN_TOP_SLACK_M = 0.02
-# Resting contact leaves a small gap or overlap between AABBs (collision margins, settling).
-ON_Z_TOL_M = 0.015
-# Spatial relations need a clear separation so that side-by-side objects are not both left and right.
-RELATION_MARGIN_M = 0.02
 UNMOVED_TOL_M = 0.01
 UPRIGHT_MAX_TILT_RAD = math.radians(15.0)
 
