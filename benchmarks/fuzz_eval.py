@@ -1,7 +1,7 @@
 """Fuzz a running stack: malformed messages on every input topic, bad service and action requests.
 
 Runs the tabletop stack (config/stacks/sim_tabletop.yaml) in lockstep in this process
-(`modular_robot.lockstep.LockstepStack`) and, while the sim steps:
+(`modular_robot.harness.lockstep.LockstepStack`) and, while the sim steps:
 
 1. publishes `--messages` malformed messages on every topic a node of the stack subscribes to,
    except the hardware topics: NaN/inf, huge and empty values, mismatched lengths, unknown joints,
@@ -541,10 +541,10 @@ def run(messages: int, requests: int, seed: int = 0, estop_rounds: int = ESTOP_R
     from trajectory_msgs.msg import JointTrajectory
 
     from modular_robot.core.safety import load_safety_limits
-    from modular_robot.core.scenario import load_scenario
     from modular_robot.core.stack import load_stack
-    from modular_robot.lockstep import LockstepStack
+    from modular_robot.harness.lockstep import LockstepStack
     from modular_robot.ros import qos
+    from modular_robot.scenarios.scenario import load_scenario
     from modular_robot_interfaces.action import ExecuteSkill, ExecuteTask
     from modular_robot_interfaces.srv import CheckStep, QueryObjects
 

@@ -35,8 +35,8 @@ import numpy as np
 
 from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.core.mapping.text_embedding import TextEmbedder
-from modular_robot.core.planning.dialogue import Dialogue, Turn
-from modular_robot.core.planning.llm import (
+from modular_robot.planning.dialogue import Dialogue, Turn
+from modular_robot.planning.llm import (
     INVALID_PLAN_REPLY,
     InvalidPlan,
     build_prompt,
@@ -46,8 +46,8 @@ from modular_robot.core.planning.llm import (
     plan_schema,
     render_prompt,
 )
-from modular_robot.core.planning.plan import PlanRequest
-from modular_robot.core.planning.transformers_backend import TransformersPlanner
+from modular_robot.planning.plan import PlanRequest
+from modular_robot.planning.transformers_backend import TransformersPlanner
 from tiny_lm import build_tiny_lm
 
 TARGET_VALID_PCT = 100.0

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Time perception + map update per 640x480 frame on one core, against a naive full-resolution baseline.
 
-Frames come from generated tabletop scenes (``core.scene_gen.tabletop_scene``, 8-12 objects) for
+Frames come from generated tabletop scenes (``scenarios.scene_gen.tabletop_scene``, 8-12 objects) for
 ``panda_tabletop``, whose fixed camera sees the arm: while the arm sweeps over the table, the sim
 renders the camera at 15 Hz and each frame is packed into sensor_msgs Image and CameraInfo
 messages, as the sim bridge publishes them. All frames are rendered first; then the process is
@@ -54,7 +54,6 @@ from modular_robot.core.perception.geometric import GeometricDetector, Geometric
 from modular_robot.core.perception.self_filter import panda_capsules
 from modular_robot.core.perception.types import CameraFrame
 from modular_robot.core.robot_model import PANDA_ARM_JOINTS, PANDA_HOME
-from modular_robot.core.scene_gen import tabletop_scene
 from modular_robot.core.trajectory import validate_trajectory
 from modular_robot.core.transforms import Transform
 from modular_robot.ros.conversions import (
@@ -65,6 +64,7 @@ from modular_robot.ros.conversions import (
     ns_to_stamp,
     numpy_to_image,
 )
+from modular_robot.scenarios.scene_gen import tabletop_scene
 from modular_robot.sim.world import SimWorld
 from report import Report, print_report, stdout_for_results
 

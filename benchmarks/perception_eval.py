@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Measure the geometric detector on generated tabletop scenes: objects found, colours, shapes, latency.
 
-For each seed, ``core.scene_gen.tabletop_scene`` builds a scene of 3-12 objects (cubes, cylinders,
+For each seed, ``scenarios.scene_gen.tabletop_scene`` builds a scene of 3-12 objects (cubes, cylinders,
 spheres, ducks, sometimes a tray or bowl; twelve colours; 3-8 cm) for ``panda_tabletop``. The sim
 builds and settles it, renders the fixed 640x480 camera once, and the detector runs on that frame
 with the robot self-filter (capsules placed from the simulated link poses, as the perception node
@@ -32,12 +32,12 @@ from collections import defaultdict
 
 import numpy as np
 
-from modular_robot.core.perception.evaluation import ObjectOutcome, Tally, TruthObject
 from modular_robot.core.perception.geometric import GeometricDetector
 from modular_robot.core.perception.self_filter import PANDA_GRASP_FRAME, panda_capsules
 from modular_robot.core.perception.types import CameraFrame, Detection
-from modular_robot.core.scene_gen import tabletop_scene
 from modular_robot.core.transforms import Transform
+from modular_robot.scenarios.perception_eval import ObjectOutcome, Tally, TruthObject
+from modular_robot.scenarios.scene_gen import tabletop_scene
 from modular_robot.sim.world import SimWorld
 from report import Report, print_report, stdout_for_results
 

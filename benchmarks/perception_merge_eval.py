@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Measure viewpoint merging on the Husky: an object seen from several base poses is one map instance.
 
-For each seed, ``core.scene_gen.floor_scene`` builds a ``husky_base`` scene: 2-6 small objects on
+For each seed, ``scenarios.scene_gen.floor_scene`` builds a ``husky_base`` scene: 2-6 small objects on
 the floor and 1-4 on a table ahead. The base is put at three viewpoints: its start pose, and one
 on each side, turned towards the objects from an arc of 20-40 degrees around their centroid (the
 base about a metre from the start). Each side viewpoint is the candidate from which most of the
@@ -48,11 +48,11 @@ import pybullet
 
 from modular_robot.core.camera import PinholeIntrinsics, project
 from modular_robot.core.mapping.semantic_map import MapObject, SemanticMap, SemanticMapConfig, box_iou
-from modular_robot.core.perception.evaluation import MATCH_DISTANCE_M, TruthObject, match_detections
 from modular_robot.core.perception.geometric import GeometricDetector
 from modular_robot.core.perception.types import CameraFrame, Detection
-from modular_robot.core.scene_gen import floor_scene
 from modular_robot.core.transforms import Transform, quat_from_yaw
+from modular_robot.scenarios.perception_eval import MATCH_DISTANCE_M, TruthObject, match_detections
+from modular_robot.scenarios.scene_gen import floor_scene
 from modular_robot.sim.world import SimWorld
 from report import Report, print_report, stdout_for_results
 

@@ -42,7 +42,7 @@ DROP_MIN_SHIFT_M = 0.12
 
 def scenario_text(seed: int) -> str | None:
     """Return the YAML of run `seed`'s scenario, or None when its command would be ambiguous."""
-    from modular_robot.core.scene_gen import TABLETOP_REGION, footprint_radius, skill_trial_scene
+    from modular_robot.scenarios.scene_gen import TABLETOP_REGION, footprint_radius, skill_trial_scene
 
     kind = KINDS[seed % len(KINDS)]
     base = skill_trial_scene(seed, kind, "place")
@@ -87,9 +87,9 @@ def _init_worker(domain_ids) -> None:
 
 def run_one(job: tuple[int, str]) -> dict:
     """Run one scenario; return what the report needs."""
-    from modular_robot.core.scenario import parse_scenario
     from modular_robot.core.stack import load_stack
-    from modular_robot.runner import run_scenario
+    from modular_robot.harness.runner import run_scenario
+    from modular_robot.scenarios.scenario import parse_scenario
 
     seed, text = job
     scenario = parse_scenario(text, f"<replan {seed}>")

@@ -36,9 +36,9 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 
 from modular_robot.core.robot_model import PANDA_HOME
-from modular_robot.core.scenario import Scenario, load_scenario
 from modular_robot.ros import qos
 from modular_robot.ros.conversions import ns_to_stamp, numpy_to_image, stamp_to_ns
+from modular_robot.scenarios.scenario import Scenario, load_scenario
 from modular_robot.sim import camera as camera_module
 from modular_robot.sim.bridge_node import SimBridgeNode
 from modular_robot.sim.world import SimWorld

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Skill trials in simulation, judged on ground truth: pick, place, stack, navigate, and the critic.
 
-Every trial builds a fresh seeded world (`core.scene_gen`), runs the simulated stack in lockstep
+Every trial builds a fresh seeded world (`scenarios.scene_gen`), runs the simulated stack in lockstep
 (sim, geometric perception, semantic map, safety shield, skill server, critic: the stack files in
 config/stacks with the camera rate below) and drives it only through its public interfaces: the
 target's map id comes from the latched semantic map (the map object nearest the ground-truth
@@ -68,7 +68,7 @@ def _free_table_spot(world, rng: random.Random, avoid: list[str]) -> tuple[float
 
 
 def _disturb(world, action: str, object_id: str, pose=None) -> None:
-    from modular_robot.core.scenario import Disturbance
+    from modular_robot.scenarios.scenario import Disturbance
     world.apply_disturbance(Disturbance(at="time", step=None, action=action, object=object_id, pose=pose, time_s=0.0))
 
 
@@ -81,9 +81,9 @@ def _record(records: list, kind: str, call, pre, post, truth_ok: bool, inject: s
 
 def manipulation_trial(seed: int, target_type: str, task: str, inject: str | None) -> list[dict]:
     """Run one tabletop trial; return a record per skill call."""
-    from modular_robot.core.predicates import evaluate
-    from modular_robot.core.scene_gen import skill_trial_scene
-    from modular_robot.skill_trials import SkillTrial
+    from modular_robot.harness.skill_trials import SkillTrial
+    from modular_robot.scenarios.predicates import evaluate
+    from modular_robot.scenarios.scene_gen import skill_trial_scene
 
     scenario = skill_trial_scene(seed, target_type, "stack" if task == "stack" else "place")
     partner = "support" if task == "stack" else "container"
@@ -128,8 +128,8 @@ PUSH_DIRECTIONS = {"forward": (1.0, 0.0), "backward": (-1.0, 0.0), "left": (0.0,
 
 def other_skills_trial(seed: int, target_type: str) -> list[dict]:
     """Run push, the gripper, home, say and search on the tabletop, each judged by the critic."""
-    from modular_robot.core.scene_gen import skill_trial_scene
-    from modular_robot.skill_trials import SkillTrial
+    from modular_robot.harness.skill_trials import SkillTrial
+    from modular_robot.scenarios.scene_gen import skill_trial_scene
 
     rng = random.Random(f"other:{seed}")
     records: list[dict] = []
@@ -171,8 +171,8 @@ def _unperceived(kind: str, inject: str | None) -> dict:
 
 def navigation_trial(seed: int) -> list[dict]:
     """Run one Husky trial: navigate_to the target across the room."""
-    from modular_robot.core.scene_gen import navigation_trial_scene
-    from modular_robot.skill_trials import SkillTrial
+    from modular_robot.harness.skill_trials import SkillTrial
+    from modular_robot.scenarios.scene_gen import navigation_trial_scene
 
     records: list[dict] = []
     scenario = navigation_trial_scene(seed)

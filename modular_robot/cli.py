@@ -9,11 +9,11 @@ from pathlib import Path
 
 import yaml
 
-from modular_robot.core.planning.chat_format import add_chat_arguments
 from modular_robot.core.stack import DDS_PROFILE_VARIABLE
+from modular_robot.harness.replay import add_replay_arguments
+from modular_robot.harness.stack_runner import node_environment
 from modular_robot.paths import resolve_data_path
-from modular_robot.replay import add_replay_arguments
-from modular_robot.stack_runner import node_environment
+from modular_robot.planning.chat_format import add_chat_arguments
 
 DEFAULT_STACK = "config/stacks/sim_tabletop.yaml"
 _RENDERER_HELP = "camera renderer: auto (EGL when it loads, else TinyRenderer), egl or tiny (default: %(default)s)"
@@ -44,7 +44,7 @@ def _overrides(pairs: list[str]) -> dict[str, dict]:
 
 def cmd_up(args) -> int:
     from modular_robot.core.stack import StackError, load_stack
-    from modular_robot.stack_runner import run_in_process, run_processes
+    from modular_robot.harness.stack_runner import run_in_process, run_processes
 
     try:
         stack = load_stack(args.stack, _overrides(args.param), args.namespace)
@@ -62,15 +62,15 @@ def stack_for_run(scenario, override: str | None = None) -> Path:
     Raises:
         FileNotFoundError: the robot kind's stack file is missing.
     """
-    from modular_robot.evaluation import stack_for
+    from modular_robot.harness.evaluation import stack_for
 
     return Path(override) if override is not None else resolve_data_path(stack_for(scenario))
 
 
 def cmd_run(args) -> int:
-    from modular_robot.core.scenario import ScenarioError, load_scenario
     from modular_robot.core.stack import StackError, load_stack
-    from modular_robot.runner import run_scenario, write_results
+    from modular_robot.harness.runner import run_scenario, write_results
+    from modular_robot.scenarios.scenario import ScenarioError, load_scenario
 
     try:
         scenarios = [load_scenario(path) for path in args.scenarios]
@@ -91,14 +91,14 @@ def cmd_run(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from modular_robot.evaluation import run_eval
+    from modular_robot.harness.evaluation import run_eval
 
     return run_eval(args.paths, args.out, args.stack, args.jobs, args.allow_fail, args.renderer,
                     record=not args.no_record, name_filter=args.filter, category=args.category)
 
 
 def cmd_replay(args) -> int:
-    from modular_robot.replay import run_replay
+    from modular_robot.harness.replay import run_replay
 
     return run_replay(args)
 

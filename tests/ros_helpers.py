@@ -12,9 +12,9 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
-from modular_robot.core.scenario import parse_scenario
 from modular_robot.ros import qos
 from modular_robot.ros.tf_listener import TfListener
+from modular_robot.scenarios.scenario import parse_scenario
 from modular_robot.sim.bridge_node import SimBridgeNode
 from modular_robot.sim.world import SimWorld
 

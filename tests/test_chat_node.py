@@ -19,7 +19,9 @@ from rclpy.node import Node
 from rclpy.task import Future
 from std_msgs.msg import String
 
-from modular_robot.core.planning.chat_format import (
+from modular_robot.nodes import chat_node
+from modular_robot.nodes.chat_node import ChatNode, repl, run_task, spinning
+from modular_robot.planning.chat_format import (
     CANCEL_ACCEPTED,
     CANCEL_GOAL_TERMINATED,
     CANCEL_REJECTED,
@@ -38,8 +40,6 @@ from modular_robot.core.planning.chat_format import (
     refused_reply,
     result_reply,
 )
-from modular_robot.nodes import chat_node
-from modular_robot.nodes.chat_node import ChatNode, repl, run_task, spinning
 from modular_robot.ros import qos
 from modular_robot_interfaces.action import ExecuteTask
 

@@ -5,8 +5,11 @@ import math
 import numpy as np
 import pytest
 
-from modular_robot.core import critic
-from modular_robot.core.critic import (
+from modular_robot import critic
+from modular_robot.core.mapping.semantic_map import MapObject, box_distance
+from modular_robot.core.perception.types import Detection
+from modular_robot.core.robot_model import PANDA_HOME
+from modular_robot.critic import (
     ObservedBox,
     PerceptionFrame,
     Proprioception,
@@ -16,9 +19,6 @@ from modular_robot.core.critic import (
     same_kind,
     uses_perception,
 )
-from modular_robot.core.mapping.semantic_map import MapObject, box_distance
-from modular_robot.core.perception.types import Detection
-from modular_robot.core.robot_model import PANDA_HOME
 
 GRASP_LIFTED = np.array([0.55, 0.10, 0.12])
 

@@ -16,12 +16,12 @@ from std_msgs.msg import Float64MultiArray, Header, String
 from trajectory_msgs.msg import JointTrajectory
 
 from modular_robot.core.robot_model import PANDA_ARM_JOINTS, PANDA_FINGER_JOINTS
-from modular_robot.core.scenario import Disturbance, ObjectPose, parse_scenario
 from modular_robot.core.stack import parse_stack
+from modular_robot.harness.skill_trials import SkillTrial
 from modular_robot.nodes.critic_node import CriticNode
 from modular_robot.ros import qos
 from modular_robot.ros.conversions import ns_to_stamp
-from modular_robot.skill_trials import SkillTrial
+from modular_robot.scenarios.scenario import Disturbance, ObjectPose, parse_scenario
 from modular_robot_interfaces.msg import ObjectObservation, ObjectObservationArray, SemanticMap, SemanticObject, Verdict
 from modular_robot_interfaces.srv import CheckStep
 

@@ -22,13 +22,13 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from modular_robot.core.planning.executor import CANCEL_REQUEST, NodeLost
-from modular_robot.core.planning.plan import Call
 from modular_robot.core.robot_model import PANDA_ARM_JOINTS
-from modular_robot.core.scenario import parse_scenario
 from modular_robot.nodes import planner_node
 from modular_robot.nodes.planner_node import PlannerNode, _RosPorts, available_skills
+from modular_robot.planning.executor import CANCEL_REQUEST, NodeLost
+from modular_robot.planning.plan import Call
 from modular_robot.ros import qos
+from modular_robot.scenarios.scenario import parse_scenario
 from modular_robot.sim.bridge_node import SimBridgeNode
 from modular_robot.sim.world import SimWorld
 from modular_robot_interfaces.action import ExecuteSkill

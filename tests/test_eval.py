@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from modular_robot import evaluation
-from modular_robot.core.eval_report import build_html, build_markdown, summarize, write_reports
 from modular_robot.core.robot_model import ROBOT_KINDS
-from modular_robot.core.scenario import load_scenario, parse_scenario
+from modular_robot.harness import evaluation
+from modular_robot.scenarios.eval_report import build_html, build_markdown, summarize, write_reports
+from modular_robot.scenarios.scenario import load_scenario, parse_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL = [sys.executable, "-m", "modular_robot.cli", "eval"]
@@ -205,7 +205,7 @@ def test_duplicate_names_and_empty_selection_are_bad_input(tmp_path, capsys):
 
 
 def test_recording_needs_a_runner_that_can_record(tmp_path, monkeypatch, capsys):
-    from modular_robot import runner
+    from modular_robot.harness import runner
 
     def without_record(scenario, out_dir, stack=None, renderer="auto", verbose=True):
         raise AssertionError("must not run")
@@ -264,7 +264,7 @@ def test_eval_runs_scenarios_in_parallel_and_writes_the_report(tmp_path):
 def test_workers_claim_domains_no_other_process_holds(tmp_path):
     first, first_lock = evaluation.claim_domain(150, 3, tmp_path)
     second, second_lock = evaluation.claim_domain(150, 3, tmp_path)
-    claim = ("import sys; from pathlib import Path; from modular_robot.evaluation import claim_domain; "
+    claim = ("import sys; from pathlib import Path; from modular_robot.harness.evaluation import claim_domain; "
              "print(claim_domain(150, 3, Path(sys.argv[1]))[0])")
     other = subprocess.run([sys.executable, "-c", claim, str(tmp_path)], capture_output=True, text=True, check=True)
     assert len({first, second, int(other.stdout)}) == 3 and {first, second} <= {150, 151, 152}

@@ -1,8 +1,8 @@
 """The executor keeps what the gripper holds when a place fails only because the map renamed its target."""
 
 from modular_robot.core.mapping.semantic_map import MapObject
-from modular_robot.core.planning.executor import CheckResult
-from modular_robot.core.planning.plan import Call, Plan
+from modular_robot.planning.executor import CheckResult
+from modular_robot.planning.plan import Call, Plan
 from test_task_executor import PICK, PLACE, Stack, cube, run, tray
 
 

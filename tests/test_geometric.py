@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from modular_robot.core.camera import PinholeIntrinsics, depth_to_points
-from modular_robot.core.perception.evaluation import SHAPE_OF_TYPE, TruthObject, match_detections
 from modular_robot.core.perception.geometric import (
     GeometricDetector,
     GeometricParams,
@@ -25,6 +24,7 @@ from modular_robot.core.perception.self_filter import (
 )
 from modular_robot.core.perception.types import SHAPES, CameraFrame, Capsule
 from modular_robot.core.transforms import Transform
+from modular_robot.scenarios.perception_eval import SHAPE_OF_TYPE, TruthObject, match_detections
 
 REPO = Path(__file__).resolve().parents[1]
 INTRINSICS = PinholeIntrinsics(640, 480, 579.4, 579.4, 319.5, 239.5)
@@ -446,7 +446,7 @@ def _render_scene(scenario, renderer):
 
 @pytest.mark.parametrize("renderer", ["tiny", "egl"])
 def test_spine_scene_render_every_object_found_named_and_placed(renderer):
-    from modular_robot.core.scenario import load_scenario
+    from modular_robot.scenarios.scenario import load_scenario
 
     frame, truths = _render_scene(load_scenario(REPO / "sim" / "scenarios" / "spine_tabletop.yaml"), renderer)
     detections = GeometricDetector().detect(frame)
@@ -461,7 +461,7 @@ def test_spine_scene_render_every_object_found_named_and_placed(renderer):
 
 @pytest.mark.parametrize("renderer", ["tiny", "egl"])
 def test_a_cube_showing_one_face_square_on_is_a_cube_not_a_wide_cylinder(renderer):
-    from modular_robot.core.scenario import parse_scenario
+    from modular_robot.scenarios.scenario import parse_scenario
 
     # From the tabletop camera this cube shows its front face almost square-on: a straight outline,
     # which a circle 2.4 times the cube's width also fits within the cylinder test's residual.

@@ -12,8 +12,8 @@ import pytest
 
 from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.core.mapping.text_embedding import TextEmbedder
-from modular_robot.core.planning.dialogue import Clarification, Dialogue
-from modular_robot.core.planning.llm import (
+from modular_robot.planning.dialogue import Clarification, Dialogue
+from modular_robot.planning.llm import (
     MAX_STEPS,
     MAX_TEXT_CHARS,
     InvalidPlan,
@@ -23,7 +23,7 @@ from modular_robot.core.planning.llm import (
     plan_schema,
     relevant_objects,
 )
-from modular_robot.core.planning.plan import PlanRequest
+from modular_robot.planning.plan import PlanRequest
 from modular_robot.skills.library import SKILLS
 
 REPO = Path(__file__).resolve().parents[1]

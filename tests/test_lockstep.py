@@ -2,11 +2,11 @@
 
 from sensor_msgs.msg import JointState
 
-from modular_robot.core.scenario import parse_scenario
 from modular_robot.core.stack import parse_stack
-from modular_robot.lockstep import CHUNK_S, MAX_LAG_S, LockstepStack, StampGate
+from modular_robot.harness.lockstep import CHUNK_S, MAX_LAG_S, LockstepStack, StampGate
 from modular_robot.ros import qos
 from modular_robot.ros.conversions import stamp_to_ns
+from modular_robot.scenarios.scenario import parse_scenario
 
 SCENE = parse_scenario("name: lag\ncategory: spine\nrobot: panda_tabletop\nobjects:\n"
                        "  - {id: cube, type: cube, color: red, pose: [0.5, 0.0, 0.0, 0.0]}\n"

@@ -34,8 +34,6 @@ from modular_robot.core.navigation import (
     wrap_angle,
 )
 from modular_robot.core.perception.types import CameraFrame
-from modular_robot.core.predicates import evaluate
-from modular_robot.core.scenario import object_extent
 from modular_robot.core.tf_tree import TfError
 from modular_robot.core.transforms import quat_to_rpy
 from modular_robot.ros import qos
@@ -45,6 +43,8 @@ from modular_robot.ros.conversions import (
     intrinsics_from_camera_info,
     stamp_to_ns,
 )
+from modular_robot.scenarios.predicates import evaluate
+from modular_robot.scenarios.scenario import object_extent
 from modular_robot.skills.interfaces import SkillContext
 from modular_robot.skills.navigation import NavigateParams, navigate_to
 from ros_helpers import SimHarness

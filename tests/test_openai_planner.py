@@ -12,9 +12,9 @@ import pytest
 
 from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.core.mapping.text_embedding import TextEmbedder
-from modular_robot.core.planning.dialogue import Dialogue, Turn
-from modular_robot.core.planning.openai_backend import OpenAIPlanner
-from modular_robot.core.planning.plan import Call, PlanRequest, validate_plan
+from modular_robot.planning.dialogue import Dialogue, Turn
+from modular_robot.planning.openai_backend import OpenAIPlanner
+from modular_robot.planning.plan import Call, PlanRequest, validate_plan
 
 SCENE = [
     MapObject("red_cube_1", "small red cube", "cube", color="red", position=[0.5, 0.1, 0.025], size=[0.05] * 3),

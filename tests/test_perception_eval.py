@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modular_robot.core.perception.evaluation import Tally, TruthObject, match_detections, tally
 from modular_robot.core.perception.types import Detection
-from modular_robot.core.world_state import ObjectState
+from modular_robot.scenarios.perception_eval import Tally, TruthObject, match_detections, tally
+from modular_robot.scenarios.world_state import ObjectState
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks" / "perception_eval.py"

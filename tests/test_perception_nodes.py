@@ -15,12 +15,12 @@ from std_msgs.msg import Header
 
 from modular_robot.core.camera import PinholeIntrinsics
 from modular_robot.core.perception.types import Detection
-from modular_robot.core.scenario import Disturbance, ObjectPose
 from modular_robot.nodes.perception_node import PerceptionNode
 from modular_robot.nodes.semantic_map_node import SemanticMapNode
 from modular_robot.ros import qos
 from modular_robot.ros.conversions import camera_info_from_intrinsics, ns_to_stamp, numpy_to_image
 from modular_robot.ros.object_msgs import detections_to_array
+from modular_robot.scenarios.scenario import Disturbance, ObjectPose
 from modular_robot_interfaces.msg import ObjectObservationArray, SemanticMap
 from modular_robot_interfaces.srv import QueryObjects
 from ros_helpers import SimHarness

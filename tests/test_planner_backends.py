@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from modular_robot.core.mapping.semantic_map import MapObject
-from modular_robot.core.planning.dialogue import Dialogue
-from modular_robot.core.planning.plan import PlanRequest, validate_plan
 from modular_robot.nodes.planner_node import make_planner
+from modular_robot.planning.dialogue import Dialogue
+from modular_robot.planning.plan import PlanRequest, validate_plan
 from tiny_lm import build_tiny_lm
 
 

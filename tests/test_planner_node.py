@@ -12,11 +12,11 @@ from rclpy.action import ActionClient
 from std_msgs.msg import Bool
 from trajectory_msgs.msg import JointTrajectory
 
-from modular_robot.core.scenario import parse_scenario
 from modular_robot.core.stack import parse_stack
-from modular_robot.lockstep import LockstepStack
+from modular_robot.harness.lockstep import LockstepStack
+from modular_robot.harness.runner import run_scenario
 from modular_robot.ros import qos
-from modular_robot.runner import run_scenario
+from modular_robot.scenarios.scenario import parse_scenario
 from modular_robot_interfaces.action import ExecuteTask
 from modular_robot_interfaces.msg import SemanticMap, TaskPlan
 

@@ -6,14 +6,14 @@ import math
 
 import pytest
 
-from modular_robot.core.predicates import (
+from modular_robot.scenarios.predicates import (
     PREDICATE_NAMES,
     PredicateResult,
     evaluate,
     evaluate_all,
     format_predicate,
 )
-from modular_robot.core.world_state import ObjectState, RobotState, WorldState
+from modular_robot.scenarios.world_state import ObjectState, RobotState, WorldState
 
 UPRIGHT = (0.0, 0.0, 0.0, 1.0)
 

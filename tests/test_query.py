@@ -17,7 +17,7 @@ from modular_robot.core.mapping.query import (
 from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.core.mapping.text_embedding import default_embedder
 from modular_robot.core.perception.geometry import size_class
-from modular_robot.core.planning.rules_scene import best_group
+from modular_robot.planning.rules_scene import best_group
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -23,12 +23,12 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
-from modular_robot.core.scenario import parse_scenario
 from modular_robot.core.stack import parse_stack
-from modular_robot.lockstep import LockstepStack
-from modular_robot.replay import Replayer, is_command_topic, replay_topic
+from modular_robot.harness.lockstep import LockstepStack
+from modular_robot.harness.replay import Replayer, is_command_topic, replay_topic
 from modular_robot.ros import qos
 from modular_robot.ros.recorder import build_typestore, header_stamp_ns, start_recorder, subscription_qos
+from modular_robot.scenarios.scenario import parse_scenario
 from modular_robot_interfaces.action import ExecuteTask
 from modular_robot_interfaces.msg import SemanticMap
 

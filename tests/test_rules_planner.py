@@ -6,9 +6,9 @@ import pytest
 from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.core.mapping.text_embedding import default_embedder
 from modular_robot.core.perception.geometry import size_class
-from modular_robot.core.planning.dialogue import Dialogue, Move
-from modular_robot.core.planning.plan import Call, PlanRequest, validate_plan
-from modular_robot.core.planning.rules import RulesPlanner
+from modular_robot.planning.dialogue import Dialogue, Move
+from modular_robot.planning.plan import Call, PlanRequest, validate_plan
+from modular_robot.planning.rules import RulesPlanner
 from modular_robot.skills.library import SKILLS
 
 

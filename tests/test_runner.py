@@ -9,9 +9,9 @@ from rclpy.serialization import deserialize_message
 from rosbags.rosbag2 import Reader
 from std_msgs.msg import String
 
-from modular_robot.core.scenario import load_scenario, parse_scenario
 from modular_robot.core.stack import load_stack
-from modular_robot.runner import MapSettling, run_scenario, write_results
+from modular_robot.harness.runner import MapSettling, run_scenario, write_results
+from modular_robot.scenarios.scenario import load_scenario, parse_scenario
 from modular_robot_interfaces.msg import SemanticMap, SemanticObject
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,7 +117,7 @@ def test_a_relabelled_object_restarts_the_wait_though_the_count_holds():
 
 
 def test_lockstep_builds_what_prepare_makes_before_its_executor_spins():
-    from modular_robot.lockstep import LockstepStack
+    from modular_robot.harness.lockstep import LockstepStack
 
     scene = parse_scenario("name: prep\ncategory: spine\nrobot: panda_tabletop\nobjects:\n"
                            "  - {id: cube, type: cube, color: red, pose: [0.5, 0.0, 0.0, 0.0]}\n"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from modular_robot.core.predicates import PREDICATE_NAMES
-from modular_robot.core.scenario import (
+from modular_robot.scenarios.predicates import PREDICATE_NAMES
+from modular_robot.scenarios.scenario import (
     BasePose,
     Disturbance,
     ObjectPose,

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from modular_robot.core.scenario import load_scenario
 from modular_robot.core.stack import load_stack
-from modular_robot.runner import run_scenario
+from modular_robot.harness.runner import run_scenario
+from modular_robot.scenarios.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "sim" / "scenarios"

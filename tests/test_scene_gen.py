@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from modular_robot.core.colors import NAMED_COLORS
-from modular_robot.core.scenario import object_extent, parse_scenario
-from modular_robot.core.scene_gen import (
+from modular_robot.scenarios.scenario import object_extent, parse_scenario
+from modular_robot.scenarios.scene_gen import (
     DEFAULT_GAP_M,
     FLOOR_REGION,
     MAX_OBJECT_SIZE_M,

@@ -4,7 +4,7 @@ import numpy as np
 import pybullet
 import pytest
 
-from modular_robot.core.scenario import parse_scenario
+from modular_robot.scenarios.scenario import parse_scenario
 from modular_robot.sim.world import SimWorld
 
 SCENE = """

@@ -13,9 +13,9 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from modular_robot.core.camera import depth_to_points
 from modular_robot.core.robot_model import PANDA_ARM_JOINTS, PANDA_HOME
-from modular_robot.core.scenario import parse_scenario
 from modular_robot.ros import qos
 from modular_robot.ros.conversions import depth_image_to_metres, image_to_numpy, intrinsics_from_camera_info
+from modular_robot.scenarios.scenario import parse_scenario
 from modular_robot.sim import world as sim_world
 from modular_robot.sim.world import SimWorld, auto_renderer
 from ros_helpers import SimHarness

@@ -14,14 +14,14 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from modular_robot.core.predicates import evaluate
 from modular_robot.core.robot_model import PANDA_ARM_JOINTS, PANDA_HOME
-from modular_robot.core.scenario import parse_scenario
 from modular_robot.core.stack import parse_stack
-from modular_robot.lockstep import MAX_LAG_S, LockstepStack
+from modular_robot.harness.lockstep import MAX_LAG_S, LockstepStack
+from modular_robot.harness.skill_trials import SkillTrial
 from modular_robot.motion.grasping import RELEASE_SETTLE_S
 from modular_robot.ros import qos
-from modular_robot.skill_trials import SkillTrial
+from modular_robot.scenarios.predicates import evaluate
+from modular_robot.scenarios.scenario import parse_scenario
 from modular_robot_interfaces.action import ExecuteSkill
 
 SCENE = """

@@ -11,13 +11,13 @@ from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from modular_robot.core.mapping.semantic_map import MapObject
-from modular_robot.core.predicates import evaluate
 from modular_robot.core.robot_model import PANDA_FINGER_JOINTS
 from modular_robot.core.trajectory import validate_trajectory
 from modular_robot.core.transforms import Transform, quat_to_rpy
 from modular_robot.motion.grasping import RELEASE_SETTLE_S
 from modular_robot.motion.kinematics import panda_kinematics
 from modular_robot.ros import qos
+from modular_robot.scenarios.predicates import evaluate
 from modular_robot.skills.interfaces import MotionResult, SkillContext
 from modular_robot.skills.library import (
     SKILLS,

@@ -13,9 +13,9 @@ from modular_robot.core.stack import (
     load_stack,
     parse_stack,
 )
+from modular_robot.harness.stack_runner import node_command, node_environment
 from modular_robot.launch_description import nodes_for_launch
 from modular_robot.paths import resolve_data_path
-from modular_robot.stack_runner import node_command, node_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,9 +8,9 @@ from rclpy.parameter import Parameter
 from std_msgs.msg import String
 
 from modular_robot.core.stack import load_stack
+from modular_robot.harness.stack_runner import create_nodes
 from modular_robot.ros import qos
 from modular_robot.ros.stack_node import StackNode
-from modular_robot.stack_runner import create_nodes
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from modular_robot.core.mapping.semantic_map import MapObject
-from modular_robot.core.planning.dialogue import Dialogue, Move, moves_between
-from modular_robot.core.planning.executor import (
+from modular_robot.planning.dialogue import Dialogue, Move, moves_between
+from modular_robot.planning.executor import (
     CANCEL_REQUEST,
     EMERGENCY_STOP,
     FAILED,
@@ -20,8 +20,8 @@ from modular_robot.core.planning.executor import (
     is_stop_word,
     render_plan,
 )
-from modular_robot.core.planning.plan import Call, Plan, PlanRequest
-from modular_robot.core.planning.repair import Failure, repair
+from modular_robot.planning.plan import Call, Plan, PlanRequest
+from modular_robot.planning.repair import Failure, repair
 from modular_robot.skills.library import SKILLS
 
 
@@ -284,7 +284,7 @@ def test_moves_follow_a_chain_of_renames_and_keep_what_stayed_put():
 
 
 def test_render_plan_marks_each_steps_status():
-    from modular_robot.core.planning.executor import Step
+    from modular_robot.planning.executor import Step
 
     text = render_plan([Step(PICK, SUCCEEDED), Step(PLACE)], 2)
     assert text.splitlines() == ["plan revision 2", "  1. pick(object=red_cube_1)  [done]",

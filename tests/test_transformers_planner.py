@@ -6,10 +6,10 @@ import pytest
 
 from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.core.mapping.text_embedding import TextEmbedder
-from modular_robot.core.planning.dialogue import Dialogue
-from modular_robot.core.planning.llm import build_prompt, max_plan_bytes, plan_schema
-from modular_robot.core.planning.plan import OBJECT_ARGUMENTS, PLAN_KINDS, PlanRequest, validate_plan
-from modular_robot.core.planning.transformers_backend import TransformersPlanner
+from modular_robot.planning.dialogue import Dialogue
+from modular_robot.planning.llm import build_prompt, max_plan_bytes, plan_schema
+from modular_robot.planning.plan import OBJECT_ARGUMENTS, PLAN_KINDS, PlanRequest, validate_plan
+from modular_robot.planning.transformers_backend import TransformersPlanner
 from modular_robot.skills.library import SKILLS
 from tiny_lm import build_tiny_lm
 

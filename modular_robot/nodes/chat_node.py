@@ -10,7 +10,7 @@ instruction and exits with the task's outcome.
 
 The node only holds the two publishers and the action client. It spins on a background thread
 while the main thread prints and another thread reads the terminal; what is printed comes from
-core/planning/chat_format.py.
+planning/chat_format.py.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from rclpy.task import Future
 from rclpy.utilities import remove_ros_args
 from std_msgs.msg import String
 
-from modular_robot.core.planning.chat_format import (
+from modular_robot.planning.chat_format import (
     CANCELLED_REPLY,
     DEFAULT_SERVER_TIMEOUT_S,
     EXIT_FAILED,
@@ -54,7 +54,7 @@ from modular_robot.core.planning.chat_format import (
     refused_reply,
     result_reply,
 )
-from modular_robot.core.planning.executor import is_stop_word
+from modular_robot.planning.executor import is_stop_word
 from modular_robot.ros import qos
 from modular_robot.ros.stack_node import StackNode
 from modular_robot_interfaces.action import ExecuteTask

@@ -7,7 +7,7 @@ count, and the service waits, up to `post_timeout_s` of sim time, for `post_fram
 verdict is also published on `verdicts`. A bad request (unknown skill, arguments failing the skill's
 schema, unknown phase) gets a not-ok verdict that says why, never an exception.
 
-The node only gathers evidence and converts messages; the rules are in `core.critic`. Evidence kept:
+The node only gathers evidence and converts messages; the rules are in `modular_robot.critic`. Evidence kept:
 the recent observation frames, joint states (finger opening and speed, arm joints), the latest
 gripper command, what the robot said on chat/robot (only the `speech_node`'s words: another node's
 text there is not the robot speaking), TF (grasp point and base pose at each frame's
@@ -36,8 +36,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, Header, String
 
-from modular_robot.core import critic
-from modular_robot.core.critic import CriticVerdict, ObservedBox, PerceptionFrame, Proprioception
+from modular_robot import critic
 from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.core.robot_model import (
     PANDA_ARM_JOINTS,
@@ -48,6 +47,7 @@ from modular_robot.core.robot_model import (
 )
 from modular_robot.core.tf_tree import TfError
 from modular_robot.core.transforms import Transform, quat_to_rpy
+from modular_robot.critic import CriticVerdict, ObservedBox, PerceptionFrame, Proprioception
 from modular_robot.motion.grasping import GripperPose, place_pose, top_down_grasp, top_down_orientation
 from modular_robot.motion.kinematics import ArmKinematics, panda_kinematics
 from modular_robot.ros import qos

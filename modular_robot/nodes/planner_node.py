@@ -39,8 +39,8 @@ from rclpy.node import Node
 from std_msgs.msg import Bool, String
 
 from modular_robot.core.mapping.semantic_map import MapObject
-from modular_robot.core.planning.dependencies import DependencyWatch
-from modular_robot.core.planning.executor import (
+from modular_robot.planning.dependencies import DependencyWatch
+from modular_robot.planning.executor import (
     CANCEL_REQUEST,
     EMERGENCY_STOP,
     CallOutcome,
@@ -52,7 +52,7 @@ from modular_robot.core.planning.executor import (
     is_stop_word,
     render_plan,
 )
-from modular_robot.core.planning.plan import Call, Planner
+from modular_robot.planning.plan import Call, Planner
 from modular_robot.ros import qos
 from modular_robot.ros.arm_client import ARM_TOPIC
 from modular_robot.ros.conversions import ns_to_stamp
@@ -92,7 +92,7 @@ def make_planner(backend: str, parameters: Callable[[str], object]) -> Planner:
     if backend == "rules":
         from modular_robot.core.mapping.query import known_nouns
         from modular_robot.core.mapping.text_embedding import default_embedder
-        from modular_robot.core.planning.rules import RulesPlanner
+        from modular_robot.planning.rules import RulesPlanner
 
         # Load MiniLM and embed the common nouns now, not on the first command: the load takes
         # seconds and each new word about 15 ms, which the first motion would wait for.
@@ -101,14 +101,14 @@ def make_planner(backend: str, parameters: Callable[[str], object]) -> Planner:
         embedder.embed(known_nouns())
         return RulesPlanner(similarity=embedder.similarity)
     if backend == "transformers":
-        from modular_robot.core.planning.transformers_backend import TransformersPlanner
+        from modular_robot.planning.transformers_backend import TransformersPlanner
 
         model_dir = str(parameters("model_dir"))
         if not model_dir:
             raise ValueError("backend 'transformers' needs the parameter model_dir (a local model directory)")
         return TransformersPlanner(model_dir)
     if backend == "openai":
-        from modular_robot.core.planning.openai_backend import OpenAIPlanner
+        from modular_robot.planning.openai_backend import OpenAIPlanner
 
         base_url, model = str(parameters("base_url")), str(parameters("model"))
         if not base_url or not model:

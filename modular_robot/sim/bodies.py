@@ -9,7 +9,7 @@ import numpy as np
 import pybullet
 
 from modular_robot.core.colors import rgba
-from modular_robot.core.scenario import ObjectSpec, object_extent
+from modular_robot.scenarios.scenario import ObjectSpec, object_extent
 from modular_robot.sim.assets import data_path, untextured_duck_urdf
 
 # Density of solid objects (kg/m^3): a 4 cm cube weighs about 45 g, light enough for the gripper.

@@ -26,7 +26,6 @@ from std_msgs.msg import Bool, Float64MultiArray, Header, String
 from trajectory_msgs.msg import JointTrajectory
 
 from modular_robot.core.robot_model import PANDA_MAX_OPENING
-from modular_robot.core.scenario import load_scenario
 from modular_robot.core.trajectory import TrajectoryError, check_start_velocity, validate_trajectory
 from modular_robot.core.transforms import Transform
 from modular_robot.paths import resolve_data_path
@@ -39,6 +38,7 @@ from modular_robot.ros.conversions import (
 )
 from modular_robot.ros.spin import spin_node
 from modular_robot.ros.stack_node import StackNode
+from modular_robot.scenarios.scenario import load_scenario
 from modular_robot.sim.robots import OPTICAL_FROM_LINK, SimRobot
 from modular_robot.sim.world import SimWorld
 

@@ -6,8 +6,8 @@ import functools
 
 import pybullet
 
-from modular_robot.core.scenario import Disturbance, Scenario
-from modular_robot.core.world_state import ObjectState, RobotState, WorldState
+from modular_robot.scenarios.scenario import Disturbance, Scenario
+from modular_robot.scenarios.world_state import ObjectState, RobotState, WorldState
 from modular_robot.sim.bodies import create_object, place_body
 from modular_robot.sim.camera import RgbdCamera, load_egl
 from modular_robot.sim.robots import SimRobot

@@ -1,6 +1,6 @@
 """DependencyWatch: a node the running task depends on that leaves the graph is lost for that task."""
 
-from modular_robot.core.planning.dependencies import DependencyWatch
+from modular_robot.planning.dependencies import DependencyWatch
 
 NAMES = ("critic", "safety shield")
 

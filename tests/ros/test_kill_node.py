@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from modular_robot.core.planning.chat_format import EXIT_FAILED, EXIT_SUCCEEDED
+from modular_robot.planning.chat_format import EXIT_FAILED, EXIT_SUCCEEDED
 from tests.ros.conftest import LiveStack, wait_for
 
 RESPAWN_DELAY_S = 0.2

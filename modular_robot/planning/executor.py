@@ -22,9 +22,9 @@ from typing import Protocol
 import numpy as np
 
 from modular_robot.core.mapping.semantic_map import MapObject
-from modular_robot.core.planning.dialogue import Dialogue, Turn, moves_between
-from modular_robot.core.planning.plan import Call, Plan, Planner, PlanRequest, validate_plan
-from modular_robot.core.planning.repair import Failure, is_out_of_reach, refind_moved, reground, repair
+from modular_robot.planning.dialogue import Dialogue, Turn, moves_between
+from modular_robot.planning.plan import Call, Plan, Planner, PlanRequest, validate_plan
+from modular_robot.planning.repair import Failure, is_out_of_reach, refind_moved, reground, repair
 
 # Step statuses, as in modular_robot_interfaces/PlanStep.
 PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED = 0, 1, 2, 3, 4

@@ -1,8 +1,8 @@
 """Evaluate scenario predicates on ground-truth world states.
 
-Predicates arrive in the normalised form that :mod:`modular_robot.core.scenario` produces: a dict
+Predicates arrive in the normalised form that :mod:`modular_robot.scenarios.scenario` produces: a dict
 with exactly one key, the predicate name. Evaluation is pure: it reads two
-:class:`~modular_robot.core.world_state.WorldState` snapshots (the first and the last of an episode)
+:class:`~modular_robot.scenarios.world_state.WorldState` snapshots (the first and the last of an episode)
 and never raises for a world that lacks an object; such a predicate fails and says why.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modular_robot.core.relations import IN_TOP_SLACK_M, IN_XY_MARGIN_M, ON_Z_TOL_M, RELATION_MARGIN_M
-from modular_robot.core.world_state import ObjectState, WorldState
+from modular_robot.scenarios.world_state import ObjectState, WorldState
 
 UNMOVED_TOL_M = 0.01
 UPRIGHT_MAX_TILT_RAD = math.radians(15.0)

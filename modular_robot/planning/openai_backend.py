@@ -16,8 +16,8 @@ from typing import Any
 import openai
 
 from modular_robot.core.mapping.semantic_map import TextSimilarity
-from modular_robot.core.planning.llm import INVALID_PLAN_REPLY, InvalidPlan, build_prompt, parse_plan, plan_schema
-from modular_robot.core.planning.plan import Plan, PlanRequest
+from modular_robot.planning.llm import INVALID_PLAN_REPLY, InvalidPlan, build_prompt, parse_plan, plan_schema
+from modular_robot.planning.plan import Plan, PlanRequest
 
 # One re-ask: a model that fails twice on the same request rarely gets it right the third time.
 MAX_REPLIES = 2

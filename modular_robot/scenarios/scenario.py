@@ -3,7 +3,7 @@
 The format is described in ARCHITECTURE.md, section "Scenario format". Loading is strict: every
 problem raises :class:`ScenarioError` with a ``file:line: reason`` message, so that a typo in a
 scenario fails at load time instead of silently producing a scenario that tests something else.
-Predicates in ``expect`` are normalised to the form :mod:`modular_robot.core.predicates` evaluates.
+Predicates in ``expect`` are normalised to the form :mod:`modular_robot.scenarios.predicates` evaluates.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any, NamedTuple, NoReturn
 import yaml
 
 from modular_robot.core.colors import NAMED_COLORS
-from modular_robot.core.predicates import PREDICATE_NAMES, ROBOT_ID
 from modular_robot.core.robot_model import ROBOT_KINDS
+from modular_robot.scenarios.predicates import PREDICATE_NAMES, ROBOT_ID
 
 Size3 = tuple[float, float, float]
 

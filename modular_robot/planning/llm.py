@@ -31,7 +31,7 @@ import jsonschema
 
 from modular_robot.core.mapping.query import COLOR_SYNONYMS, SIZE_SYNONYMS, query
 from modular_robot.core.mapping.semantic_map import MapObject, TextSimilarity
-from modular_robot.core.planning.plan import OBJECT_ARGUMENTS, PLAN_KINDS, Plan, PlanRequest, validate_plan
+from modular_robot.planning.plan import OBJECT_ARGUMENTS, PLAN_KINDS, Plan, PlanRequest, validate_plan
 from modular_robot.skills.base import OBJECT_ID_PATTERN
 from modular_robot.skills.library import skill_catalog
 

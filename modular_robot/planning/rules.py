@@ -29,9 +29,9 @@ from typing import Any
 from modular_robot.core.mapping.query import parse_query
 from modular_robot.core.mapping.semantic_map import MapObject, TextSimilarity
 from modular_robot.core.mapping.text_embedding import default_embedder
-from modular_robot.core.planning.dialogue import Clarification, Dialogue, Move
-from modular_robot.core.planning.plan import Call, Plan, PlanRequest, validate_plan
-from modular_robot.core.planning.rules_language import (
+from modular_robot.planning.dialogue import Clarification, Dialogue, Move
+from modular_robot.planning.plan import Call, Plan, PlanRequest, validate_plan
+from modular_robot.planning.rules_language import (
     Clause,
     Quantity,
     Ref,
@@ -44,8 +44,8 @@ from modular_robot.core.planning.rules_language import (
     strip_polite,
     surface_only,
 )
-from modular_robot.core.planning.rules_questions import answer, bare, is_question
-from modular_robot.core.planning.rules_scene import (
+from modular_robot.planning.rules_questions import answer, bare, is_question
+from modular_robot.planning.rules_scene import (
     SET_FLOOR,
     a_or_an,
     best_group,

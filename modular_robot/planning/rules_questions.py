@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from modular_robot.core.mapping.semantic_map import MapObject, TextSimilarity
-from modular_robot.core.planning.rules_language import PRONOUNS, held_description
-from modular_robot.core.planning.rules_scene import (
+from modular_robot.planning.rules_language import PRONOUNS, held_description
+from modular_robot.planning.rules_scene import (
     SET_FLOOR,
     a_or_an,
     best_group,

@@ -29,9 +29,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
 
-from modular_robot.core.eval_report import summarize, write_reports
 from modular_robot.core.robot_model import ROBOT_KINDS
-from modular_robot.core.scenario import Scenario, ScenarioError, load_scenario
+from modular_robot.scenarios.eval_report import summarize, write_reports
+from modular_robot.scenarios.scenario import Scenario, ScenarioError, load_scenario
 
 MAX_JOBS = 32
 # Workers claim ROS domains in [120, 200): tests use 1-100 (tests/conftest.py), `make test` 200-229,
@@ -152,10 +152,10 @@ def check_recording() -> None:
     Raises:
         EvalInputError: if `run_scenario` takes no ``record`` argument.
     """
-    from modular_robot.runner import run_scenario
+    from modular_robot.harness.runner import run_scenario
 
     if "record" not in inspect.signature(run_scenario).parameters:
-        raise EvalInputError([("this version of modular_robot.runner cannot record episodes to MCAP "
+        raise EvalInputError([("this version of modular_robot.harness.runner cannot record episodes to MCAP "
                                "(run_scenario has no 'record' parameter); pass --no-record")])
 
 
@@ -242,7 +242,7 @@ def run_job(job: Job) -> dict:
         try:
             # Imported here so that what PyBullet prints on import lands in the log, not on the console.
             from modular_robot.core.stack import load_stack
-            from modular_robot.runner import run_scenario
+            from modular_robot.harness.runner import run_scenario
 
             result = run_scenario(job.scenario, folder, load_stack(job.stack), renderer=job.renderer,
                                   verbose=True, **options)

@@ -13,7 +13,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from modular_robot.core.perception.types import Detection
-from modular_robot.core.world_state import ObjectState
+from modular_robot.scenarios.world_state import ObjectState
 
 # The coarse shape the geometric detector should name for each scenario object type.
 SHAPE_OF_TYPE: dict[str, str] = {

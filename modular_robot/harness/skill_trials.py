@@ -17,13 +17,13 @@ from action_msgs.msg import GoalStatus
 from rclpy.action import ActionClient
 
 from modular_robot.core.mapping.semantic_map import MapObject
-from modular_robot.core.scenario import Scenario
 from modular_robot.core.stack import Stack
-from modular_robot.lockstep import LockstepStack
+from modular_robot.harness.lockstep import LockstepStack
 from modular_robot.nodes.skill_server_node import SkillServerNode
 from modular_robot.ros import qos
 from modular_robot.ros.conversions import ns_to_stamp
 from modular_robot.ros.object_msgs import msg_to_object
+from modular_robot.scenarios.scenario import Scenario
 from modular_robot_interfaces.action import ExecuteSkill
 from modular_robot_interfaces.msg import SemanticMap, Verdict
 from modular_robot_interfaces.srv import CheckStep

@@ -52,7 +52,7 @@ from outlines_core.json_schema import build_regex_from_schema
 from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
 
 from modular_robot.core.mapping.semantic_map import TextSimilarity
-from modular_robot.core.planning.llm import (
+from modular_robot.planning.llm import (
     INVALID_PLAN_REPLY,
     InvalidPlan,
     Prompt,
@@ -62,7 +62,7 @@ from modular_robot.core.planning.llm import (
     plan_schema,
     render_prompt,
 )
-from modular_robot.core.planning.plan import Plan, PlanRequest
+from modular_robot.planning.plan import Plan, PlanRequest
 
 # Compiled schemas kept: one per recent scene; a compile takes seconds with a real vocabulary.
 INDEX_CACHE_SIZE = 8

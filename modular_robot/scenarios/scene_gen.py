@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from modular_robot.core.colors import NAMED_COLORS
-from modular_robot.core.scenario import (
+from modular_robot.scenarios.scenario import (
     BasePose,
     ObjectPose,
     ObjectSpec,

@@ -18,8 +18,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from modular_robot.core.mapping.semantic_map import MapObject
-from modular_robot.core.planning.dialogue import follow_renames
-from modular_robot.core.planning.plan import OBJECT_ARGUMENTS, Call
+from modular_robot.planning.dialogue import follow_renames
+from modular_robot.planning.plan import OBJECT_ARGUMENTS, Call
 
 # A vanished id is re-found as an object of the same kind and colour within this distance (m).
 REGROUND_RADIUS_M = 0.5

@@ -27,15 +27,15 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock as ClockMsg
 
-from modular_robot.core.scenario import Scenario
 from modular_robot.core.stack import Stack
+from modular_robot.harness.stack_runner import create_nodes
 from modular_robot.ros import qos
 from modular_robot.ros.conversions import stamp_to_ns
 from modular_robot.ros.spin import destroy_node
 from modular_robot.ros.stack_node import StackNode
+from modular_robot.scenarios.scenario import Scenario
 from modular_robot.sim.bridge_node import SimBridgeNode
 from modular_robot.sim.world import SimWorld
-from modular_robot.stack_runner import create_nodes
 from modular_robot_interfaces.msg import ObjectObservationArray
 
 CHUNK_S = 0.01

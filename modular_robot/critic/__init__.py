@@ -8,7 +8,8 @@ fresh evidence a post verdict is "not ok".
 Post verdicts that rest on perception are judged frame by frame; the confidence is the fraction of
 frames that support the effect (a frame that supports it only with the map's word for a target it
 cannot see counts `MAP_FALLBACK_WEIGHT`), and "ok" needs a majority of supporting frames and at
-least one. Relations are judged as `core.predicates` judges them on ground truth (centre over the
+least one. Relations are judged as `scenarios.predicates` judges them on ground truth, with the
+tolerances of `core.relations` (centre over the
 target's footprint, bottom against its top, robot-frame separations with the same margins), but on
 observed boxes.
 
@@ -722,7 +723,7 @@ def _target_box(target: MapObject, frame: PerceptionFrame, before: dict[str, Map
 def relation_holds(relation: str, box: ObservedBox, height: float | None, target: ObservedBox,
                    target_height: float | None, base_pose: tuple[float, float, float] | None,
                    names: tuple[str, str] = ("object", "target")) -> tuple[bool, str]:
-    """Judge a place relation between an object's and a target's observed boxes, as core.predicates does.
+    """Judge a place relation between an object's and a target's observed boxes, as scenarios.predicates does.
 
     Args:
         relation: in, on, left_of, right_of, in_front_of, behind or near.

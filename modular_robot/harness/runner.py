@@ -14,12 +14,12 @@ from rclpy.action import ActionClient
 from std_msgs.msg import Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory
 
-from modular_robot.core.predicates import PredicateResult, evaluate_all
-from modular_robot.core.scenario import Disturbance, Scenario
 from modular_robot.core.stack import Stack
-from modular_robot.lockstep import LockstepStack
+from modular_robot.harness.lockstep import LockstepStack
 from modular_robot.ros import qos
 from modular_robot.ros.recorder import start_recorder
+from modular_robot.scenarios.predicates import PredicateResult, evaluate_all
+from modular_robot.scenarios.scenario import Disturbance, Scenario
 from modular_robot.sim.world import SimWorld
 from modular_robot_interfaces.action import ExecuteTask
 from modular_robot_interfaces.msg import PlanStep, SemanticMap, TaskPlan

@@ -1,0 +1,1 @@
+"""Scenario files, their ground-truth checks, generated scenes and evaluation reports."""
