@@ -5,20 +5,12 @@ import math
 import numpy as np
 import pytest
 
-from modular_robot import critic
 from modular_robot.core.mapping.semantic_map import MapObject, box_distance
 from modular_robot.core.perception.types import Detection
 from modular_robot.core.robot_model import PANDA_HOME
-from modular_robot.critic import (
-    ObservedBox,
-    PerceptionFrame,
-    Proprioception,
-    needs_perception,
-    post_verdict,
-    pre_verdict,
-    same_kind,
-    uses_perception,
-)
+from modular_robot.critic.evidence import ObservedBox, PerceptionFrame, Proprioception, holds, same_kind
+from modular_robot.critic.post import KNOWN_SKILLS, MAP_FALLBACK_WEIGHT, needs_perception, post_verdict, uses_perception
+from modular_robot.critic.pre import pre_verdict
 
 GRASP_LIFTED = np.array([0.55, 0.10, 0.12])
 
@@ -65,11 +57,11 @@ def by_id(*objects):
 def test_holding_follows_the_grasp_geometry():
     cube_4cm = cube()
     for opening, held in ((0.0, False), (0.019, False), (0.021, True), (0.04, True), (0.05, True), (0.051, False)):
-        assert critic.holds(opening, cube_4cm) == held, opening
+        assert holds(opening, cube_4cm) == held, opening
     # A duck's box can be narrower than what the fingers close on: only an open gripper is not holding it.
     duck = MapObject("duck_1", "small yellow object", "irregular", ("yellow",), "yellow", [0.5, 0.0, 0.02],
                      [0.04, 0.022, 0.04], 0.0)
-    assert critic.holds(0.034, duck) and not critic.holds(0.08, duck) and not critic.holds(0.002, duck)
+    assert holds(0.034, duck) and not holds(0.08, duck) and not holds(0.002, duck)
 
 
 def test_box_and_footprint_distances():
@@ -95,7 +87,7 @@ def test_identity_needs_colour_and_a_compatible_category():
 
 def test_which_skills_need_perception():
     assert needs_perception("pick") and needs_perception("place") and needs_perception("push")
-    assert needs_perception("place_at") and "place_at" in critic.KNOWN_SKILLS
+    assert needs_perception("place_at") and "place_at" in KNOWN_SKILLS
     assert not needs_perception("navigate_to", {"object": "chair_1"})
     assert uses_perception("navigate_to", {"object": "chair_1"})
     assert not uses_perception("navigate_to", {"pose": [1, 2]})
@@ -355,7 +347,7 @@ def test_place_judges_the_target_from_the_map_where_it_is_not_seen():
     params = {"object": "red_cube_1", "relation": "in", "target": "tray_1"}
     inside = seen(red, [0.451, -0.247, 0.028], red.size)
     verdict = post_verdict("place", params, [red, box], frames(inside, **AFTER_PLACE), None)
-    assert verdict.ok and verdict.confidence == pytest.approx(critic.MAP_FALLBACK_WEIGHT)
+    assert verdict.ok and verdict.confidence == pytest.approx(MAP_FALLBACK_WEIGHT)
     assert "its map box stands in" in verdict.reason
 
 
@@ -509,7 +501,7 @@ def test_navigate_to_pose_and_object():
     verdict = post_verdict("navigate_to", {"object": "chair_1"}, [chair], seen_chair, near)
     assert verdict.ok and verdict.confidence == 1.0 and "0.246 m" in verdict.reason, verdict
     unseen = post_verdict("navigate_to", {"object": "chair_1"}, [chair], frames(), near)
-    assert unseen.ok and unseen.confidence == pytest.approx(critic.MAP_FALLBACK_WEIGHT)
+    assert unseen.ok and unseen.confidence == pytest.approx(MAP_FALLBACK_WEIGHT)
     far = post_verdict("navigate_to", {"object": "chair_1"}, [chair], seen_chair, Proprioception(base_pose=(0.5, 0, 0)))
     assert not far.ok and "0.746 m" in far.reason
 

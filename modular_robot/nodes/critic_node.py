@@ -36,8 +36,8 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, Header, String
 
-from modular_robot import critic
 from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.navigation import HUSKY_FOOTPRINT
 from modular_robot.core.robot_model import (
     PANDA_ARM_JOINTS,
     PANDA_FINGER_JOINTS,
@@ -47,7 +47,9 @@ from modular_robot.core.robot_model import (
 )
 from modular_robot.core.tf_tree import TfError
 from modular_robot.core.transforms import Transform, quat_to_rpy
-from modular_robot.critic import CriticVerdict, ObservedBox, PerceptionFrame, Proprioception
+from modular_robot.critic.evidence import CriticVerdict, ObservedBox, PerceptionFrame, Proprioception, Reachable
+from modular_robot.critic.post import needs_perception, post_verdict, uses_perception
+from modular_robot.critic.pre import pre_verdict
 from modular_robot.motion.grasping import GripperPose, place_pose, top_down_grasp, top_down_orientation
 from modular_robot.motion.kinematics import ArmKinematics, panda_kinematics
 from modular_robot.ros import qos
@@ -120,7 +122,7 @@ class CriticNode(StackNode):
         self.arm_base_frame = get("arm_base_frame")
         self.max_opening = float(get("max_opening"))
         self.has_arm = kind.has_arm
-        self.footprint = critic.HUSKY_FOOTPRINT
+        self.footprint = HUSKY_FOOTPRINT
         if self.has_arm:
             self._kinematics = panda_kinematics()
 
@@ -317,7 +319,7 @@ class CriticNode(StackNode):
 
     # --- reachability -----------------------------------------------------------------------------
 
-    def _reachable(self, skill: str, params) -> critic.Reachable | None:
+    def _reachable(self, skill: str, params) -> Reachable | None:
         """Return the reachability check of a skill's objects, or None where it does not apply."""
         if skill not in ("pick", "place", "place_at", "push"):
             return None
@@ -442,7 +444,7 @@ class CriticNode(StackNode):
                 current = self._with_held(skill, params, current)
             state = self._proprioception(None)
             frames = [PerceptionFrame(f.stamp_ns, f.boxes, self._proprioception(f.stamp_ns)) for f in recent]
-            return critic.pre_verdict(skill, params, current, state, self._reachable(skill, params),
+            return pre_verdict(skill, params, current, state, self._reachable(skill, params),
                                       remembered=remembered, frames=frames)
         since_ns = stamp_to_ns(request.since) or arrival_ns
         return self._post(skill, params, since_ns, arrival_ns, key)
@@ -453,8 +455,8 @@ class CriticNode(StackNode):
         return {**objects, held.id: held} if held is not None else objects
 
     def _post(self, skill: str, params, since_ns: int, arrival_ns: int, key: tuple[str, int]) -> CriticVerdict:
-        perception = critic.needs_perception(skill, params)
-        wanted = critic.uses_perception(skill, params)
+        perception = needs_perception(skill, params)
+        wanted = uses_perception(skill, params)
         text = getattr(params, "text", "") if skill == "say" else ""
 
         def fresh_frames() -> list[PerceptionFrame]:
@@ -491,7 +493,7 @@ class CriticNode(StackNode):
                                              f"{self.post_timeout_s} s")
         judged = [PerceptionFrame(f.stamp_ns, f.boxes, self._proprioception(f.stamp_ns)) for f in frames]
         find: Callable[[str], list[tuple[MapObject, float]]] | None = self._find if skill == "search" else None
-        return critic.post_verdict(skill, params, before, judged, state, map_objects=current, find=find, said=said,
+        return post_verdict(skill, params, before, judged, state, map_objects=current, find=find, said=said,
                                    robot_footprint=self.footprint)
 
     def _fresh_joints(self, since_ns: int) -> bool:
