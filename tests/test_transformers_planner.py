@@ -8,7 +8,7 @@ from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.core.mapping.text_embedding import TextEmbedder
 from modular_robot.planning.dialogue import Dialogue
 from modular_robot.planning.llm import build_prompt, max_plan_bytes, plan_schema
-from modular_robot.planning.plan import OBJECT_ARGUMENTS, PLAN_KINDS, PlanRequest, validate_plan
+from modular_robot.planning.plan import PLAN_KINDS, PlanRequest, object_arguments, validate_plan
 from modular_robot.planning.transformers_backend import TransformersPlanner
 from modular_robot.skills.library import SKILLS
 from tiny_lm import build_tiny_lm
@@ -53,7 +53,7 @@ def assert_valid(plan, request: PlanRequest, similarity) -> None:
     assert validate_plan(plan, request.objects, request.skills) == []
     shown = {o.id for o in build_prompt(request, similarity=similarity).scene}
     for call in plan.steps:
-        for name in OBJECT_ARGUMENTS.get(call.skill, ()):
+        for name in object_arguments(call.skill):
             if name in call.args:
                 assert call.args[name] in shown
     assert set(plan.candidates) <= shown

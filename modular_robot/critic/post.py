@@ -35,6 +35,7 @@ from modular_robot.critic.evidence import (
     xyz,
 )
 from modular_robot.motion.grasping import WORLD_SURFACE_Z
+from modular_robot.skills.library import SKILLS
 
 # A target's observation lies within this of its map position (m), or half its footprint if larger.
 TARGET_MATCH_M = 0.05
@@ -71,8 +72,6 @@ NAVIGATE_POSITION_TOL_M = 0.15
 NAVIGATE_YAW_TOL_RAD = 0.2
 # navigate_to an object: the gap between the robot's and the object's footprints at most this (m).
 NAVIGATE_GAP_M = 0.3
-# Skills whose effects only perception shows (post verdicts wait for fresh camera frames).
-PERCEPTION_SKILLS = frozenset({"pick", "place", "place_at", "push"})
 KNOWN_SKILLS = ("pick", "place", "place_at", "push", "navigate_to", "search", "say", "move_arm_home", "open_gripper",
                 "close_gripper")
 DIRECTIONS = ("left", "right", "forward", "backward")
@@ -85,9 +84,10 @@ def needs_perception(skill: str, params: Any = None) -> bool:
     """Return whether a skill's effects can be confirmed only from fresh camera frames.
 
     navigate_to an object also uses frames where they show it, but the map stands in (at lower
-    confidence) where none do: its effect rests on the base pose, which TF observes.
+    confidence) where none do: its effect rests on the base pose, which TF observes. A skill that
+    moves the object it names (`Skill.moves_object`) needs them.
     """
-    return skill in PERCEPTION_SKILLS
+    return skill in SKILLS and SKILLS[skill].moves_object
 
 
 def uses_perception(skill: str, params: Any = None) -> bool:

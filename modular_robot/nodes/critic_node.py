@@ -60,7 +60,7 @@ from modular_robot.ros.stack_node import StackNode
 from modular_robot.ros.tf_listener import TfListener
 from modular_robot.ros.trusted import TrustedSubscription
 from modular_robot.skills.base import CallError
-from modular_robot.skills.library import validate_call
+from modular_robot.skills.library import SKILLS, validate_call
 from modular_robot_interfaces.msg import ObjectObservationArray, SemanticMap, Verdict
 from modular_robot_interfaces.srv import CheckStep, QueryObjects
 
@@ -321,7 +321,7 @@ class CriticNode(StackNode):
 
     def _reachable(self, skill: str, params) -> Reachable | None:
         """Return the reachability check of a skill's objects, or None where it does not apply."""
-        if skill not in ("pick", "place", "place_at", "push"):
+        if skill not in SKILLS or not SKILLS[skill].moves_object:
             return None
         if self._kinematics is None:
             return lambda obj: f"this robot ({self.robot}) has no arm"
@@ -451,7 +451,7 @@ class CriticNode(StackNode):
 
     def _with_held(self, skill: str, params, objects: dict[str, MapObject]) -> dict[str, MapObject]:
         """Return the objects with the one a place or place_at puts down as it was when picked; lock held."""
-        held = self._picked.get(getattr(params, "object", "")) if skill in ("place", "place_at") else None
+        held = self._picked.get(getattr(params, "object", "")) if skill in SKILLS and SKILLS[skill].releases else None
         return {**objects, held.id: held} if held is not None else objects
 
     def _post(self, skill: str, params, since_ns: int, arrival_ns: int, key: tuple[str, int]) -> CriticVerdict:

@@ -25,20 +25,16 @@ from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.planning.dialogue import Dialogue, Turn, moves_between
 from modular_robot.planning.plan import Call, Plan, Planner, PlanRequest, validate_plan
 from modular_robot.planning.repair import Failure, is_out_of_reach, refind_moved, reground, repair
+from modular_robot.skills.library import SKILLS
 
 # Step statuses, as in modular_robot_interfaces/PlanStep.
 PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED = 0, 1, 2, 3, 4
 STATUS_WORDS = {PENDING: "pending", RUNNING: "running", SUCCEEDED: "done", FAILED: "failed", SKIPPED: "skipped"}
-# Skills whose call moves the named object.
-MOVING_SKILLS = ("pick", "place", "place_at", "push")
 # The map needs a few perception frames to move, add or drop an object. After a replan the stack's
 # clock advances this long (s) before the first step that acts on an object (which is then
 # re-grounded in the settled map), and after a task that moved objects before it reports, so that
 # the next command ("what is in the tray?") is answered from a map that has seen the result.
 MAP_SETTLE_S = 1.0
-# Steps whose effect the critic judges in the camera's view, which the arm may still block after
-# the step: a failed post-check is asked once more with the arm home before it counts.
-LOOK_AGAIN_SKILLS = ("place", "place_at", "push")
 # Steps that prepare the robot rather than act on an object; they run before the settle.
 _PREPARING = ("open_gripper", "move_arm_home")
 # Why a task stops before its end, as `TaskPorts.stopped` reports it, and how the report says so.
@@ -226,10 +222,10 @@ class TaskExecutor:
             return report
         renamed: dict[str, str] = {}
         self._execute(task_id, plan, before, events, report, started, renamed)
-        if any(call.skill in MOVING_SKILLS for call in plan.steps):
+        if any(_fact(call, "moves_object") for call in plan.steps):
             self.ports.settle(MAP_SETTLE_S)
         after = self.ports.snapshot()
-        touched = {str(s.args.get("object")) for s in plan.steps if s.skill in MOVING_SKILLS}
+        touched = {str(s.args.get("object")) for s in plan.steps if _fact(s, "moves_object")}
         refind_moved(touched, before, after, self.held, renamed)
         self.dialogue.record_moves(moves_between(_centres(before), _centres(after), touched, self.held,
                                                  renamed=renamed))
@@ -345,7 +341,7 @@ class TaskExecutor:
             return Failure(call, "cancelled", outcome.message)
         if not outcome.success:
             events.status(number, f"step {number} {call.skill} failed: {outcome.message}")
-            if call.skill in ("place", "place_at") and not outcome.moved:
+            if _places(call) and not outcome.moved:
                 # Refused before moving: ask the critic again whether the object is still held
                 # (something may have taken it from the gripper since the pre-check).
                 again = self.ports.check(task_id, index, "pre", call, 0)
@@ -356,7 +352,7 @@ class TaskExecutor:
         # arrive on a loaded machine) show the world before the effect, or an effect undone at the end.
         post = self.ports.check(task_id, index, "post", call, self.ports.now_ns())
         self._verdict(report, events, number, call, "post", post)
-        if not post.ok and call.skill in LOOK_AGAIN_SKILLS and "move_arm_home" in self.skills:
+        if not post.ok and _leaves_in_view(call) and "move_arm_home" in self.skills:
             post = self._look_again(task_id, index, call, events, report) or post
         if not post.ok:
             self._learn_from(call, "post", post.reason)
@@ -371,8 +367,8 @@ class TaskExecutor:
         for index, step in enumerate(steps):
             call = step.call
             moved_later = any(later.call.args.get("object") == call.args.get("object")
-                              for later in steps[index + 1:] if later.call.skill in MOVING_SKILLS)
-            if call.skill not in ("place", "place_at") or step.status != SUCCEEDED or moved_later:
+                              for later in steps[index + 1:] if _fact(later.call, "moves_object"))
+            if not _places(call) or step.status != SUCCEEDED or moved_later:
                 continue
             verdict = self.ports.check(task_id, index, "post", call, since)
             self._verdict(report, events, index + 1, call, "final", verdict)
@@ -406,19 +402,36 @@ class TaskExecutor:
         """Track what the gripper holds from the verified outcomes of calls."""
         obj = call.args.get("object")
         if outcome == "ok":
-            if call.skill == "pick":
+            if _fact(call, "grasps"):
                 self.held = obj
-            elif call.skill in ("place", "place_at", "open_gripper", "push"):
+            elif _fact(call, "releases") or _fact(call, "moves_object"):
                 self.held = None
-        elif call.skill == "pick" and outcome in ("post", "execute"):
+        elif _fact(call, "grasps") and outcome in ("post", "execute"):
             self.held = None
-        elif call.skill in ("place", "place_at") and (outcome == "post" or (
+        elif _places(call) and (outcome == "post" or (
                 outcome == "pre" and self.held == obj and not reason.startswith("unknown target")
                 and not is_out_of_reach(reason))):
             # A target missing from the map (re-identified under a new id), or out of the arm's reach,
             # says nothing about the gripper.
             self.held = None
 
+
+
+def _fact(call: Call, fact: str) -> bool:
+    """Return a fact the skill declares (`Skill.moves_object`, `grasps`, `releases`); False if unknown."""
+    skill = SKILLS.get(call.skill)
+    return skill is not None and getattr(skill, fact)
+
+
+def _places(call: Call) -> bool:
+    """Whether the call puts the object it names somewhere and lets go of it (place, place_at)."""
+    return _fact(call, "moves_object") and _fact(call, "releases")
+
+
+def _leaves_in_view(call: Call) -> bool:
+    """Whether the call leaves the object it moved where the camera judges it, which the arm may
+    still block after the step: a failed post-check is asked once more with the arm home."""
+    return _fact(call, "moves_object") and not _fact(call, "grasps")
 
 def _report_stop(report: TaskReport, why: str, where: str) -> None:
     """End the report of a task stopped by a cancel request or the emergency stop."""

@@ -31,7 +31,7 @@ import jsonschema
 
 from modular_robot.core.mapping.query import COLOR_SYNONYMS, SIZE_SYNONYMS, query
 from modular_robot.core.mapping.semantic_map import MapObject, TextSimilarity
-from modular_robot.planning.plan import OBJECT_ARGUMENTS, PLAN_KINDS, Plan, PlanRequest, validate_plan
+from modular_robot.planning.plan import PLAN_KINDS, Plan, PlanRequest, object_arguments, validate_plan
 from modular_robot.skills.base import OBJECT_ID_PATTERN
 from modular_robot.skills.library import skill_catalog
 
@@ -182,7 +182,7 @@ def _argument_schema(skill: str, name: str, spec: dict[str, Any], ids: list[str]
         base["description"] = spec["description"]
     base.pop("title", None)
     base.pop("default", None)
-    if name in OBJECT_ARGUMENTS.get(skill, ()):
+    if name in object_arguments(skill):
         if not ids:
             return None
         return {"type": "string", "enum": ids, "description": base.get("description", "")}

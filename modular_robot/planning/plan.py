@@ -21,12 +21,12 @@ from modular_robot.skills.library import SKILLS, validate_call
 
 PlanKind = Literal["execute", "answer", "clarify", "refuse", "not_understood"]
 PLAN_KINDS: tuple[str, ...] = ("execute", "answer", "clarify", "refuse", "not_understood")
-# Arguments that name map objects, per skill; the planner checks them against the map.
-OBJECT_ARGUMENTS: dict[str, tuple[str, ...]] = {
-    "pick": ("object",), "place": ("object", "target"), "place_at": ("object",), "push": ("object",),
-    "navigate_to": ("object",),
-}
 
+
+
+def object_arguments(skill: str) -> tuple[str, ...]:
+    """Return the arguments of a skill that name map objects (none for an unknown skill)."""
+    return SKILLS[skill].object_arguments if skill in SKILLS else ()
 
 @dataclass(frozen=True)
 class Call:
@@ -159,7 +159,7 @@ def validate_plan(plan: Plan, objects: Iterable[MapObject], skills: Iterable[str
         if isinstance(checked, CallError):
             problems.append(f"step {index}: {checked.reason}")
             continue
-        for name in OBJECT_ARGUMENTS.get(call.skill, ()):
+        for name in object_arguments(call.skill):
             value = call.args.get(name)
             if value is not None and value not in known:
                 problems.append(f"step {index}: {call.skill} names '{value}', which is not in the map")

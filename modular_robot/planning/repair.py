@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.planning.dialogue import follow_renames
-from modular_robot.planning.plan import OBJECT_ARGUMENTS, Call
+from modular_robot.planning.plan import Call, object_arguments
 
 # A vanished id is re-found as an object of the same kind and colour within this distance (m).
 REGROUND_RADIUS_M = 0.5
@@ -58,7 +58,7 @@ def reground(calls: Sequence[Call], planned_on: Sequence[MapObject], current: Se
     ids = {o.id for o in current}
     new_ids: dict[str, str] = {}
     for call in calls:
-        for name in OBJECT_ARGUMENTS.get(call.skill, ()):
+        for name in object_arguments(call.skill):
             object_id = call.args.get(name)
             if object_id is None or object_id in ids or object_id in new_ids or object_id == held:
                 continue
@@ -161,5 +161,5 @@ def _nearest_alike(old: MapObject, candidates: Sequence[MapObject]) -> MapObject
 def _rename(call: Call, renamed: dict[str, str]) -> Call:
     if not renamed:
         return call
-    args = {k: renamed.get(v, v) if k in OBJECT_ARGUMENTS.get(call.skill, ()) else v for k, v in call.args.items()}
+    args = {k: renamed.get(v, v) if k in object_arguments(call.skill) else v for k, v in call.args.items()}
     return Call(call.skill, args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel
@@ -42,6 +43,9 @@ class Skill:
         effects: Predicates over parameter names that hold after a successful execution.
         execute: Runs the skill with validated parameters.
         requires: Parts of the robot (SkillContext fields: "arm", "base") the skill cannot run without.
+        moves_object: The call moves the object it names, and only perception can tell where it went.
+        grasps: A success leaves the named object in the gripper.
+        releases: A success leaves the gripper empty, letting go of whatever it held.
     """
 
     name: str
@@ -51,10 +55,20 @@ class Skill:
     effects: tuple[str, ...]
     execute: Callable[[BaseModel, SkillContext], SkillResult]
     requires: tuple[str, ...] = ()
+    moves_object: bool = False
+    grasps: bool = False
+    releases: bool = False
 
     def schema(self) -> dict[str, Any]:
         """Return the JSON Schema of the skill's parameters."""
         return self.params.model_json_schema()
+
+    @cached_property
+    def object_arguments(self) -> tuple[str, ...]:
+        """The parameters that name map objects: those with the object id pattern."""
+        properties = self.schema().get("properties", {})
+        return tuple(name for name, spec in properties.items()
+                     if any(s.get("pattern") == OBJECT_ID_PATTERN for s in (spec, *spec.get("anyOf", ()))))
 
     def run(self, params: BaseModel, ctx: SkillContext) -> SkillResult:
         """Execute the skill, refusing without motion when the robot lacks a part it needs."""

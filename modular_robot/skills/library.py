@@ -469,21 +469,22 @@ def say(params: SayParams, ctx: SkillContext) -> SkillResult:
 
 
 def _skill(name: str, function: Callable[[Any, SkillContext], SkillResult], params: type[BaseModel],
-           preconditions: tuple[str, ...], effects: tuple[str, ...], requires: tuple[str, ...] = ("arm",)) -> Skill:
-    return Skill(name, inspect.cleandoc(function.__doc__), params, preconditions, effects, function, requires)
+           preconditions: tuple[str, ...], effects: tuple[str, ...], requires: tuple[str, ...] = ("arm",),
+           **facts: bool) -> Skill:
+    return Skill(name, inspect.cleandoc(function.__doc__), params, preconditions, effects, function, requires, **facts)
 
 
 SKILLS: dict[str, Skill] = {skill.name: skill for skill in (
     _skill("pick", pick, PickParams, ("known(object)", "reachable(object)", "graspable(object)", "gripper_empty"),
-           ("holding(object)", "not gripper_empty")),
+           ("holding(object)", "not gripper_empty"), moves_object=True, grasps=True),
     _skill("place", place, PlaceParams, ("holding(object)", "known(target)", "reachable(target)"),
-           ("relation(object, target)", "gripper_empty", "not holding(object)")),
+           ("relation(object, target)", "gripper_empty", "not holding(object)"), moves_object=True, releases=True),
     _skill("place_at", place_at, PlaceAtParams, ("holding(object)", "free(position)", "reachable(position)"),
-           ("at(object, position)", "gripper_empty", "not holding(object)")),
+           ("at(object, position)", "gripper_empty", "not holding(object)"), moves_object=True, releases=True),
     _skill("push", push, PushParams, ("known(object)", "reachable(object)", "gripper_empty"),
-           ("pushed(object, direction, distance)",)),
+           ("pushed(object, direction, distance)",), moves_object=True),
     _skill("move_arm_home", move_arm_home, NoParams, (), ("arm_home",)),
-    _skill("open_gripper", open_gripper, OpenGripperParams, (), ("gripper_empty",)),
+    _skill("open_gripper", open_gripper, OpenGripperParams, (), ("gripper_empty",), releases=True),
     _skill("close_gripper", close_gripper, NoParams, (), ("gripper_closed",)),
     _skill("say", say, SayParams, (), ("said(text)",), requires=()),
     *NAVIGATION_SKILLS,
