@@ -213,8 +213,8 @@ def _unmoved(object_id: str, world) -> bool:
 
 def footprint_gap(position, yaw: float, obj) -> float:
     """Return the distance between the Husky's footprint and an object's ground-truth bounding box (m)."""
-    from modular_robot.core.navigation import HUSKY_FOOTPRINT, ObjectBox
-    from modular_robot.core.navigation import footprint_gap as gap
+    from modular_robot.core.navigation.geometry import HUSKY_FOOTPRINT, ObjectBox
+    from modular_robot.core.navigation.geometry import footprint_gap as gap
     box = ObjectBox(((obj.aabb_min[0] + obj.aabb_max[0]) / 2, (obj.aabb_min[1] + obj.aabb_max[1]) / 2),
                     (obj.aabb_max[0] - obj.aabb_min[0], obj.aabb_max[1] - obj.aabb_min[1]))
     return gap((position[0], position[1], yaw), HUSKY_FOOTPRINT, box)

@@ -14,22 +14,22 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from modular_robot.core.mapping.semantic_map import MapObject
-from modular_robot.core.navigation import (
-    APPROACH_GAP_M,
+from modular_robot.core.navigation.following import DriveLimits, PathFollower, path_blockage
+from modular_robot.core.navigation.geometry import (
     HUSKY_FOOTPRINT,
-    DriveLimits,
     ObjectBox,
     OccupancyMap,
-    PathFollower,
-    build_costmap,
     footprint_gap,
-    path_blockage,
+    polygon_gap,
+    wrap_angle,
+)
+from modular_robot.core.navigation.path_planning import (
+    APPROACH_GAP_M,
+    build_costmap,
     path_is_free,
     plan_path,
     plan_to_object,
-    polygon_gap,
     standoff_poses,
-    wrap_angle,
 )
 from modular_robot.skills.interfaces import SkillContext
 from modular_robot.skills.navigation import (

@@ -26,13 +26,7 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from modular_robot.core.mapping.occupancy import OccupancyGridBuilder
 from modular_robot.core.mapping.semantic_map import MapObject
-from modular_robot.core.navigation import (
-    HUSKY_FOOTPRINT,
-    ObjectBox,
-    OccupancyMap,
-    footprint_gap,
-    wrap_angle,
-)
+from modular_robot.core.navigation.geometry import HUSKY_FOOTPRINT, ObjectBox, OccupancyMap, footprint_gap, wrap_angle
 from modular_robot.core.perception.types import CameraFrame
 from modular_robot.core.tf_tree import TfError
 from modular_robot.core.transforms import quat_to_rpy

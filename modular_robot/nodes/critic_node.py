@@ -37,7 +37,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, Header, String
 
 from modular_robot.core.mapping.semantic_map import MapObject
-from modular_robot.core.navigation import HUSKY_FOOTPRINT
+from modular_robot.core.navigation.geometry import HUSKY_FOOTPRINT
 from modular_robot.core.robot_model import (
     PANDA_ARM_JOINTS,
     PANDA_FINGER_JOINTS,

@@ -18,7 +18,7 @@ from rclpy.clock import ClockChange, JumpThreshold, TimeJump
 from rclpy.duration import Duration
 from rclpy.node import Node
 
-from modular_robot.core.navigation import OccupancyMap
+from modular_robot.core.navigation.geometry import OccupancyMap
 from modular_robot.core.tf_tree import TfError
 from modular_robot.core.transforms import quat_to_rpy
 from modular_robot.ros import qos

@@ -25,28 +25,28 @@ from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, model_validator
 from scipy import ndimage
 
 from modular_robot.core.mapping.semantic_map import MapObject
-from modular_robot.core.navigation import (
-    APPROACH_GAP_M,
+from modular_robot.core.navigation.following import DriveLimits, PathFollower, path_blockage
+from modular_robot.core.navigation.geometry import (
     HUSKY_FOOTPRINT,
     STOP_MARGIN_M,
+    ObjectBox,
+    OccupancyMap,
+    Point,
+    Pose,
+    footprint_gap,
+    grid_problem,
+    wrap_angle,
+)
+from modular_robot.core.navigation.path_planning import (
+    APPROACH_GAP_M,
     TARGET_CELL_MARGIN_M,
     TARGET_SIDE_CLEARANCE_M,
     CostMap,
-    DriveLimits,
-    ObjectBox,
-    OccupancyMap,
-    PathFollower,
     Plan,
-    Point,
-    Pose,
     build_costmap,
-    footprint_gap,
-    grid_problem,
-    path_blockage,
     path_is_free,
     plan_path,
     plan_to_object,
-    wrap_angle,
 )
 from modular_robot.skills.base import OBJECT_ID_PATTERN, Skill, SkillResult, refuse
 from modular_robot.skills.interfaces import SkillContext
