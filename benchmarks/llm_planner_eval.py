@@ -33,7 +33,7 @@ import time
 
 import numpy as np
 
-from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.mapping.objects import MapObject
 from modular_robot.core.mapping.text_embedding import TextEmbedder
 from modular_robot.planning.dialogue import Dialogue, Turn
 from modular_robot.planning.llm import (

@@ -47,7 +47,9 @@ import numpy as np
 import pybullet
 
 from modular_robot.core.camera import PinholeIntrinsics, project
-from modular_robot.core.mapping.semantic_map import MapObject, SemanticMap, SemanticMapConfig, box_iou
+from modular_robot.core.mapping.map_config import SemanticMapConfig
+from modular_robot.core.mapping.objects import MapObject, box_iou
+from modular_robot.core.mapping.semantic_map import SemanticMap
 from modular_robot.core.perception.geometric import GeometricDetector
 from modular_robot.core.perception.types import CameraFrame, Detection
 from modular_robot.core.transforms import Transform, quat_from_yaw

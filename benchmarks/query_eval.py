@@ -33,8 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from modular_robot.core.colors import NAMED_COLORS
+from modular_robot.core.mapping.objects import MapObject
 from modular_robot.core.mapping.query import query
-from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.core.mapping.text_embedding import TextEmbedder
 from modular_robot.core.perception.geometry import size_class
 

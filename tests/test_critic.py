@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from modular_robot.core.mapping.semantic_map import MapObject, box_distance
+from modular_robot.core.mapping.objects import MapObject, box_distance
 from modular_robot.core.perception.types import Detection
 from modular_robot.core.robot_model import PANDA_HOME
 from modular_robot.critic.evidence import ObservedBox, PerceptionFrame, Proprioception, holds, same_kind

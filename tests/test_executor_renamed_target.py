@@ -1,6 +1,6 @@
 """The executor keeps what the gripper holds when a place fails only because the map renamed its target."""
 
-from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.mapping.objects import MapObject
 from modular_robot.planning.executor import CheckResult
 from modular_robot.planning.plan import Call, Plan
 from test_task_executor import PICK, PLACE, Stack, cube, run, tray

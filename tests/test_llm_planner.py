@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.mapping.objects import MapObject
 from modular_robot.core.mapping.text_embedding import TextEmbedder
 from modular_robot.planning.dialogue import Clarification, Dialogue
 from modular_robot.planning.llm import (

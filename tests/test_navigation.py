@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.mapping.objects import MapObject
 from modular_robot.core.navigation.following import DriveLimits, PathFollower, path_blockage
 from modular_robot.core.navigation.geometry import (
     HUSKY_FOOTPRINT,

@@ -24,8 +24,8 @@ from nav_msgs.msg import OccupancyGrid
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image
 
+from modular_robot.core.mapping.objects import MapObject
 from modular_robot.core.mapping.occupancy import OccupancyGridBuilder
-from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.core.navigation.geometry import HUSKY_FOOTPRINT, ObjectBox, OccupancyMap, footprint_gap, wrap_angle
 from modular_robot.core.perception.types import CameraFrame
 from modular_robot.core.tf_tree import TfError

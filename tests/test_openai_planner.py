@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.mapping.objects import MapObject
 from modular_robot.core.mapping.text_embedding import TextEmbedder
 from modular_robot.planning.dialogue import Dialogue, Turn
 from modular_robot.planning.openai_backend import OpenAIPlanner

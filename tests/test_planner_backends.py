@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.mapping.objects import MapObject
 from modular_robot.nodes.planner_node import make_planner
 from modular_robot.planning.dialogue import Dialogue
 from modular_robot.planning.plan import PlanRequest, validate_plan

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from modular_robot.core.mapping.objects import MapObject
 from modular_robot.core.mapping.query import (
     ObjectDescription,
     ParsedQuery,
     parse_query,
     query,
 )
-from modular_robot.core.mapping.semantic_map import MapObject
 from modular_robot.core.mapping.text_embedding import default_embedder
 from modular_robot.core.perception.geometry import size_class
 from modular_robot.planning.rules_scene import best_group

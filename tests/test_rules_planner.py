@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.mapping.objects import MapObject
 from modular_robot.core.mapping.text_embedding import default_embedder
 from modular_robot.core.perception.geometry import size_class
 from modular_robot.planning.dialogue import Dialogue, Move

@@ -8,16 +8,11 @@ import numpy as np
 import pytest
 
 from modular_robot.core.camera import PinholeIntrinsics
-from modular_robot.core.mapping.semantic_map import (
-    SCHEMA_VERSION,
-    Gripper,
-    MapLoadWarning,
-    MapObject,
-    SemanticMap,
-    SemanticMapConfig,
-    box_iou,
-    expected_visible,
-)
+from modular_robot.core.gripper import Gripper
+from modular_robot.core.mapping.map_config import SemanticMapConfig
+from modular_robot.core.mapping.map_file import SCHEMA_VERSION, MapLoadWarning
+from modular_robot.core.mapping.objects import MapObject, box_iou, expected_visible
+from modular_robot.core.mapping.semantic_map import SemanticMap
 from modular_robot.core.perception.types import CameraFrame, Detection
 from modular_robot.core.transforms import Transform
 

@@ -10,7 +10,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.mapping.objects import MapObject
 from modular_robot.core.robot_model import PANDA_FINGER_JOINTS
 from modular_robot.core.trajectory import validate_trajectory
 from modular_robot.core.transforms import Transform, quat_to_rpy

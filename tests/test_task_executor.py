@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.mapping.objects import MapObject
 from modular_robot.planning.dialogue import Dialogue, Move, moves_between
 from modular_robot.planning.executor import (
     CANCEL_REQUEST,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.mapping.objects import MapObject
 from modular_robot.core.mapping.text_embedding import TextEmbedder
 from modular_robot.planning.dialogue import Dialogue
 from modular_robot.planning.llm import build_prompt, max_plan_bytes, plan_schema

@@ -9,6 +9,10 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
 
 from modular_robot.core.robot_model import PANDA_MAX_OPENING
 
@@ -91,3 +95,22 @@ class OpeningHistory:
         now = self.at(stamp_ns)
         window = [opening for stamp, opening in self._samples if stamp_ns - window_ns <= stamp <= stamp_ns]
         return max(0.0, max(window) - now) if now is not None and window else 0.0
+
+
+@dataclass(frozen=True)
+class Gripper:
+    """One gripper of the robot as a frame shows it.
+
+    Attributes:
+        grasp_point: World position (m) of the grasp centre between its fingertips.
+        opening: Distance between its fingers (m), or None when unknown (nothing is then grasped
+            or let go).
+        closed_by: How far the fingers closed (m) over the last second (OpeningHistory.closed_by):
+            only fingers that just closed grasp something.
+        max_opening: Its widest opening (m).
+    """
+
+    grasp_point: NDArray[np.float64]
+    opening: float | None
+    closed_by: float = 0.0
+    max_opening: float = PANDA_MAX_OPENING

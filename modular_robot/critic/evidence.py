@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from modular_robot.core.gripper import holding_bounds, is_irregular
-from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.mapping.objects import MapObject
 from modular_robot.core.perception.types import SHAPES, Detection
 from modular_robot.core.robot_model import PANDA_MAX_OPENING
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from modular_robot.core.gripper import CLOSED_OPENING, HOLD_DISTANCE_M, HOLDING_WIDTH_FRACTION
-from modular_robot.core.mapping.semantic_map import MapObject, box_distance, local_xy
+from modular_robot.core.mapping.objects import MapObject, box_distance, local_xy
 from modular_robot.core.navigation.geometry import HUSKY_FOOTPRINT, Footprint, ObjectBox, footprint_gap
 from modular_robot.core.relations import IN_TOP_SLACK_M, IN_XY_MARGIN_M, ON_Z_TOL_M, RELATION_MARGIN_M
 from modular_robot.core.robot_model import PANDA_HOME

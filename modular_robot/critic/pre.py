@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from modular_robot.core.gripper import CLOSED_OPENING, HOLD_DISTANCE_M, OPEN_MARGIN
-from modular_robot.core.mapping.semantic_map import MapObject, box_distance
+from modular_robot.core.mapping.objects import MapObject, box_distance
 from modular_robot.core.robot_model import PANDA_MAX_OPENING
 from modular_robot.critic.evidence import (
     LIFT_MIN_M,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from action_msgs.msg import GoalStatus
 from rclpy.action import ActionClient
 
-from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.mapping.objects import MapObject
 from modular_robot.core.stack import Stack
 from modular_robot.harness.lockstep import LockstepStack
 from modular_robot.nodes.skill_server_node import SkillServerNode

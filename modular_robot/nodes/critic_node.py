@@ -36,7 +36,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, Header, String
 
-from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.mapping.objects import MapObject
 from modular_robot.core.navigation.geometry import HUSKY_FOOTPRINT
 from modular_robot.core.robot_model import (
     PANDA_ARM_JOINTS,

@@ -38,7 +38,7 @@ from rclpy.duration import Duration
 from rclpy.node import Node
 from std_msgs.msg import Bool, String
 
-from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.mapping.objects import MapObject
 from modular_robot.planning.dependencies import DependencyWatch
 from modular_robot.planning.executor import (
     CANCEL_REQUEST,

@@ -21,10 +21,10 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
-from modular_robot.core.gripper import OpeningHistory
+from modular_robot.core.gripper import Gripper, OpeningHistory
 from modular_robot.core.mapping.occupancy import OccupancyGridBuilder
 from modular_robot.core.mapping.query import query
-from modular_robot.core.mapping.semantic_map import Gripper, SemanticMap
+from modular_robot.core.mapping.semantic_map import SemanticMap
 from modular_robot.core.mapping.text_embedding import default_embedder
 from modular_robot.core.perception.types import CameraFrame
 from modular_robot.core.robot_model import PANDA_FINGER_JOINTS, PANDA_MAX_OPENING

@@ -21,7 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
-from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.mapping.objects import MapObject
 from modular_robot.planning.dialogue import Dialogue, Turn, moves_between
 from modular_robot.planning.plan import Call, Plan, Planner, PlanRequest, validate_plan
 from modular_robot.planning.repair import Failure, is_out_of_reach, refind_moved, reground, repair

@@ -29,8 +29,9 @@ from typing import Any, Literal, Protocol
 
 import jsonschema
 
+from modular_robot.core.mapping.objects import MapObject
 from modular_robot.core.mapping.query import COLOR_SYNONYMS, SIZE_SYNONYMS, query
-from modular_robot.core.mapping.semantic_map import MapObject, TextSimilarity
+from modular_robot.core.mapping.semantic_map import TextSimilarity
 from modular_robot.planning.plan import PLAN_KINDS, Plan, PlanRequest, object_arguments, validate_plan
 from modular_robot.skills.base import OBJECT_ID_PATTERN
 from modular_robot.skills.library import skill_catalog

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.mapping.objects import MapObject
 from modular_robot.planning.dialogue import Dialogue
 from modular_robot.skills.base import CallError
 from modular_robot.skills.library import SKILLS, validate_call

@@ -26,8 +26,9 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from modular_robot.core.mapping.objects import MapObject
 from modular_robot.core.mapping.query import parse_query
-from modular_robot.core.mapping.semantic_map import MapObject, TextSimilarity
+from modular_robot.core.mapping.semantic_map import TextSimilarity
 from modular_robot.core.mapping.text_embedding import default_embedder
 from modular_robot.planning.dialogue import Clarification, Dialogue, Move
 from modular_robot.planning.plan import Call, Plan, PlanRequest, validate_plan

@@ -12,7 +12,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from modular_robot.core.mapping.semantic_map import MapObject, TextSimilarity
+from modular_robot.core.mapping.objects import MapObject
+from modular_robot.core.mapping.semantic_map import TextSimilarity
 from modular_robot.planning.rules_language import PRONOUNS, held_description
 from modular_robot.planning.rules_scene import (
     SET_FLOOR,

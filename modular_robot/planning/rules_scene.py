@@ -15,8 +15,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from modular_robot.core.mapping.objects import MapObject
 from modular_robot.core.mapping.query import query
-from modular_robot.core.mapping.semantic_map import MapObject, TextSimilarity
+from modular_robot.core.mapping.semantic_map import TextSimilarity
 from modular_robot.core.robot_model import PANDA_MAX_OPENING
 from modular_robot.motion.grasping import grasp_rejection
 

@@ -11,7 +11,7 @@ from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from modular_robot.core.colors import NAMED_COLORS
-from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.mapping.objects import MapObject
 from modular_robot.core.perception.types import Detection
 from modular_robot.ros.conversions import clip, ns_to_stamp, stamp_to_ns
 from modular_robot_interfaces.msg import ObjectObservation, ObjectObservationArray, SemanticObject

@@ -8,7 +8,7 @@ import time
 from rclpy.node import Node
 from std_msgs.msg import String
 
-from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.mapping.objects import MapObject
 from modular_robot.ros import qos
 from modular_robot.ros.conversions import stamp_to_ns
 from modular_robot.ros.object_msgs import msg_to_object

@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.mapping.objects import MapObject
 from modular_robot.core.navigation.geometry import OccupancyMap
 from modular_robot.core.robot_model import PANDA_MAX_OPENING
 from modular_robot.core.transforms import Transform

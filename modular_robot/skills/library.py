@@ -23,7 +23,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationError
 
 from modular_robot.core.gripper import CLOSED_OPENING, holds, is_irregular
-from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.mapping.objects import MapObject
 from modular_robot.core.robot_model import PANDA_MAX_OPENING
 from modular_robot.core.transforms import quat_to_rpy
 from modular_robot.motion.grasping import (

@@ -24,7 +24,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, model_validator
 from scipy import ndimage
 
-from modular_robot.core.mapping.semantic_map import MapObject
+from modular_robot.core.mapping.objects import MapObject
 from modular_robot.core.navigation.following import DriveLimits, PathFollower, path_blockage
 from modular_robot.core.navigation.geometry import (
     HUSKY_FOOTPRINT,

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from modular_robot.core.mapping.semantic_map import MapObject, TextSimilarity
+from modular_robot.core.mapping.objects import MapObject
+from modular_robot.core.mapping.semantic_map import TextSimilarity
 from modular_robot.core.mapping.text_embedding import default_embedder
 from modular_robot.core.perception.geometry import size_class
 from modular_robot.core.perception.types import SHAPES, SIZE_CLASSES

@@ -31,8 +31,8 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,226 +40,35 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
 
-from modular_robot.core.camera import project
-from modular_robot.core.gripper import HOLD_DISTANCE_M, holds, is_irregular
+from modular_robot.core.gripper import Gripper, holds, is_irregular
+from modular_robot.core.mapping.map_config import SemanticMapConfig
+from modular_robot.core.mapping.map_file import (
+    SCHEMA,
+    SCHEMA_VERSION,
+    MapLoadWarning,
+    describe_error,
+    move_aside,
+    read_finite,
+    read_finite_vector,
+    read_string,
+    read_votes,
+)
+from modular_robot.core.mapping.objects import (
+    MapChange,
+    MapObject,
+    box_arrays,
+    box_distance,
+    box_iou,
+    expected_visible,
+    iou_matrix,
+)
 from modular_robot.core.perception.types import SHAPES, CameraFrame, Detection
-from modular_robot.core.robot_model import PANDA_MAX_OPENING
-
-SCHEMA = "modular_robot.semantic_map"
-SCHEMA_VERSION = 1
 
 TextSimilarity = Callable[[str, str], float]
 """Cosine similarity of two short texts in [-1, 1], e.g. ``TextEmbedder().similarity``."""
 
 # Stands in for "not allowed" in the assignment problem; far above any gated cost (at most 3.1).
 _FORBIDDEN = 1e6
-
-
-@dataclass
-class MapObject:
-    """One persistent object instance.
-
-    Attributes:
-        id: Stable unique id such as "red_cube_1"; tentative objects are named "tentative_<n>".
-        label: Readable label, e.g. "small red cube" (the most often detected one).
-        category: What it is: a coarse shape ("cube") or an open-vocabulary class ("mug").
-        attributes: Qualifying words: colour name, size class.
-        color: One of the twelve colour names, or None.
-        position: Centre of the object's 3D box (m), world frame.
-        size: Extent along the box's own x, y, z axes (m), x the longer horizontal side.
-        yaw: Rotation of the box about world z (rad), in (-pi/2, pi/2].
-        confidence: Belief that the object exists, in [0, 1].
-        observations: Number of frames it was detected in.
-        first_seen_ns: Stamp of the first detection.
-        last_seen_ns: Stamp of the latest detection.
-        held: Whether a gripper holds it (its position then follows the grasp point).
-    """
-
-    id: str
-    label: str
-    category: str
-    attributes: tuple[str, ...] = ()
-    color: str | None = None
-    position: NDArray[np.float64] = field(default_factory=lambda: np.zeros(3))
-    size: NDArray[np.float64] = field(default_factory=lambda: np.zeros(3))
-    yaw: float = 0.0
-    confidence: float = 1.0
-    observations: int = 1
-    first_seen_ns: int = 0
-    last_seen_ns: int = 0
-    held: bool = False
-
-    def __post_init__(self) -> None:
-        self.position = np.array(self.position, dtype=np.float64).reshape(3)
-        self.size = np.array(self.size, dtype=np.float64).reshape(3)
-        self.attributes = tuple(self.attributes)
-
-    def copy(self) -> MapObject:
-        """Return a deep copy (the arrays are not shared)."""
-        return replace(self, position=self.position.copy(), size=self.size.copy())
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict of every field."""
-        return {
-            "id": self.id, "label": self.label, "category": self.category,
-            "attributes": list(self.attributes), "color": self.color,
-            "position": [float(v) for v in self.position], "size": [float(v) for v in self.size],
-            "yaw": float(self.yaw), "confidence": float(self.confidence),
-            "observations": int(self.observations),
-            "first_seen_ns": int(self.first_seen_ns), "last_seen_ns": int(self.last_seen_ns),
-            "held": bool(self.held),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> MapObject:
-        """Build an object from ``to_dict`` output.
-
-        Raises:
-            ValueError, KeyError, TypeError: if a field is missing or malformed.
-        """
-        position = _finite_vector(data["position"], 3, "position")
-        size = _finite_vector(data["size"], 3, "size")
-        if np.any(size < 0.0):
-            raise ValueError(f"size must not be negative, got {size.tolist()}")
-        color = data["color"]
-        if color is not None and not isinstance(color, str):
-            raise TypeError(f"color must be a string or null, got {color!r}")
-        return cls(
-            id=_string(data["id"], "id"), label=_string(data["label"], "label"),
-            category=_string(data["category"], "category"),
-            attributes=tuple(_string(word, "attribute") for word in data["attributes"]),
-            color=color, position=position, size=size, yaw=_finite(data["yaw"], "yaw"),
-            confidence=_finite(data["confidence"], "confidence"),
-            observations=int(data["observations"]),
-            first_seen_ns=int(data["first_seen_ns"]), last_seen_ns=int(data["last_seen_ns"]),
-            held=bool(data.get("held", False)),
-        )
-
-
-@dataclass
-class MapChange:
-    """What one update changed among confirmed objects, by id; empty when nothing worth publishing."""
-
-    added: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.added or self.updated or self.removed)
-
-
-class MapLoadWarning(UserWarning):
-    """A saved map could not be used; it was moved aside and a fresh map started.
-
-    Attributes:
-        path: The file that was asked for.
-        moved_to: Where the unusable file now lies, or None if it could not be moved.
-        reason: Why it could not be used.
-    """
-
-    def __init__(self, path: Path, reason: str, moved_to: Path | None) -> None:
-        self.path = path
-        self.reason = reason
-        self.moved_to = moved_to
-        where = f"moved aside to {moved_to}" if moved_to else "could not be moved aside"
-        super().__init__(f"map file {path} unusable ({reason}); {where}; starting a fresh map")
-
-
-@dataclass(frozen=True)
-class Gripper:
-    """One gripper of the robot as a frame shows it.
-
-    Attributes:
-        grasp_point: World position (m) of the grasp centre between its fingertips.
-        opening: Distance between its fingers (m), or None when unknown (nothing is then grasped
-            or let go).
-        closed_by: How far the fingers closed (m) over the last second (OpeningHistory.closed_by):
-            only fingers that just closed grasp something.
-        max_opening: Its widest opening (m).
-    """
-
-    grasp_point: NDArray[np.float64]
-    opening: float | None
-    closed_by: float = 0.0
-    max_opening: float = PANDA_MAX_OPENING
-
-
-@dataclass
-class SemanticMapConfig:
-    """Tuning of association, confirmation, removal and change reporting.
-
-    Attributes:
-        gate_distance_m: Centre distance always accepted for association, plus half the larger
-            horizontal extent of the two boxes (a partly seen tray's centre wanders more).
-        min_iou: Box overlap (axis-aligned IoU) that associates whatever the centre distance.
-        jump_distance_m: A match farther than this (or a quarter of the object's extent) from the
-            estimate is a possible move rather than noise: it does not enter the average.
-        jump_frames: Consecutive such jumps after which the pose snaps to the new detection.
-        min_alpha: Floor of the running-average weight, so that slow drift is still followed.
-        min_observations: Detections before a tentative object is confirmed (published).
-        tentative_ttl_s: A tentative object not detected for this long is dropped.
-        tentative_max_misses: In-view misses that drop a tentative object.
-        max_misses: Consecutive in-view misses that remove a confirmed object (10 at 15 Hz: 0.7 s).
-        move_frames: Detections of a new candidate, and in-view misses of a compatible confirmed
-            object, after which the object is moved to the candidate (keeping its id).
-        hit_gain: Fraction of the remaining doubt a detection (scaled by its score) removes.
-        miss_decay: Factor applied to confidence on each in-view miss.
-        label_merge_similarity: Text similarity above which different categories may associate.
-        shape_flip_iou: Box overlap above which two different coarse shapes (SHAPES) associate.
-        merge_distance_m: Compatible objects whose centres come closer than this become one.
-        merge_iou: Compatible objects whose boxes overlap more than this become one.
-        image_margin_px: An object's box must project this far inside the image to count as visible.
-        min_range_m: Nearer than this along the optical axis, an object does not count as visible.
-        max_range_m: Farther than this, an object does not count as visible (detectors fade).
-        occlusion_margin_m: The depth image must be nearer than the object's front by more than
-            this for the object to count as hidden.
-        change_position_m: Position change that makes an update worth publishing.
-        change_size_m: Extent change that makes an update worth publishing.
-        change_yaw_rad: Yaw change that makes an update worth publishing.
-        held_distance_m: An object whose box comes this close to a grasp point while the fingers
-            are closed on it is held.
-        grasp_closing_m: Fingers that closed by at least this much over the last second grasp
-            what they are closed on; fingers that stay or open grasp nothing (opening them off
-            one cube stacked on another does not grasp the one below).
-    """
-
-    gate_distance_m: float = 0.06
-    min_iou: float = 0.2
-    jump_distance_m: float = 0.03
-    jump_frames: int = 2
-    min_alpha: float = 0.2
-    min_observations: int = 3
-    tentative_ttl_s: float = 2.0
-    tentative_max_misses: int = 2
-    max_misses: int = 10
-    move_frames: int = 2
-    hit_gain: float = 0.3
-    miss_decay: float = 0.85
-    label_merge_similarity: float = 0.6
-    # From the side, the geometric detector may call a sphere or a duck by another shape; those
-    # boxes overlap by 0.35 (median) between viewpoints, while different objects of one colour in
-    # one frame never overlapped (benchmarks/perception_merge_eval.py).
-    shape_flip_iou: float = 0.2
-    merge_distance_m: float = 0.02
-    merge_iou: float = 0.5
-    image_margin_px: int = 10
-    min_range_m: float = 0.1
-    max_range_m: float = 3.0
-    occlusion_margin_m: float = 0.05
-    change_position_m: float = 0.005
-    change_size_m: float = 0.005
-    change_yaw_rad: float = 0.05
-    held_distance_m: float = HOLD_DISTANCE_M
-    grasp_closing_m: float = 0.005
-
-    def __post_init__(self) -> None:
-        for name in ("jump_frames", "min_observations", "tentative_max_misses", "max_misses", "move_frames"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0.0 < self.min_alpha <= 1.0:
-            raise ValueError(f"min_alpha must be in (0, 1], got {self.min_alpha}")
-        if not 0.0 < self.hit_gain <= 1.0 or not 0.0 <= self.miss_decay <= 1.0:
-            raise ValueError("hit_gain must be in (0, 1] and miss_decay in [0, 1]")
 
 
 @dataclass
@@ -312,15 +121,15 @@ class _Track:
             confirmed=bool(data["confirmed"]), hit_this_frame=False,
             missed_streak=int(data["missed_streak"]), jump_streak=int(data["jump_streak"]),
             averaged=int(data["averaged"]),
-            label_votes=_votes(data["label_votes"]), category_votes=_votes(data["category_votes"]),
-            attribute_votes={tuple(_string(w, "attribute") for w in words): _finite(weight, "vote")
+            label_votes=read_votes(data["label_votes"]), category_votes=read_votes(data["category_votes"]),
+            attribute_votes={tuple(read_string(w, "attribute") for w in words): read_finite(weight, "vote")
                              for words, weight in data["attribute_votes"]},
             reported=None if reported is None else MapObject.from_dict(reported),
-            widest=obj.size.copy() if data.get("widest") is None else _finite_vector(data["widest"], 3, "widest"),
+            widest=obj.size.copy() if data.get("widest") is None else read_finite_vector(data["widest"], 3, "widest"),
             held_by=None if data.get("held_by") is None else int(data["held_by"]),
             held_offset=None if data.get("held_offset") is None
-            else _finite_vector(data["held_offset"], 3, "held_offset"),
-            held_opening=_finite(data.get("held_opening", 0.0), "held_opening"),
+            else read_finite_vector(data["held_offset"], 3, "held_offset"),
+            held_opening=read_finite(data.get("held_opening", 0.0), "held_opening"),
         )
 
 
@@ -460,7 +269,7 @@ class SemanticMap:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError,
                 AttributeError, RecursionError) as error:
             self._reset()
-            return MapLoadWarning(path, _describe(error), _move_aside(path))
+            return MapLoadWarning(path, describe_error(error), move_aside(path))
 
     def _restore(self, document: Any) -> None:
         if not isinstance(document, dict):
@@ -470,7 +279,7 @@ class SemanticMap:
         if document.get("version") != SCHEMA_VERSION:
             raise ValueError(f"schema version {document.get('version')!r}, expected {SCHEMA_VERSION}")
         tracks = [_Track.from_dict(item) for item in document["tracks"]]
-        next_index = {_string(prefix, "prefix"): int(n) for prefix, n in document["next_index"].items()}
+        next_index = {read_string(prefix, "prefix"): int(n) for prefix, n in document["next_index"].items()}
         next_key = int(document["next_key"])
         keys = [track.key for track in tracks]
         if len(set(keys)) != len(keys) or any(key >= next_key for key in keys):
@@ -489,9 +298,9 @@ class SemanticMap:
         """
         if not detections or not tracks:
             return []
-        det_pos, det_size, det_yaw = _box_arrays((d.position, d.size, d.yaw) for d in detections)
-        trk_pos, trk_size, trk_yaw = _box_arrays((t.obj.position, t.obj.size, t.obj.yaw) for t in tracks)
-        overlap = _iou_matrix(det_pos, det_size, det_yaw, trk_pos, trk_size, trk_yaw)
+        det_pos, det_size, det_yaw = box_arrays((d.position, d.size, d.yaw) for d in detections)
+        trk_pos, trk_size, trk_yaw = box_arrays((t.obj.position, t.obj.size, t.obj.yaw) for t in tracks)
+        overlap = iou_matrix(det_pos, det_size, det_yaw, trk_pos, trk_size, trk_yaw)
         distance = np.linalg.norm(det_pos[:, np.newaxis] - trk_pos[np.newaxis], axis=2)
         # A partly seen tray's centre wanders more than a cube's: the gate grows with the extent.
         gate = self.config.gate_distance_m + 0.5 * np.maximum(
@@ -651,8 +460,8 @@ class SemanticMap:
         ordered = sorted(self._tracks.values(), key=lambda t: (not t.confirmed, t.key))
         if len(ordered) < 2:
             return
-        position, size, yaw = _box_arrays((t.obj.position, t.obj.size, t.obj.yaw) for t in ordered)
-        overlap = _iou_matrix(position, size, yaw, position, size, yaw)
+        position, size, yaw = box_arrays((t.obj.position, t.obj.size, t.obj.yaw) for t in ordered)
+        overlap = iou_matrix(position, size, yaw, position, size, yaw)
         distance = np.linalg.norm(position[:, np.newaxis] - position[np.newaxis], axis=2)
         close = np.triu((distance <= config.merge_distance_m) | (overlap >= config.merge_iou), k=1)
         for i, j in np.argwhere(close):
@@ -756,131 +565,6 @@ class SemanticMap:
                 change.updated.append(now.id)
 
 
-def expected_visible(positions: NDArray[np.floating], sizes: NDArray[np.floating], frame: CameraFrame,
-                     margin_px: int = 10, min_range_m: float = 0.1, max_range_m: float = 3.0,
-                     occlusion_margin_m: float = 0.05, yaws: NDArray[np.floating] | None = None
-                     ) -> NDArray[np.bool_]:
-    """Return which objects a frame should show, so that not detecting them is evidence.
-
-    An object counts as visible when its centre lies in front of the camera within range, every
-    corner of its box projects at least ``margin_px`` inside the image, and the depth image around
-    the centre's pixel is not nearer than the object's front (its bounding sphere) by more than
-    ``occlusion_margin_m``. An object that the image border cuts is not evidence either way:
-    detectors drop such views, whose extent is unknown (a tray at the edge of a turning mobile
-    base's view was otherwise missed out of the map). Where the depth is mostly invalid, or the
-    depth image does not match the intrinsics, nothing can be verified and the object does not
-    count as visible.
-
-    Args:
-        positions: ``(N, 3)`` box centres in the world frame.
-        sizes: ``(N, 3)`` box extents.
-        frame: The camera frame.
-        margin_px: Required distance of every box corner from the image border, in pixels.
-        min_range_m: Nearest visible distance along the optical axis.
-        max_range_m: Farthest visible distance along the optical axis.
-        occlusion_margin_m: Tolerance of the occlusion test.
-        yaws: ``(N,)`` box rotations about z (rad); zero if None.
-
-    Returns:
-        ``(N,)`` bool.
-    """
-    positions = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
-    sizes = np.asarray(sizes, dtype=np.float64).reshape(-1, 3)
-    yaws = np.zeros(len(positions)) if yaws is None else np.asarray(yaws, dtype=np.float64).reshape(-1)
-    intrinsics = frame.intrinsics
-    visible = np.zeros(len(positions), dtype=bool)
-    depth = np.asarray(frame.depth)
-    if len(positions) == 0 or depth.shape != (intrinsics.height, intrinsics.width):
-        return visible
-    to_camera = frame.world_from_camera.inverse()
-    in_camera = to_camera.apply(positions)
-    u, v = project(in_camera, intrinsics)
-    z = in_camera[:, 2]
-    corner_u, corner_v = project(to_camera.apply(_box_corners(positions, sizes, yaws).reshape(-1, 3)), intrinsics)
-    corner_u, corner_v = corner_u.reshape(-1, 8), corner_v.reshape(-1, 8)
-    with np.errstate(invalid="ignore"):
-        inside = np.all((corner_u >= margin_px) & (corner_u <= intrinsics.width - 1 - margin_px)
-                        & (corner_v >= margin_px) & (corner_v <= intrinsics.height - 1 - margin_px), axis=1)
-        candidate = (z >= min_range_m) & (z <= max_range_m) & inside
-    radius = 0.5 * np.linalg.norm(sizes, axis=1)
-    for i in np.flatnonzero(candidate):
-        # A patch about half the object's apparent size: robust to a few bad depth pixels, yet
-        # small enough to stay on the object (or on what hides it).
-        half = int(np.clip(0.5 * intrinsics.fx * radius[i] / z[i], 1, 8))
-        col, row = round(u[i]), round(v[i])
-        patch = depth[max(row - half, 0):row + half + 1, max(col - half, 0):col + half + 1]
-        valid = patch[np.isfinite(patch) & (patch > 0.0)]
-        if valid.size < 0.3 * patch.size:
-            continue
-        visible[i] = float(np.median(valid)) >= z[i] - radius[i] - occlusion_margin_m
-    return visible
-
-
-# Corners of a unit box about its centre, as fractions of its extent.
-_UNIT_CORNERS = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)])
-
-
-def local_xy(point: np.ndarray, centre: np.ndarray, yaw: float) -> np.ndarray:
-    """Return a point's xy offset from a box centre in the box's own axes."""
-    dx, dy = float(point[0] - centre[0]), float(point[1] - centre[1])
-    c, s = math.cos(yaw), math.sin(yaw)
-    return np.array([c * dx + s * dy, -s * dx + c * dy])
-
-
-def box_distance(point: Sequence[float], position: Sequence[float], size: Sequence[float], yaw: float) -> float:
-    """Return the distance from a point to an upright box (0 inside it)."""
-    point, position, size = (np.asarray(v, dtype=float) for v in (point, position, size))
-    local = np.append(local_xy(point, position, yaw), point[2] - position[2])
-    outside = np.maximum(np.abs(local) - size / 2.0, 0.0)
-    return float(np.linalg.norm(outside))
-
-
-def _box_corners(positions: NDArray[np.float64], sizes: NDArray[np.float64], yaws: NDArray[np.float64]
-                 ) -> NDArray[np.float64]:
-    """Return the ``(N, 8, 3)`` corners of upright boxes turned by ``yaws`` about z."""
-    local = sizes[:, None, :] * _UNIT_CORNERS[None]
-    cos, sin = np.cos(yaws)[:, None], np.sin(yaws)[:, None]
-    turned = np.stack([cos * local[..., 0] - sin * local[..., 1], sin * local[..., 0] + cos * local[..., 1],
-                       local[..., 2]], axis=-1)
-    return positions[:, None, :] + turned
-
-
-def box_iou(position_a: NDArray[np.floating], size_a: NDArray[np.floating], yaw_a: float,
-            position_b: NDArray[np.floating], size_b: NDArray[np.floating], yaw_b: float) -> float:
-    """Return the IoU of the world-axis-aligned boxes that enclose two upright yawed boxes."""
-    a = _box_arrays([(position_a, size_a, yaw_a)])
-    b = _box_arrays([(position_b, size_b, yaw_b)])
-    return float(_iou_matrix(*a, *b)[0, 0])
-
-
-def _box_arrays(boxes: Iterable[tuple[Any, Any, float]]
-                ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    """Stack (position, size, yaw) triples into (N, 3), (N, 3) and (N,) arrays."""
-    positions, sizes, yaws = zip(*boxes, strict=True)
-    return (np.asarray(positions, dtype=np.float64).reshape(-1, 3),
-            np.asarray(sizes, dtype=np.float64).reshape(-1, 3), np.asarray(yaws, dtype=np.float64))
-
-
-def _iou_matrix(position_a: NDArray[np.float64], size_a: NDArray[np.float64], yaw_a: NDArray[np.float64],
-                position_b: NDArray[np.float64], size_b: NDArray[np.float64], yaw_b: NDArray[np.float64]
-                ) -> NDArray[np.float64]:
-    """Return the (Na, Nb) IoU of the axis-aligned boxes enclosing two sets of upright yawed boxes."""
-    lo_a, hi_a = _aabbs(position_a, size_a, yaw_a)
-    lo_b, hi_b = _aabbs(position_b, size_b, yaw_b)
-    overlap = np.clip(np.minimum(hi_a[:, np.newaxis], hi_b[np.newaxis])
-                      - np.maximum(lo_a[:, np.newaxis], lo_b[np.newaxis]), 0.0, None)
-    intersection = overlap.prod(axis=2)
-    union = (hi_a - lo_a).prod(axis=1)[:, np.newaxis] + (hi_b - lo_b).prod(axis=1)[np.newaxis] - intersection
-    return np.divide(intersection, union, out=np.zeros_like(intersection), where=union > 0.0)
-
-
-def _aabbs(position: NDArray[np.float64], size: NDArray[np.float64], yaw: NDArray[np.float64]
-           ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    c, s = np.abs(np.cos(yaw)), np.abs(np.sin(yaw))
-    half = 0.5 * np.stack([c * size[:, 0] + s * size[:, 1], s * size[:, 0] + c * size[:, 1], size[:, 2]], axis=1)
-    return position - half, position + half
-
-
 def _width(size: NDArray[np.float64]) -> float:
     """Return a box's width across the fingers: its narrower horizontal extent."""
     return float(min(size[0], size[1]))
@@ -911,45 +595,3 @@ def _vote_weight(score: float) -> float:
     return float(np.clip(score, 0.05, 1.0)) if math.isfinite(score) else 0.05
 
 
-def _move_aside(path: Path) -> Path | None:
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    target = path.with_name(f"{path.name}.unusable-{stamp}")
-    suffix = 1
-    while target.exists():
-        suffix += 1
-        target = path.with_name(f"{path.name}.unusable-{stamp}-{suffix}")
-    try:
-        path.rename(target)
-    except OSError:
-        return None
-    return target
-
-
-def _describe(error: BaseException) -> str:
-    if isinstance(error, KeyError):
-        return f"missing field {error}"
-    return f"{type(error).__name__}: {error}"
-
-
-def _string(value: Any, name: str) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a string, got {value!r}")
-    return value
-
-
-def _finite(value: Any, name: str) -> float:
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return number
-
-
-def _finite_vector(values: Iterable[Any], length: int, name: str) -> NDArray[np.float64]:
-    vector = np.array([_finite(v, name) for v in values], dtype=np.float64)
-    if vector.shape != (length,):
-        raise ValueError(f"{name} must hold {length} numbers, got {vector.size}")
-    return vector
-
-
-def _votes(data: dict[str, Any]) -> dict[str, float]:
-    return {_string(word, "vote key"): _finite(weight, "vote") for word, weight in data.items()}
