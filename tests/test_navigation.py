@@ -31,16 +31,10 @@ from modular_robot.core.navigation.path_planning import (
     plan_to_object,
     standoff_poses,
 )
+from modular_robot.skills.driving import CONTROL_PERIOD_S
 from modular_robot.skills.interfaces import SkillContext
-from modular_robot.skills.navigation import (
-    CONTROL_PERIOD_S,
-    MATCH_SCORE,
-    NAVIGATION_SKILLS,
-    NavigateParams,
-    SearchParams,
-    navigate_to,
-    search,
-)
+from modular_robot.skills.navigation import NAVIGATE_TO, NavigateParams, navigate_to
+from modular_robot.skills.search import MATCH_SCORE, SEARCH, SearchParams, search
 
 RESOLUTION = 0.05
 LIMITS = DriveLimits(0.5, 1.0, 0.75, 1.5)
@@ -666,7 +660,7 @@ def test_weak_matches_do_not_count_as_found():
 
 
 def test_navigation_skills_are_declared():
-    skills = {skill.name: skill for skill in NAVIGATION_SKILLS}
+    skills = {skill.name: skill for skill in (NAVIGATE_TO, SEARCH)}
     assert skills["navigate_to"].requires == ("base",) and skills["search"].requires == ()
     assert skills["navigate_to"].preconditions == ("known(object)",)
     no_base = SkillContext(None, FakeWorld([]), FakeSpeech(), None)

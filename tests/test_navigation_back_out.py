@@ -3,7 +3,8 @@
 import math
 
 from modular_robot.core.navigation.geometry import HUSKY_FOOTPRINT, ObjectBox, footprint_gap, wrap_angle
-from modular_robot.skills.navigation import SQUARE_UP_RAD, NavigateParams, _square_up, navigate_to
+from modular_robot.skills.driving import SQUARE_UP_RAD, _square_up
+from modular_robot.skills.navigation import NavigateParams, navigate_to
 from test_navigation import (
     SHIELD_ANGULAR_ACCEL,
     SHIELD_LINEAR_ACCEL,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -77,6 +78,16 @@ class Skill:
             parts = " and ".join(f"an {part}" if part == "arm" else f"a {part}" for part in missing)
             return refuse(f"{self.name} needs {parts}, which this robot does not have")
         return self.execute(params, ctx)
+
+
+
+def skill(name: str, function: Callable[[Any, SkillContext], SkillResult], params: type[BaseModel],
+          preconditions: tuple[str, ...], effects: tuple[str, ...], requires: tuple[str, ...] = (),
+          **facts: bool) -> Skill:
+    """Declare a skill: its function's docstring is the description the planner reads; `facts` are
+    Skill's flags (moves_object, grasps, releases)."""
+    return Skill(name, inspect.cleandoc(function.__doc__ or ""), params, preconditions, effects, function, requires,
+                 **facts)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ unverified in `SkillResult.effects`, for the critic to confirm from fresh percep
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -41,16 +40,10 @@ from modular_robot.motion.grasping import (
     top_down_grasp,
 )
 from modular_robot.motion.timing import interpolate_cartesian, time_parameterize
-from modular_robot.skills.base import (
-    OBJECT_ID_PATTERN,
-    CallError,
-    Skill,
-    SkillResult,
-    bind_predicates,
-    refuse,
-)
+from modular_robot.skills.base import OBJECT_ID_PATTERN, CallError, Skill, SkillResult, bind_predicates, refuse, skill
 from modular_robot.skills.interfaces import SkillContext
-from modular_robot.skills.navigation import NAVIGATION_SKILLS
+from modular_robot.skills.navigation import NAVIGATE_TO
+from modular_robot.skills.search import SEARCH
 
 RELATIONS = ("in", "on", "left_of", "right_of", "in_front_of", "behind", "near")
 # Cuts per 10 cm straight-line move: IK every 2 cm keeps the line within millimetres.
@@ -468,26 +461,24 @@ def say(params: SayParams, ctx: SkillContext) -> SkillResult:
     return SkillResult(True, "said", {"moved": False, "observed": {"said": params.text}})
 
 
-def _skill(name: str, function: Callable[[Any, SkillContext], SkillResult], params: type[BaseModel],
-           preconditions: tuple[str, ...], effects: tuple[str, ...], requires: tuple[str, ...] = ("arm",),
-           **facts: bool) -> Skill:
-    return Skill(name, inspect.cleandoc(function.__doc__), params, preconditions, effects, function, requires, **facts)
+# The robot part the arm skills cannot run without (Skill.requires).
+ARM = ("arm",)
 
-
-SKILLS: dict[str, Skill] = {skill.name: skill for skill in (
-    _skill("pick", pick, PickParams, ("known(object)", "reachable(object)", "graspable(object)", "gripper_empty"),
-           ("holding(object)", "not gripper_empty"), moves_object=True, grasps=True),
-    _skill("place", place, PlaceParams, ("holding(object)", "known(target)", "reachable(target)"),
-           ("relation(object, target)", "gripper_empty", "not holding(object)"), moves_object=True, releases=True),
-    _skill("place_at", place_at, PlaceAtParams, ("holding(object)", "free(position)", "reachable(position)"),
-           ("at(object, position)", "gripper_empty", "not holding(object)"), moves_object=True, releases=True),
-    _skill("push", push, PushParams, ("known(object)", "reachable(object)", "gripper_empty"),
-           ("pushed(object, direction, distance)",), moves_object=True),
-    _skill("move_arm_home", move_arm_home, NoParams, (), ("arm_home",)),
-    _skill("open_gripper", open_gripper, OpenGripperParams, (), ("gripper_empty",), releases=True),
-    _skill("close_gripper", close_gripper, NoParams, (), ("gripper_closed",)),
-    _skill("say", say, SayParams, (), ("said(text)",), requires=()),
-    *NAVIGATION_SKILLS,
+SKILLS: dict[str, Skill] = {declared.name: declared for declared in (
+    skill("pick", pick, PickParams, ("known(object)", "reachable(object)", "graspable(object)", "gripper_empty"),
+          ("holding(object)", "not gripper_empty"), ARM, moves_object=True, grasps=True),
+    skill("place", place, PlaceParams, ("holding(object)", "known(target)", "reachable(target)"),
+          ("relation(object, target)", "gripper_empty", "not holding(object)"), ARM, moves_object=True, releases=True),
+    skill("place_at", place_at, PlaceAtParams, ("holding(object)", "free(position)", "reachable(position)"),
+          ("at(object, position)", "gripper_empty", "not holding(object)"), ARM, moves_object=True, releases=True),
+    skill("push", push, PushParams, ("known(object)", "reachable(object)", "gripper_empty"),
+          ("pushed(object, direction, distance)",), ARM, moves_object=True),
+    skill("move_arm_home", move_arm_home, NoParams, (), ("arm_home",), ARM),
+    skill("open_gripper", open_gripper, OpenGripperParams, (), ("gripper_empty",), ARM, releases=True),
+    skill("close_gripper", close_gripper, NoParams, (), ("gripper_closed",), ARM),
+    skill("say", say, SayParams, (), ("said(text)",)),
+    NAVIGATE_TO,
+    SEARCH,
 )}
 
 
