@@ -540,7 +540,7 @@ def run(messages: int, requests: int, seed: int = 0, estop_rounds: int = ESTOP_R
     from std_msgs.msg import Bool, String
     from trajectory_msgs.msg import JointTrajectory
 
-    from modular_robot.core.safety import load_safety_limits
+    from modular_robot.core.safety_limits import load_safety_limits
     from modular_robot.core.stack import load_stack
     from modular_robot.harness.lockstep import LockstepStack
     from modular_robot.ros import qos

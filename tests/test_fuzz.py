@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from modular_robot.core.safety import load_safety_limits
+from modular_robot.core.safety_limits import load_safety_limits
 
 REPO = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("fuzz_eval", REPO / "benchmarks" / "fuzz_eval.py")

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modular_robot.core.robot_model import PANDA_ARM_JOINTS, PANDA_HOME, PANDA_MAX_OPENING
-from modular_robot.core.safety import (
-    ESTOP_REASON,
+from modular_robot.core.safety import ESTOP_REASON, SafetyShield, Verdict
+from modular_robot.core.safety_limits import (
     ArmLimits,
     BaseTwistLimits,
     BoxZone,
@@ -25,8 +25,6 @@ from modular_robot.core.safety import (
     GripperLimits,
     SafetyConfigError,
     SafetyLimits,
-    SafetyShield,
-    Verdict,
     load_safety_limits,
     parse_safety_limits,
 )

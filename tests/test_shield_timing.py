@@ -8,7 +8,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from modular_robot.core.robot_model import PANDA_ARM_JOINTS, PANDA_HOME
-from modular_robot.core.safety import SafetyShield, load_safety_limits
+from modular_robot.core.safety import SafetyShield
+from modular_robot.core.safety_limits import load_safety_limits
 from modular_robot.core.trajectory import Trajectory, sample
 from modular_robot.motion.kinematics import panda_kinematics
 from modular_robot.motion.timing import braking_stop, interpolate_cartesian, lead_time, time_parameterize

@@ -3,7 +3,8 @@
 import numpy as np
 
 from modular_robot.core.robot_model import PANDA_HOME
-from modular_robot.core.safety import SafetyShield, load_safety_limits
+from modular_robot.core.safety import SafetyShield
+from modular_robot.core.safety_limits import load_safety_limits
 from modular_robot.motion.timing import MIN_GAP_FRACTION, SAMPLE_PERIOD, _trapezoid_samples, time_parameterize
 
 JOINTS = [f"panda_joint{i}" for i in range(1, 8)]

@@ -31,7 +31,8 @@ from std_msgs.msg import Bool, Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory
 
 from modular_robot.core.robot_model import ROBOT_KINDS, robot_kind
-from modular_robot.core.safety import ESTOP_REASON, SafetyShield, Verdict, load_safety_limits
+from modular_robot.core.safety import ESTOP_REASON, SafetyShield, Verdict
+from modular_robot.core.safety_limits import load_safety_limits
 from modular_robot.motion.kinematics import ArmKinematics, panda_kinematics
 from modular_robot.paths import resolve_data_path
 from modular_robot.ros import qos

@@ -80,7 +80,6 @@ class Skill:
         return self.execute(params, ctx)
 
 
-
 def skill(name: str, function: Callable[[Any, SkillContext], SkillResult], params: type[BaseModel],
           preconditions: tuple[str, ...], effects: tuple[str, ...], requires: tuple[str, ...] = (),
           **facts: bool) -> Skill:

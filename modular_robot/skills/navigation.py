@@ -39,7 +39,6 @@ class NavigateParams(BaseModel):
         return self
 
 
-
 def navigate_to(params: NavigateParams, ctx: SkillContext) -> SkillResult:
     """Drive the mobile base to an object (stopping in front of it, facing it) or to a pose in the world frame.
 
@@ -68,7 +67,6 @@ def navigate_to(params: NavigateParams, ctx: SkillContext) -> SkillResult:
     if outcome.success:
         effects["unverified"] = unverified
     return SkillResult(outcome.success, outcome.reason, effects)
-
 
 
 NAVIGATE_TO = skill("navigate_to", navigate_to, NavigateParams, ("known(object)",),

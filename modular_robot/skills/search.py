@@ -61,14 +61,12 @@ class SearchParams(BaseModel):
                     "where there is room (a robot without a base just looks again from where it is).")
 
 
-
 def _best_match(ctx: SkillContext, query: str) -> tuple[tuple[MapObject, float] | None, tuple[MapObject, float] | None]:
     """Return the best match at or above MATCH_SCORE (or None), and the best match of any score (or None)."""
     matches = ctx.world.find(query, 3)
     best = matches[0] if matches else None
     good = next(((obj, score) for obj, score in matches if score >= MATCH_SCORE), None)
     return good, best
-
 
 
 def _found(query: str, match: tuple[MapObject, float], places: int, moved: bool,
@@ -82,13 +80,11 @@ def _found(query: str, match: tuple[MapObject, float], places: int, moved: bool,
                        {"moved": moved, "observed": observed})
 
 
-
 def _not_found(query: str, places: int, best: tuple[MapObject, float] | None, moved: bool, why: str) -> SkillResult:
     hint = "" if best is None else f"; the closest was '{best[0].id}' with score {best[1]:.2f} (< {MATCH_SCORE})"
     place_word = "place" if places == 1 else "places"
     return SkillResult(False, f"no object matching '{query}' after looking at {places} {place_word}{hint}{why}",
                        {"moved": moved, "observed": {"places": places}})
-
 
 
 def _frontier_places(ctx: SkillContext, grid: OccupancyMap, pose: Pose, visited: list[Point]) -> list[Point]:
@@ -114,7 +110,6 @@ def _frontier_places(ctx: SkillContext, grid: OccupancyMap, pose: Pose, visited:
         if all(math.dist(place, seen) > VISITED_RADIUS_M for seen in visited):
             places.append(place)
     return sorted(places, key=lambda p: math.dist(p, pose[:2]))
-
 
 
 def _look_around(ctx: SkillContext, query: str) -> tuple[tuple[MapObject, float] | None,
@@ -143,7 +138,6 @@ def _look_around(ctx: SkillContext, query: str) -> tuple[tuple[MapObject, float]
         if good is not None:
             return good, best, turned
     return None, best, turned
-
 
 
 def search(params: SearchParams, ctx: SkillContext) -> SkillResult:

@@ -32,7 +32,6 @@ class MapLoadWarning(UserWarning):
         super().__init__(f"map file {path} unusable ({reason}); {where}; starting a fresh map")
 
 
-
 def move_aside(path: Path) -> Path | None:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     target = path.with_name(f"{path.name}.unusable-{stamp}")
@@ -47,19 +46,16 @@ def move_aside(path: Path) -> Path | None:
     return target
 
 
-
 def describe_error(error: BaseException) -> str:
     if isinstance(error, KeyError):
         return f"missing field {error}"
     return f"{type(error).__name__}: {error}"
 
 
-
 def read_string(value: Any, name: str) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a string, got {value!r}")
     return value
-
 
 
 def read_finite(value: Any, name: str) -> float:
@@ -69,13 +65,11 @@ def read_finite(value: Any, name: str) -> float:
     return number
 
 
-
 def read_finite_vector(values: Iterable[Any], length: int, name: str) -> NDArray[np.float64]:
     vector = np.array([read_finite(v, name) for v in values], dtype=np.float64)
     if vector.shape != (length,):
         raise ValueError(f"{name} must hold {length} numbers, got {vector.size}")
     return vector
-
 
 
 def read_votes(data: dict[str, Any]) -> dict[str, float]:

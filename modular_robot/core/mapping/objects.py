@@ -96,7 +96,6 @@ class MapObject:
         )
 
 
-
 @dataclass
 class MapChange:
     """What one update changed among confirmed objects, by id; empty when nothing worth publishing."""
@@ -119,14 +118,12 @@ def local_xy(point: np.ndarray, centre: np.ndarray, yaw: float) -> np.ndarray:
     return np.array([c * dx + s * dy, -s * dx + c * dy])
 
 
-
 def box_distance(point: Sequence[float], position: Sequence[float], size: Sequence[float], yaw: float) -> float:
     """Return the distance from a point to an upright box (0 inside it)."""
     point, position, size = (np.asarray(v, dtype=float) for v in (point, position, size))
     local = np.append(local_xy(point, position, yaw), point[2] - position[2])
     outside = np.maximum(np.abs(local) - size / 2.0, 0.0)
     return float(np.linalg.norm(outside))
-
 
 
 def box_corners(positions: NDArray[np.float64], sizes: NDArray[np.float64], yaws: NDArray[np.float64]
@@ -139,7 +136,6 @@ def box_corners(positions: NDArray[np.float64], sizes: NDArray[np.float64], yaws
     return positions[:, None, :] + turned
 
 
-
 def box_iou(position_a: NDArray[np.floating], size_a: NDArray[np.floating], yaw_a: float,
             position_b: NDArray[np.floating], size_b: NDArray[np.floating], yaw_b: float) -> float:
     """Return the IoU of the world-axis-aligned boxes that enclose two upright yawed boxes."""
@@ -148,14 +144,12 @@ def box_iou(position_a: NDArray[np.floating], size_a: NDArray[np.floating], yaw_
     return float(iou_matrix(*a, *b)[0, 0])
 
 
-
 def box_arrays(boxes: Iterable[tuple[Any, Any, float]]
                 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """Stack (position, size, yaw) triples into (N, 3), (N, 3) and (N,) arrays."""
     positions, sizes, yaws = zip(*boxes, strict=True)
     return (np.asarray(positions, dtype=np.float64).reshape(-1, 3),
             np.asarray(sizes, dtype=np.float64).reshape(-1, 3), np.asarray(yaws, dtype=np.float64))
-
 
 
 def iou_matrix(position_a: NDArray[np.float64], size_a: NDArray[np.float64], yaw_a: NDArray[np.float64],
@@ -169,7 +163,6 @@ def iou_matrix(position_a: NDArray[np.float64], size_a: NDArray[np.float64], yaw
     intersection = overlap.prod(axis=2)
     union = (hi_a - lo_a).prod(axis=1)[:, np.newaxis] + (hi_b - lo_b).prod(axis=1)[np.newaxis] - intersection
     return np.divide(intersection, union, out=np.zeros_like(intersection), where=union > 0.0)
-
 
 
 def _aabbs(position: NDArray[np.float64], size: NDArray[np.float64], yaw: NDArray[np.float64]

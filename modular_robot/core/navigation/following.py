@@ -65,7 +65,6 @@ class DriveLimits:
     angular_accel: float
 
 
-
 @dataclass(frozen=True)
 class DriveCommand:
     """One velocity command of a follower.
@@ -83,7 +82,6 @@ class DriveCommand:
     phase: str = "track"
 
 
-
 @dataclass(frozen=True)
 class Blockage:
     """An obstacle on the path ahead.
@@ -95,7 +93,6 @@ class Blockage:
 
     distance: float
     points: NDArray[np.float64] = field(repr=False)
-
 
 
 def path_blockage(grid: OccupancyMap, pose: Pose, path_ahead: Sequence[Point], footprint: Footprint,

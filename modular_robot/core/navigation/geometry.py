@@ -86,7 +86,6 @@ class OccupancyMap:
         return self.data < 0
 
 
-
 @dataclass(frozen=True)
 class Footprint:
     """The rectangle a base covers, relative to its base_link (x forward, y left).
@@ -154,11 +153,9 @@ class ObjectBox:
         return self.size[0] / 2 * abs(along_x) + self.size[1] / 2 * abs(along_y)
 
 
-
 def wrap_angle(angle: float) -> float:
     """Return an angle wrapped into [-pi, pi)."""
     return (angle + math.pi) % (2.0 * math.pi) - math.pi
-
 
 
 def path_length(path: Sequence[Point]) -> float:
@@ -169,13 +166,11 @@ def path_length(path: Sequence[Point]) -> float:
     return float(np.sum(np.hypot(*np.diff(points, axis=0).T)))
 
 
-
 def _to_local(xy: NDArray[np.float64], pose: Pose) -> NDArray[np.float64]:
     """Return world points ``(N, 2)`` in the frame of a pose."""
     c, s = math.cos(pose[2]), math.sin(pose[2])
     d = xy - np.array(pose[:2])
     return np.stack([d[:, 0] * c + d[:, 1] * s, -d[:, 0] * s + d[:, 1] * c], axis=1)
-
 
 
 def _segment_distances(points: NDArray[np.float64], a: NDArray[np.float64],
@@ -189,7 +184,6 @@ def _segment_distances(points: NDArray[np.float64], a: NDArray[np.float64],
     return np.hypot(*(points[:, None, :] - closest).transpose(2, 0, 1))
 
 
-
 def _separated(a: NDArray[np.float64], b: NDArray[np.float64]) -> bool:
     """Return whether two convex polygons (corners in order) are disjoint (separating axis test)."""
     for polygon in (a, b):
@@ -200,7 +194,6 @@ def _separated(a: NDArray[np.float64], b: NDArray[np.float64]) -> bool:
             if pa.max() < pb.min() or pb.max() < pa.min():
                 return True
     return False
-
 
 
 def polygon_gap(a: NDArray[np.floating], b: NDArray[np.floating]) -> float:
@@ -219,11 +212,9 @@ def polygon_gap(a: NDArray[np.floating], b: NDArray[np.floating]) -> float:
     return float(min(to_a, to_b))
 
 
-
 def footprint_gap(pose: Pose, footprint: Footprint, box: ObjectBox) -> float:
     """Return the distance between the base's footprint at a pose and an object's box (m); 0 when they overlap."""
     return polygon_gap(footprint.corners(pose), box.corners())
-
 
 
 def grid_problem(grid: object) -> str | None:

@@ -102,7 +102,6 @@ class CostMap:
         return cell is not None and not bool(self.lethal[cell])
 
 
-
 @dataclass(frozen=True)
 class Plan:
     """A planned path, or why there is none.
@@ -126,7 +125,6 @@ class Plan:
         return path_length(self.path)
 
 
-
 @dataclass(frozen=True)
 class Approach:
     """A standoff pose in front of an object and the path to it, or why there is none.
@@ -140,7 +138,6 @@ class Approach:
     pose: Pose | None
     plan: Plan
     gap: float = APPROACH_GAP_M
-
 
 
 def build_costmap(grid: OccupancyMap, radius: float, target: ObjectBox | None = None,
@@ -189,7 +186,6 @@ def build_costmap(grid: OccupancyMap, radius: float, target: ObjectBox | None = 
     return CostMap(grid, lethal, cost, float(radius))
 
 
-
 def plan_path(costmap: CostMap, start: Point, goal: Point) -> Plan:
     """Plan a path for the base's centre from a start to a goal with 8-connected A*.
 
@@ -213,7 +209,6 @@ def plan_path(costmap: CostMap, start: Point, goal: Point) -> Plan:
         return Plan(reason=f"the goal ({_fmt(goal)}) is inside an obstacle or closer than "
                            f"{costmap.radius:.2f} m to one")
     return _plan_cells(costmap, start, start_cell, {goal_cell: ([(float(goal[0]), float(goal[1]))], 0.0)})[0]
-
 
 
 def plan_to_object(costmap: CostMap, start: Point, box: ObjectBox, footprint: Footprint,
@@ -257,7 +252,6 @@ def plan_to_object(costmap: CostMap, start: Point, box: ObjectBox, footprint: Fo
                                       f"outside the occupancy grid"))
 
 
-
 def _approach(costmap: CostMap, start: Point, start_cell: tuple[int, int], box: ObjectBox, footprint: Footprint,
               gaps: list[float]) -> tuple[Approach, int]:
     """Plan to the cheapest free standoff at any of some gaps; return it and how many standoffs were free."""
@@ -299,7 +293,6 @@ def _approach(costmap: CostMap, start: Point, start_cell: tuple[int, int], box: 
     return Approach(pose, plan, gap), free
 
 
-
 def standoff_poses(box: ObjectBox, footprint: Footprint, gap: float = APPROACH_GAP_M) -> list[Pose]:
     """Return poses where the base faces an object with its front bumper ``gap`` from the box.
 
@@ -333,7 +326,6 @@ def standoff_poses(box: ObjectBox, footprint: Footprint, gap: float = APPROACH_G
     return poses
 
 
-
 def path_is_free(costmap: CostMap, path: Sequence[Point], skip: float = 0.0) -> bool:
     """Return whether a path, after its first ``skip`` metres, stays out of lethal cells and inside the grid."""
     samples = sample_path(path, costmap.grid.resolution / 2.0)
@@ -346,10 +338,8 @@ def path_is_free(costmap: CostMap, path: Sequence[Point], skip: float = 0.0) -> 
     return not bool(costmap.lethal[rows, cols].any())
 
 
-
 def _fmt(point: Sequence[float]) -> str:
     return ", ".join(f"{float(v):.2f}" for v in point[:2])
-
 
 
 def _plan_cells(costmap: CostMap, start: Point, start_cell: tuple[int, int],
@@ -393,7 +383,6 @@ def _plan_cells(costmap: CostMap, start: Point, start_cell: tuple[int, int],
     return Plan(tuple(deduplicated)), cells[-1]
 
 
-
 def _escape(costmap: CostMap, cell: tuple[int, int]) -> tuple[int, int] | None:
     """Return the nearest non-lethal cell to a lethal one, within radius plus a cell; None when there is none."""
     grid = costmap.grid
@@ -410,7 +399,6 @@ def _escape(costmap: CostMap, cell: tuple[int, int]) -> tuple[int, int] | None:
     return int(rows[best] + r0), int(cols[best] + c0)
 
 
-
 def _window(grid: OccupancyMap, cells: list[tuple[int, int]], margin_m: float) -> tuple[int, int, int, int]:
     """Return ``(row0, row1, col0, col1)`` of the cells' bounding box grown by a margin, clipped to the grid."""
     margin = math.ceil(margin_m / grid.resolution)
@@ -419,7 +407,6 @@ def _window(grid: OccupancyMap, cells: list[tuple[int, int]], margin_m: float) -
     n_rows, n_cols = grid.shape
     return (max(0, min(rows) - margin), min(n_rows, max(rows) + margin + 1),
             max(0, min(cols) - margin), min(n_cols, max(cols) + margin + 1))
-
 
 
 def _astar(cost: NDArray[np.float64], start: tuple[int, int], goals: dict[tuple[int, int], float],
@@ -493,7 +480,6 @@ def _astar(cost: NDArray[np.float64], start: tuple[int, int], goals: dict[tuple[
     return None
 
 
-
 def _shortcut(costmap: CostMap, cells: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Replace stretches of a cell path by straight lines that cross no costlier cell than the stretch."""
     if len(cells) <= 2:
@@ -510,7 +496,6 @@ def _shortcut(costmap: CostMap, cells: list[tuple[int, int]]) -> list[tuple[int,
         result.append(cells[reach])
         anchor = reach
     return result
-
 
 
 def _line_within(costmap: CostMap, a: tuple[int, int], b: tuple[int, int], limit: float) -> bool:
