@@ -50,7 +50,8 @@ from std_msgs.msg import Header
 
 from modular_robot.core.mapping.semantic_map import SemanticMap
 from modular_robot.core.mapping.text_embedding import TextEmbedder
-from modular_robot.core.perception.geometric import GeometricDetector, GeometricParams
+from modular_robot.core.perception.geometric import GeometricDetector
+from modular_robot.core.perception.geometric_params import GeometricParams
 from modular_robot.core.perception.self_filter import panda_capsules
 from modular_robot.core.perception.types import CameraFrame
 from modular_robot.core.robot_model import PANDA_ARM_JOINTS, PANDA_HOME

@@ -8,13 +8,10 @@ import numpy as np
 import pytest
 
 from modular_robot.core.camera import PinholeIntrinsics, depth_to_points
-from modular_robot.core.perception.geometric import (
-    GeometricDetector,
-    GeometricParams,
-    _steep,
-    find_support_planes,
-    voxel_clusters,
-)
+from modular_robot.core.perception.clusters import steep_members, voxel_clusters
+from modular_robot.core.perception.geometric import GeometricDetector
+from modular_robot.core.perception.geometric_params import GeometricParams
+from modular_robot.core.perception.planes import find_support_planes
 from modular_robot.core.perception.self_filter import (
     PANDA_LINK_CAPSULES,
     capsules_from_links,
@@ -330,10 +327,10 @@ def test_steep_points_are_those_of_upright_faces_not_of_level_surfaces():
     floor = [(2.0 + 0.05 * r, 0.01 * c, 0.0) for r in range(4) for c in range(2)]
     points = np.array(face + floor, dtype=np.float32)
     pixel = np.arange(len(points))
-    steep = _steep(points, pixel, pixel, width=2, height=8, stride=1, reach=0.08)
+    steep = steep_members(points, pixel, pixel, width=2, height=8, stride=1, reach=0.08)
     assert steep[:8].all() and not steep[8:].any()
     # A sample whose column neighbours lie beyond reach (a depth jump) is no evidence either way.
-    assert not _steep(points, pixel, pixel, width=2, height=8, stride=1, reach=0.005).any()
+    assert not steep_members(points, pixel, pixel, width=2, height=8, stride=1, reach=0.005).any()
 
 
 def test_a_slightly_tilted_table_still_supports_its_objects():

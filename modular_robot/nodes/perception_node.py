@@ -20,7 +20,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header, String
 from visualization_msgs.msg import MarkerArray
 
-from modular_robot.core.perception.geometric import GeometricParams
+from modular_robot.core.perception.geometric_params import GeometricParams
 from modular_robot.core.perception.registry import create_detector
 from modular_robot.core.perception.self_filter import PANDA_GRASP_FRAME, PANDA_LINK_CAPSULES, panda_capsules
 from modular_robot.core.perception.types import CameraFrame, Detector
